@@ -1,0 +1,234 @@
+//! Every clap type of the command line, kept apart from the code that runs commands
+//! (as in uv's `uv-cli`): the structs here are the parsed, unvalidated arguments;
+//! each command turns them into the library's options type.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// physio: fetch PhysioNet/Kaggle datasets fast and intact; convert WFDB to Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "physio", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every command (before or after the command name).
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Print nothing but errors (no progress display).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download a dataset (or part of one), verifying every file.
+    Fetch(FetchArgs),
+    /// Re-hash a local copy against its SHA256SUMS.txt.
+    Verify(VerifyArgs),
+    /// List a dataset's remote files and sizes without downloading.
+    Ls(LsArgs),
+    /// Summarise one WFDB record's header (like wfdbdesc).
+    Info(InfoArgs),
+    /// Convert WFDB records to Parquet.
+    Convert(ConvertArgs),
+    /// Fetch and convert the datasets a TOML file lists (for cron and CI).
+    Sync(SyncArgs),
+}
+
+/// `physio fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Dataset: a PhysioNet slug (`ptb-xl`, `mitdb@1.0.0`) or `kaggle:<owner>/<dataset>`.
+    pub dataset: String,
+    /// Output directory; files land in DIR/<slug>/<version>/<path>.
+    #[arg(long, short, default_value = "physionet", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Only fetch server paths matching this glob (repeatable; `records100/**`, `*.hea`).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip server paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Only fetch these records' files: a file with one record name per line.
+    #[arg(long, value_name = "FILE")]
+    pub records: Option<PathBuf>,
+    /// Concurrent downloads (default: 8, a polite per-host cap for physionet.org).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Replace https://physionet.org (a mirror, a local HTTP server or a file:// directory).
+    #[arg(long, env = "PHYSIO_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Print what would be fetched and its total size; download nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON summary object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete local files that were removed upstream.
+    #[arg(long)]
+    pub delete: bool,
+    /// Fetch only shard I of N (0-based), split by a stable hash of the file path.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Limit total download rate (bytes per second; suffixes K, M, G).
+    #[arg(long, value_name = "RATE")]
+    pub max_rate: Option<String>,
+}
+
+/// `physio verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A dataset version directory holding SHA256SUMS.txt (DIR/<slug>/<version>).
+    pub dir: PathBuf,
+    /// Concurrent hashing jobs (default: all cores).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print one JSON summary object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `physio ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Dataset, as for `fetch`.
+    pub dataset: String,
+    /// Only list server paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip server paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Replace https://physionet.org.
+    #[arg(long, env = "PHYSIO_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `physio info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A record path, with or without `.hea`.
+    pub record: PathBuf,
+    /// Print one JSON object with wfdb-python's attribute names.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output format of `convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// Row layout of the Parquet output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LayoutArg {
+    /// One row per record (default).
+    #[default]
+    Record,
+    /// One row per frame.
+    Samples,
+    /// One row per fixed-length window.
+    Windows,
+}
+
+/// Sample type of the signal columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DtypeArg {
+    /// float32 physical units (default).
+    #[default]
+    F32,
+    /// float16 physical units.
+    F16,
+    /// int16 digital values, with per-channel gain and baseline columns.
+    I16,
+}
+
+/// `physio convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A dataset directory or one record path (with or without `.hea`).
+    pub input: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "parquet")]
+    pub to: OutputFormat,
+    /// Output: a `.parquet` file, or a directory of part-NNNNN.parquet files.
+    #[arg(long, short, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Row layout.
+    #[arg(long, value_enum, default_value = "record")]
+    pub layout: LayoutArg,
+    /// Only records whose name matches (repeatable; `*` within a component, `**` across).
+    #[arg(long, value_name = "GLOB")]
+    pub records: Vec<String>,
+    /// Only these signals, by name (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub signals: Vec<String>,
+    /// Sample type of the signal column(s).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+    /// Window length in seconds (`--layout windows`).
+    #[arg(long, value_name = "SECS")]
+    pub window: Option<f64>,
+    /// Step between window starts in seconds (default: the window length).
+    #[arg(long, value_name = "SECS")]
+    pub stride: Option<f64>,
+    /// Pad the last partial window with NaN instead of dropping it.
+    #[arg(long)]
+    pub pad: bool,
+    /// A CSV file to join on the record name.
+    #[arg(long, value_name = "CSV")]
+    pub metadata: Option<PathBuf>,
+    /// The CSV column holding record names (with `--metadata`).
+    #[arg(long, value_name = "COLUMN")]
+    pub key: Option<String>,
+    /// Dataset-specific metadata and labels (`ptb-xl`).
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Annotation file extension to add as a list column (`atr`).
+    #[arg(long, value_name = "EXT")]
+    pub annotations: Option<String>,
+    /// Parallel workers (default: all cores).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Stop at the first record that fails instead of skipping it.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Convert only shard I of N (0-based), split by a stable hash of the record name.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Print one JSON summary object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `physio sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The TOML file listing `[[dataset]]` tables.
+    pub config: PathBuf,
+    /// Write the JSON run report here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Move datasets that follow the latest version to a newer upstream version.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Run only shard I of N (0-based) of every dataset.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}

@@ -1,0 +1,80 @@
+//! The library's error type. Each module has its own error enum (parsers carry the
+//! line and field that failed); [`Error`] wraps them so callers see one type, and
+//! [`Error::exit_code`] is the single place that decides the process exit status.
+
+use std::path::PathBuf;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when some files or records failed (each named on stderr), the rest kept.
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit code for usage errors.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when authentication or authorization was refused.
+pub const EXIT_AUTH: u8 = 3;
+/// Exit code for integrity failures (checksum/size mismatch, corrupt or hostile archive).
+pub const EXIT_INTEGRITY: u8 = 4;
+
+/// Any error the physio library returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or decoding a WFDB record failed.
+    #[error(transparent)]
+    Wfdb(#[from] crate::wfdb::WfdbError),
+    /// Converting records to Parquet failed.
+    #[error(transparent)]
+    Convert(#[from] crate::convert::ConvertError),
+    /// Resolving a dataset, its versions or its manifest failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// Downloading or verifying files failed.
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    /// A file system operation on `path` failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A path from a manifest, archive or listing would escape its target directory.
+    #[error("unsafe path {path:?}: {reason}")]
+    UnsafePath {
+        /// The path as given.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The request itself is invalid (bad option combination, unknown dataset spec).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Attaches `path` to an I/O error.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code this error maps to (see the contract's exit codes).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Wfdb(e) => e.exit_code(),
+            Error::Convert(e) => e.exit_code(),
+            Error::Source(e) => e.exit_code(),
+            Error::Fetch(e) => e.exit_code(),
+            Error::UnsafePath { .. } => EXIT_INTEGRITY,
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Io { .. } => EXIT_PARTIAL,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! File system helpers every writer in physio uses, so that no final path ever holds a
+//! half-written file and no path taken from a server, manifest or archive escapes the
+//! directory it belongs in.
+//!
+//! The pattern (as in uv's `uv-fs`): write to a temporary file *in the destination
+//! directory* (same file system, so the rename is atomic), `fsync` it, rename it over the
+//! final name, then `fsync` the directory so the rename itself survives a crash.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+
+/// Creates a temporary file next to `dest` (same directory, hidden `.physio-tmp-` name),
+/// creating the parent directory if needed.
+pub fn temp_in(dest: &Path) -> Result<NamedTempFile> {
+    let dir = parent_dir(dest);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    tempfile::Builder::new()
+        .prefix(".physio-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Writes `bytes` to `dest` atomically: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = temp_in(dest)?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    persist(tmp, dest)
+}
+
+/// Flushes `tmp` to disk and renames it to `dest`, replacing any file there.
+pub fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    sync_dir(parent_dir(dest));
+    Ok(())
+}
+
+/// Renames the finished file at `from` to `dest` after an `fsync`, then syncs the directory.
+pub fn persist_path(from: &Path, dest: &Path) -> Result<()> {
+    File::open(from)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(from, e))?;
+    std::fs::rename(from, dest).map_err(|e| Error::io(dest, e))?;
+    sync_dir(parent_dir(dest));
+    Ok(())
+}
+
+/// Best-effort `fsync` of a directory (makes a rename durable; not supported everywhere).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks that `rel`, a `/`-separated path from a manifest, listing or archive, stays
+/// inside its root, and returns it as a relative [`PathBuf`].
+///
+/// Refused: empty paths, absolute paths, `..` components, backslashes, drive letters
+/// (`C:`), NUL bytes and other control characters. `.` components and repeated slashes
+/// are dropped.
+///
+/// ```
+/// use physio::fsutil::enclosed_path;
+/// assert_eq!(enclosed_path("records100/00000/00001_lr.hea").unwrap().to_str(),
+///            Some("records100/00000/00001_lr.hea"));
+/// assert!(enclosed_path("../etc/passwd").is_err());
+/// assert!(enclosed_path("/etc/passwd").is_err());
+/// ```
+pub fn enclosed_path(rel: &str) -> Result<PathBuf> {
+    let refuse = |reason| {
+        Err(Error::UnsafePath {
+            path: rel.to_string(),
+            reason,
+        })
+    };
+    if rel.is_empty() {
+        return refuse("empty path");
+    }
+    if rel.chars().any(|c| c.is_control()) {
+        return refuse("control character in path");
+    }
+    if rel.contains('\\') {
+        return refuse("backslash in path");
+    }
+    if rel.starts_with('/') {
+        return refuse("absolute path");
+    }
+    let mut out = PathBuf::new();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => continue,
+            ".." => return refuse("parent directory component"),
+            p if p.len() >= 2
+                && p.as_bytes()[1] == b':'
+                && p.as_bytes()[0].is_ascii_alphabetic() =>
+            {
+                return refuse("drive letter");
+            }
+            p => {
+                // Belt and braces: the platform must see exactly one normal component.
+                let mut comps = Path::new(p).components();
+                match (comps.next(), comps.next()) {
+                    (Some(Component::Normal(_)), None) => out.push(p),
+                    _ => return refuse("not a plain file name component"),
+                }
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return refuse("path names no file");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! refused {
+        ($($name:ident: $path:expr,)*) => {$(
+            #[test]
+            fn $name() {
+                assert!(enclosed_path($path).is_err(), "{:?} should be refused", $path);
+            }
+        )*};
+    }
+
+    refused! {
+        refuses_empty: "",
+        refuses_parent: "../x",
+        refuses_inner_parent: "a/../../x",
+        refuses_trailing_parent: "a/..",
+        refuses_absolute: "/etc/passwd",
+        refuses_backslash: "a\\..\\b",
+        refuses_drive: "C:/x",
+        refuses_drive_only: "c:",
+        refuses_nul: "a\0b",
+        refuses_newline: "a\nb",
+        refuses_only_dots: "./.",
+    }
+
+    #[test]
+    fn normalises_harmless_forms() {
+        assert_eq!(
+            enclosed_path("./a//b/./c.dat").unwrap(),
+            PathBuf::from("a/b/c.dat")
+        );
+        assert_eq!(enclosed_path("a/b/").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(
+            enclosed_path("..hidden").unwrap(),
+            PathBuf::from("..hidden")
+        );
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("sub/file.txt");
+        write_atomic(&dest, b"one").unwrap();
+        write_atomic(&dest, b"two").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("file.txt")]);
+    }
+}

@@ -1,0 +1,28 @@
+//! physio gets medical-signal datasets from PhysioNet (and Kaggle) onto a machine fast
+//! and intact, reads WFDB records exactly, and converts them to columnar Parquet that
+//! training pipelines read directly.
+//!
+//! The crate is one library with a thin binary (`src/main.rs`). Modules:
+//!
+//! * [`wfdb`] — WFDB headers, signal formats, multi-segment records, annotations, writer.
+//! * [`convert`] — WFDB records to Parquet (`record`, `samples`, `windows` layouts).
+//! * [`source`] — where datasets come from: PhysioNet (and mirrors), Kaggle; manifests.
+//! * [`fetch`] — the concurrent, resumable, verifying download engine.
+//! * [`auth`] — credentials, realms and redaction of secrets.
+//! * [`fsutil`] — atomic writes and safe relative paths.
+//! * [`cli`] — the command-line interface (the only module that prints).
+
+pub mod auth;
+pub mod cli;
+pub mod convert;
+pub mod env;
+pub mod error;
+pub mod fetch;
+pub mod fsutil;
+pub mod source;
+pub mod wfdb;
+
+pub use error::{Error, Result};
+
+/// physio's version, as in `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

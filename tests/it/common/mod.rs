@@ -1,0 +1,63 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The repository root (where `Cargo.toml` is).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled WFDB conformance corpus (`fixtures/conformance`).
+pub fn conformance_dir() -> PathBuf {
+    repo_root().join("fixtures/conformance")
+}
+
+/// A `physio` command ready to run, with no inherited physio/credential environment.
+pub fn physio() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("physio").expect("physio binary");
+    for var in [
+        "PHYSIO_BASE_URL",
+        "PHYSIO_KAGGLE_URL",
+        "PHYSIO_LOG",
+        "RUST_LOG",
+        "PHYSIONET_USERNAME",
+        "PHYSIONET_PASSWORD",
+        "KAGGLE_API_TOKEN",
+        "KAGGLE_USERNAME",
+        "KAGGLE_KEY",
+        "KAGGLE_CONFIG_DIR",
+        "NETRC",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Python interpreter used for reader checks (`PHYSIO_PYTHON` or `python3`).
+pub fn python() -> String {
+    std::env::var("PHYSIO_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// True when `python3` can import every module in `modules`. When it cannot and
+/// `PHYSIO_REQUIRE_PY=1`, panics so CI cannot silently skip reader checks.
+pub fn have_python_modules(modules: &[&str]) -> bool {
+    let code = modules
+        .iter()
+        .map(|m| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let ok = std::process::Command::new(python())
+        .args(["-c", &code])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("PHYSIO_REQUIRE_PY").as_deref() == Ok("1") {
+            panic!("python modules {modules:?} are required (PHYSIO_REQUIRE_PY=1) but missing");
+        }
+        eprintln!("skipping: python modules {modules:?} not installed");
+    }
+    ok
+}

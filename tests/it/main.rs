@@ -1,0 +1,7 @@
+//! physio's integration tests: one test binary (faster to link than one per file), one
+//! module per area. Tests that need Python readers (pyarrow, DuckDB, wfdb) skip with a
+//! message when those are missing, unless `PHYSIO_REQUIRE_PY=1` (set by `.ci/run`) makes
+//! their absence a failure.
+
+mod cli;
+mod common;
