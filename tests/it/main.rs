@@ -3,5 +3,7 @@
 //! message when those are missing, unless `PHYSIO_REQUIRE_PY=1` (set by `.ci/run`) makes
 //! their absence a failure.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // tests report skips and diagnostics
+
 mod cli;
 mod common;
