@@ -19,6 +19,7 @@ pub mod env;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+pub mod shard;
 pub mod source;
 pub mod wfdb;
 
