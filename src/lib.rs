@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod fsutil;
 pub mod shard;
 pub mod source;
+pub mod sync;
 pub mod wfdb;
 
 pub use error::{Error, Result};
