@@ -35,7 +35,7 @@ impl Diffs {
 /// JSON equality where numbers compare as numbers (1 == 1.0) and floats within a few
 /// ulps (serde_json's float parser is not guaranteed to be correctly rounded; exactness
 /// of physical values is checked by the SHA-256 of their bits instead).
-fn json_eq(a: &Value, b: &Value) -> bool {
+pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
             if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
