@@ -7,3 +7,5 @@
 
 mod cli;
 mod common;
+mod info;
+mod wfdb_conformance;
