@@ -9,3 +9,5 @@ mod cli;
 mod common;
 mod info;
 mod wfdb_conformance;
+mod wfdb_python;
+mod wfdb_roundtrip;
