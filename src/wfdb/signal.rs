@@ -114,7 +114,7 @@ struct Segment {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Single(Single),
+    Single(Box<Single>),
     Multi {
         segments: Vec<Segment>,
         /// Why a digital read is refused (as wfdb-python refuses), if it is.
@@ -166,7 +166,7 @@ impl RecordReader {
                     header,
                     signals,
                     n_frames: single.n_frames,
-                    kind: Kind::Single(single),
+                    kind: Kind::Single(Box::new(single)),
                 })
             }
             Some(specs) => open_multi(header.clone(), specs),
@@ -819,7 +819,7 @@ impl FileGroup {
 /// so skew is not applied.
 pub fn verify_checksums(reader: &RecordReader) -> Result<Vec<ChecksumResult>, WfdbError> {
     let singles: Vec<&Single> = match &reader.kind {
-        Kind::Single(s) => vec![s],
+        Kind::Single(s) => vec![s.as_ref()],
         Kind::Multi { segments, .. } => segments
             .iter()
             .filter_map(|s| match &s.data {
