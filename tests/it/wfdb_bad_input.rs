@@ -118,6 +118,56 @@ fn garbage_headers_are_errors_naming_file_line_and_field() {
 }
 
 #[test]
+fn absurd_lengths_are_errors_not_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.dat"), [0u8; 64]).unwrap();
+    for len in ["18446744073709551615", "9223372036854775807", "100000"] {
+        std::fs::write(
+            dir.path().join("r.hea"),
+            format!("r 2 250 {len}\nr.dat 16x3 200\nr.dat 16 200\n"),
+        )
+        .unwrap();
+        let err = RecordReader::open(&dir.path().join("r")).unwrap_err();
+        assert!(
+            matches!(err, WfdbError::ShortSignalFile { .. }),
+            "{len}: {err}"
+        );
+        names(&err, "r.dat");
+    }
+    let flac = copy(&[
+        "flacformats.hea",
+        "flacformats.d0",
+        "flacformats.d1",
+        "flacformats.d2",
+    ]);
+    let hea = flac.path().join("flacformats.hea");
+    let text = std::fs::read_to_string(&hea)
+        .unwrap()
+        .replacen(" 499", " 99999999999", 1);
+    std::fs::write(&hea, text).unwrap();
+    let err = RecordReader::open(&flac.path().join("flacformats")).unwrap_err();
+    assert!(matches!(err, WfdbError::ShortSignalFile { .. }), "{err}");
+}
+
+#[test]
+fn physical_f32_is_the_f64_value_rounded() {
+    for name in ["100", "binformats", "s25047-2704-05-04-10-44n", "041s"] {
+        let rec = RecordReader::open(&conformance_dir().join("records").join(name)).unwrap();
+        let n = rec.n_frames().min(5000);
+        let p64 = rec.read_physical(0..n).unwrap();
+        let p32 = rec.read_physical_f32(0..n).unwrap();
+        for (a, b) in p64.iter().zip(&p32) {
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x.is_nan() && y.is_nan()) || (*x as f32).to_bits() == y.to_bits(),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn corrupt_flac_is_an_error() {
     let dir = copy(&[
         "flacformats.hea",
