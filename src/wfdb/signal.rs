@@ -85,6 +85,9 @@ struct FileGroup {
     init: Vec<i32>,
     /// Samples per frame in the file.
     tspf: usize,
+    /// Every signal has one sample per frame and no skew, and the channels are in
+    /// increasing order (the fast path of `scatter`).
+    simple: bool,
 }
 
 /// A single-segment record.
@@ -583,6 +586,7 @@ impl Single {
                         skew: Vec::new(),
                         init: Vec::new(),
                         tspf: 0,
+                        simple: false,
                     });
                     let last = files.len() - 1;
                     &mut files[last]
@@ -594,6 +598,11 @@ impl Single {
             group.skew.push(u64::from(s.skew));
             group.init.push(s.init_value.unwrap_or(0) as i32);
             group.tspf += s.samps_per_frame as usize;
+        }
+        for g in &mut files {
+            g.simple = g.spf.iter().all(|&s| s == 1)
+                && g.skew.iter().all(|&s| s == 0)
+                && g.channels.windows(2).all(|w| w[0] < w[1]);
         }
         for g in &files {
             if g.format.is_flac() && g.spf.iter().any(|&s| s != g.spf[0]) {
@@ -812,6 +821,36 @@ impl FileGroup {
         out: &mut [Vec<i32>],
     ) {
         let diff = self.format == SignalFormat::F8;
+        if !diff && self.simple {
+            // One sample per frame and no skew (the common case): walk frames in file
+            // order and write every channel's next sample — one sequential pass.
+            let lo = c0.max(frames.start);
+            let hi = c1.min(frames.end);
+            if lo >= hi {
+                return;
+            }
+            let at = (lo - frames.start) as usize;
+            let count = (hi - lo) as usize;
+            let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
+            let mut next = 0;
+            for (i, v) in out.iter_mut().enumerate() {
+                if self.channels.get(next) == Some(&i) {
+                    dsts.push(&mut v[at..at + count]);
+                    next += 1;
+                }
+            }
+            let src = &flat[(lo - c0) as usize * self.tspf..][..count * self.tspf];
+            if let [only] = dsts.as_mut_slice() {
+                only.copy_from_slice(src);
+                return;
+            }
+            for (i, frame) in src.chunks_exact(self.tspf).enumerate() {
+                for (d, &v) in dsts.iter_mut().zip(frame) {
+                    d[i] = v;
+                }
+            }
+            return;
+        }
         for (c, &ch) in self.channels.iter().enumerate() {
             let (off, spf, skew) = (self.offsets[c], self.spf[c], self.skew[c]);
             let dst = &mut out[ch];
