@@ -8,4 +8,7 @@
 mod cli;
 mod common;
 mod info;
+mod wfdb_bad_input;
 mod wfdb_conformance;
+mod wfdb_python;
+mod wfdb_roundtrip;
