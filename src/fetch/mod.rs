@@ -478,10 +478,8 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             format!("{prefix}/{name}")
         };
         match e.file_type() {
-            Ok(t) if t.is_dir() => {
-                if !name.starts_with(state::STATE_PREFIX) {
-                    walk(&e.path(), &rel, out);
-                }
+            Ok(t) if t.is_dir() && !name.starts_with(state::STATE_PREFIX) => {
+                walk(&e.path(), &rel, out);
             }
             Ok(t) if t.is_file() => out.push(rel),
             _ => {}
