@@ -642,6 +642,63 @@ fn credentials_from_netrc_never_follow_a_redirect_to_another_host() {
 }
 
 #[test]
+fn aws_layout_lists_versions_and_sizes_with_list_objects_v2() {
+    let s = TestServer::start();
+    let files = project(4);
+    for v in ["1.0.0", "1.2.0"] {
+        let mut sums = String::new();
+        for (p, b) in &files {
+            s.add(&format!("/demo/{v}/{p}"), b.clone());
+            sums.push_str(&format!(
+                "{}  {p}\n",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
+            ));
+        }
+        s.add(&format!("/demo/{v}/SHA256SUMS.txt"), sums);
+    }
+    let o = physio()
+        .args([
+            "ls",
+            "demo",
+            "--source",
+            "aws",
+            "--json",
+            "--base-url",
+            &s.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], "1.2.0");
+    let listed = v["files"].as_array().unwrap();
+    assert_eq!(listed.len(), files.len());
+    for (p, b) in &files {
+        assert!(
+            listed
+                .iter()
+                .any(|f| f["path"] == p.as_str() && f["size"] == b.len()),
+            "{p}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args([
+            "fetch",
+            "demo",
+            "--source",
+            "aws",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_identical(&tmp.path().join("demo/1.2.0"), &files);
+}
+
+#[test]
 fn kaggle_spec_is_not_yet_supported() {
     physio()
         .args([

@@ -223,6 +223,7 @@ fn full(bytes: Bytes) -> Body {
 
 async fn handle(st: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(String::from);
     let header = |n: &str| {
         req.headers()
             .get(n)
@@ -234,7 +235,14 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> R
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let resp = respond(&st, &path, range.as_deref(), auth.as_deref()).await;
+    let resp = respond(
+        &st,
+        &path,
+        query.as_deref(),
+        range.as_deref(),
+        auth.as_deref(),
+    )
+    .await;
     st.lock().unwrap().log.push(Logged {
         path,
         range,
@@ -247,10 +255,17 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> R
 async fn respond(
     st: &Arc<Mutex<State>>,
     path: &str,
+    query: Option<&str>,
     range: Option<&str>,
     auth: Option<&str>,
 ) -> Response<Body> {
     let mut s = st.lock().unwrap();
+    if path == "/"
+        && let Some(q) = query
+        && q.contains("list-type=2")
+    {
+        return s3_list(&s, q);
+    }
     if let Some(loc) = s.redirects.get(path) {
         let mut r = empty(StatusCode::FOUND);
         r.headers_mut().insert("location", loc.parse().unwrap());
@@ -365,6 +380,59 @@ async fn respond(
         );
     }
     r
+}
+
+/// A `ListObjectsV2` page (two keys or prefixes per page, to exercise pagination; the
+/// continuation token is the last key returned).
+fn s3_list(s: &State, query: &str) -> Response<Body> {
+    let param = |name: &str| {
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| v.replace("%2F", "/").replace('+', " "))
+        })
+    };
+    let prefix = param("prefix").unwrap_or_default();
+    let delimiter = param("delimiter").is_some();
+    let after = param("continuation-token");
+    let mut items: Vec<(String, Option<usize>)> = Vec::new();
+    for (p, b) in &s.files {
+        let key = &p[1..];
+        let Some(rest) = key.strip_prefix(&prefix) else {
+            continue;
+        };
+        let item = match rest.split_once('/') {
+            Some((d, _)) if delimiter => (format!("{prefix}{d}/"), None),
+            _ => (key.to_string(), Some(b.len())),
+        };
+        if items.last() != Some(&item) {
+            items.push(item);
+        }
+    }
+    let start = after
+        .map(|a| items.iter().position(|i| i.0 == a).map_or(0, |x| x + 1))
+        .unwrap_or(0);
+    let page: Vec<_> = items.iter().skip(start).take(2).collect();
+    let truncated = start + page.len() < items.len();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>");
+    xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
+    if truncated && let Some(last) = page.last() {
+        xml.push_str(&format!(
+            "<NextContinuationToken>{}</NextContinuationToken>",
+            last.0
+        ));
+    }
+    for (name, size) in &page {
+        match size {
+            Some(n) => xml.push_str(&format!(
+                "<Contents><Key>{name}</Key><Size>{n}</Size></Contents>"
+            )),
+            None => xml.push_str(&format!(
+                "<CommonPrefixes><Prefix>{name}</Prefix></CommonPrefixes>"
+            )),
+        }
+    }
+    xml.push_str("</ListBucketResult>");
+    Response::new(full(Bytes::from(xml)))
 }
 
 /// An nginx-style autoindex page of the direct children of `dir`.
