@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info};
 use url::Url;
 
 use super::FetchError;
@@ -161,7 +161,7 @@ impl Downloader {
                         && self.budget.take()
                     {
                         let delay = self.opts.retry.delay(attempt - 1, retry_after(&e));
-                        warn!(url = %SafeUrl::from(url), attempt, ?delay, error = %e, "retrying");
+                        info!(url = %SafeUrl::from(url), attempt, ?delay, error = %e, "retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -379,10 +379,13 @@ impl Downloader {
                 // Drop any tail that was written but not hashed (a crash between the two).
                 f.set_len(state.len())?;
                 f.seek(SeekFrom::Start(state.len()))?;
+                let mut writeback = Writeback::default();
                 while let Some(chunk) = rx.blocking_recv() {
                     f.write_all(&chunk)?;
                     state.update(&chunk);
+                    writeback.wrote(&f, chunk.len() as u64);
                 }
+                writeback.finish();
                 f.sync_all()
             })();
             (state, res)
@@ -424,6 +427,52 @@ impl Downloader {
                 got,
                 Err(FetchError::io(part, std::io::Error::other(e))),
             ),
+        }
+    }
+}
+
+/// Bytes written between background write-back requests.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Background write-back for large files. The final `fsync` of a multi-gigabyte file
+/// would otherwise wait for all of it to reach the disk after the last byte arrives;
+/// a helper thread that calls `fdatasync` on a second handle every 32 MiB lets the disk
+/// write while the network delivers, so the final `fsync` has little left to do. Small
+/// files never start the thread.
+#[derive(Default)]
+struct Writeback {
+    since: u64,
+    worker: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Writeback {
+    fn wrote(&mut self, f: &std::fs::File, n: u64) {
+        self.since += n;
+        if self.since < WRITEBACK_EVERY {
+            return;
+        }
+        self.since = 0;
+        if self.worker.is_none()
+            && let Ok(clone) = f.try_clone()
+        {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let handle = std::thread::spawn(move || {
+                while rx.recv().is_ok() {
+                    let _ = clone.sync_data();
+                }
+            });
+            self.worker = Some((tx, handle));
+        }
+        if let Some((tx, _)) = &self.worker {
+            // A sync still running absorbs this request: never block the writer.
+            let _ = tx.try_send(());
+        }
+    }
+
+    fn finish(self) {
+        if let Some((tx, handle)) = self.worker {
+            drop(tx);
+            let _ = handle.join();
         }
     }
 }

@@ -392,6 +392,31 @@ async fn fetch_one(
     Ok((Outcome::Fetched, got.transferred))
 }
 
+/// The entries whose local copy under `dir` the verified-state cache vouches for
+/// (size and mtime unchanged, cached digest equal to the manifest's). Only `stat`s, no
+/// hashing: what `--dry-run` uses to say what a run would actually transfer.
+pub fn already_verified(dir: &Path, entries: &[Entry]) -> HashSet<String> {
+    let state = VerifiedState::load(dir);
+    entries
+        .iter()
+        .filter(|e| {
+            let Ok(rel) = enclosed_path(&e.path) else {
+                return false;
+            };
+            let Ok(meta) = std::fs::symlink_metadata(dir.join(rel)) else {
+                return false;
+            };
+            let (size, mtime) = stamp(&meta);
+            meta.is_file()
+                && match e.sha256 {
+                    Some(want) => state.lookup(&e.path, size, mtime) == Some(want),
+                    None => e.size == Some(size),
+                }
+        })
+        .map(|e| e.path.clone())
+        .collect()
+}
+
 /// Refuses to write through a symlinked directory inside the version directory: a
 /// planted `records -> /etc` link would otherwise send downloads outside it, even
 /// though the manifest path itself is clean.
@@ -472,7 +497,7 @@ fn removed_upstream(
     let mut deleted = Vec::new();
     for p in &found {
         if !delete {
-            warn!(path = %p, "removed upstream (keep; --delete removes it)");
+            info!(path = %p, "removed upstream (kept; --delete removes it)");
             continue;
         }
         match std::fs::remove_file(plan.dir.join(p)) {

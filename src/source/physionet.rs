@@ -175,7 +175,7 @@ impl PhysioNet {
         if let Some(text) = self.get_text(dl, &sums).await? {
             return Manifest::from_sha256sums(&text);
         }
-        warn!(
+        tracing::info!(
             slug,
             version,
             "no SHA256SUMS.txt: walking directory listings; files can be verified by size only"
@@ -426,7 +426,7 @@ impl PhysioNet {
                     attempt += 1;
                     if is_transient(&e) && attempt < policy.max_attempts && budget.take() {
                         let d = policy.delay(attempt - 1, retry_after(&e));
-                        warn!(url = %SafeUrl::from(url), attempt, error = %e, "retrying");
+                        tracing::info!(url = %SafeUrl::from(url), attempt, error = %e, "retrying");
                         tokio::time::sleep(d).await;
                         continue;
                     }

@@ -131,6 +131,24 @@ fn mirror_fetch_verify_refetch() {
         "every listed file (SHA256SUMS.txt aside)"
     );
     assert_eq!(v["bytes"], 0);
+    let o = physio()
+        .args([
+            "fetch",
+            "physio-demo",
+            "--dry-run",
+            "--json",
+            "--base-url",
+            &mirror_url(),
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["total_files"].as_u64(), v["already_verified"].as_u64()),
+        (Some(0), Some(25))
+    );
 
     // Bytes changed on disk: verify names the file and exits 4; fetch repairs it.
     std::fs::write(vdir.join("generated/gen03.dat"), b"tampered").unwrap();
@@ -696,6 +714,46 @@ fn aws_layout_lists_versions_and_sizes_with_list_objects_v2() {
         .assert()
         .success();
     assert_identical(&tmp.path().join("demo/1.2.0"), &files);
+}
+
+#[test]
+fn forbidden_with_credentials_blames_the_data_use_agreement() {
+    let (s, _) = credentialed();
+    s.fault("/files/mimic/1.0/SHA256SUMS.txt", &[Fault::Status(403)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = physio()
+        .args(["fetch", "mimic@1.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .env("PHYSIONET_USERNAME", "alice")
+        .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    no_secret(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data use agreement"));
+}
+
+#[test]
+fn a_second_run_on_a_locked_directory_is_refused() {
+    let s = TestServer::start();
+    s.add_project("demo", "1.0.0", &project(2), true);
+    let tmp = tempfile::tempdir().unwrap();
+    let vdir = tmp.path().join("demo/1.0.0");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let held = std::fs::File::create(vdir.join(".physio-lock")).unwrap();
+    held.try_lock().unwrap();
+    physio()
+        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("another physio run"));
+    drop(held);
+    physio()
+        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
 }
 
 #[test]
