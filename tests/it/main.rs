@@ -7,6 +7,7 @@
 
 mod cli;
 mod common;
+mod fetch;
 mod info;
 mod wfdb_bad_input;
 mod wfdb_conformance;
