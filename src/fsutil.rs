@@ -19,10 +19,16 @@ use crate::error::{Error, Result};
 pub fn temp_in(dest: &Path) -> Result<NamedTempFile> {
     let dir = parent_dir(dest);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    tempfile::Builder::new()
-        .prefix(".physio-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".physio-tmp-");
+    // tempfile creates 0600 files; a dataset file must get the same mode as any other
+    // new file (0666 minus the umask), or a shared copy becomes unreadable to the group.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Writes `bytes` to `dest` atomically: temp file, fsync, rename, fsync of the directory.
@@ -178,5 +184,19 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file.txt")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_files_are_not_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("SHA256SUMS.txt");
+        write_atomic(&dest, b"x").unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Same mode as a file created the ordinary way (0666 minus this process's umask).
+        assert_eq!(mode(&dest), mode(&plain));
     }
 }
