@@ -5,7 +5,11 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::ConvertError;
+use crate::wfdb::annotation::annotation_path;
+use crate::wfdb::{RecordReader, WfdbError, read_annotations, read_header};
 
 /// One signal (channel) of a record, as the converter needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,22 +102,175 @@ impl WfdbOpener {
     }
 }
 
+impl WfdbOpener {
+    fn reader(&self, name: &str) -> Result<RecordReader, ConvertError> {
+        RecordReader::open(&self.root.join(name)).map_err(|source| ConvertError::Record {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
 impl SourceOpener for WfdbOpener {
+    /// `RecordReader::open` already checks that every signal file exists and is long
+    /// enough, so `check_data` needs no extra read.
     fn probe(&self, name: &str, _check_data: bool) -> Result<RecordMeta, ConvertError> {
-        Err(ConvertError::unsuitable(name, "WFDB reader not merged yet"))
+        let r = self.reader(name)?;
+        let h = r.header();
+        Ok(RecordMeta {
+            name: name.to_string(),
+            fs: r.fs(),
+            n_frames: r.n_frames(),
+            channels: r
+                .signals()
+                .iter()
+                .map(|s| ChannelMeta {
+                    name: s.name.clone(),
+                    units: s.units.clone(),
+                    samps_per_frame: s.samps_per_frame,
+                    gain: s.adc_gain,
+                    baseline: s.baseline,
+                })
+                .collect(),
+            base_date: h.base_date.map(|d| d.to_string()),
+            base_time: h.base_time.map(|t| t.to_string()),
+            comments: h.comments.clone(),
+        })
     }
+
     fn open(&self, name: &str) -> Result<Box<dyn RecordSource>, ConvertError> {
-        Err(ConvertError::unsuitable(name, "WFDB reader not merged yet"))
+        Ok(Box::new(WfdbSource {
+            reader: self.reader(name)?,
+            name: name.to_string(),
+        }))
     }
+
     fn annotations(
         &self,
-        _name: &str,
-        _ext: &str,
+        name: &str,
+        ext: &str,
     ) -> Result<Option<Vec<AnnotationRow>>, ConvertError> {
-        Ok(None)
+        let record = self.root.join(name);
+        if !annotation_path(&record, ext).is_file() {
+            return Ok(None);
+        }
+        let anns = read_annotations(&record, ext).map_err(|source| ConvertError::Record {
+            name: name.to_string(),
+            source,
+        })?;
+        Ok(Some(
+            anns.into_iter()
+                .map(|a| AnnotationRow {
+                    sample: a.sample,
+                    symbol: a.symbol,
+                    // Aux strings are stored NUL-padded to an even length (`(N\0`).
+                    aux: String::from_utf8_lossy(&a.aux)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                })
+                .collect(),
+        ))
     }
-    fn input_digests(&self, _name: &str) -> Result<Vec<(String, String)>, ConvertError> {
-        Ok(Vec::new())
+
+    fn input_digests(&self, name: &str) -> Result<Vec<(String, String)>, ConvertError> {
+        let dir = match name.rsplit_once('/') {
+            Some((d, _)) => format!("{d}/"),
+            None => String::new(),
+        };
+        let io = |path: &Path, e| ConvertError::io(path, e);
+        let mut files: Vec<String> = Vec::new();
+        let top = self.reader(name)?;
+        let mut headers = vec![top.header().clone()];
+        files.push(format!("{name}.hea"));
+        if let Some(segments) = &top.header().segments {
+            for seg in segments.iter().filter(|s| !s.is_gap()) {
+                let rel = format!("{dir}{}.hea", seg.name);
+                let h =
+                    read_header(&self.root.join(&rel)).map_err(|source| ConvertError::Record {
+                        name: name.to_string(),
+                        source,
+                    })?;
+                files.push(rel);
+                headers.push(h);
+            }
+        }
+        for h in &headers {
+            for s in &h.signals {
+                if s.file_name != "~" {
+                    files.push(format!("{dir}{}", s.file_name));
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
+            .into_iter()
+            .map(|rel| {
+                let path = self.root.join(&rel);
+                let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut f, &mut hasher).map_err(|e| io(&path, e))?;
+                Ok((rel, hex::encode(hasher.finalize())))
+            })
+            .collect()
+    }
+}
+
+/// An open WFDB record.
+struct WfdbSource {
+    reader: RecordReader,
+    name: String,
+}
+
+impl WfdbSource {
+    fn err(&self, source: WfdbError) -> ConvertError {
+        ConvertError::Record {
+            name: self.name.clone(),
+            source,
+        }
+    }
+}
+
+impl RecordSource for WfdbSource {
+    fn read_physical_f32(&mut self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, ConvertError> {
+        // Single-segment records (one gain, baseline and format per signal): convert
+        // the digital samples straight to f32, skipping the reader's f64 vectors. The
+        // value is the same: `(d - baseline) / gain` in f64, then rounded to f32.
+        let signals = self.reader.signals();
+        let direct: Option<Vec<(f64, f64, Option<i32>)>> = (!self.reader.is_multi_segment())
+            .then(|| {
+                signals
+                    .iter()
+                    .map(|s| Some((s.baseline? as f64, s.adc_gain?, s.format?.invalid_value())))
+                    .collect()
+            })
+            .flatten();
+        let Some(params) = direct else {
+            return self
+                .reader
+                .read_physical_f32(frames)
+                .map_err(|e| self.err(e));
+        };
+        let digital = self.reader.read_digital(frames).map_err(|e| self.err(e))?;
+        Ok(digital
+            .iter()
+            .zip(params)
+            .map(|(d, (base, gain, invalid))| {
+                d.iter()
+                    .map(|&x| {
+                        if Some(x) == invalid {
+                            f32::NAN
+                        } else {
+                            ((f64::from(x) - base) / gain) as f32
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {
+        self.reader.read_digital(frames).map_err(|e| self.err(e))
     }
 }
 
