@@ -238,6 +238,18 @@ pub struct ConvertArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Rows per Parquet row group (default: ~16 MiB of decoded samples per group).
+    #[arg(long, value_name = "N", hide = true)]
+    pub row_group_rows: Option<usize>,
+    /// Parquet compression: zstd[:LEVEL], lz4, snappy, none (measurement knob).
+    #[arg(long, value_name = "CODEC", hide = true)]
+    pub compression: Option<String>,
+    /// Encoding of signal value columns: bss, dict, plain (measurement knob).
+    #[arg(long, value_name = "ENC", hide = true)]
+    pub signal_encoding: Option<String>,
+    /// Start a new part file once one reaches this many bytes (default 500000000).
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub max_file_bytes: Option<u64>,
 }
 
 /// `physio sync`.

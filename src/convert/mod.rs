@@ -1,6 +1,40 @@
-//! WFDB records to Parquet. (Being built under issue 4.)
+//! WFDB records to Parquet (`physio convert --to parquet`, issue 4).
+//!
+//! The conversion is a deterministic pipeline whose output does not depend on `--jobs`:
+//!
+//! 1. [`discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
+//!    them by `--records` globs and `--shard`, and sorts them by name.
+//! 2. Every record's header is opened (in parallel); records that fail are reported by
+//!    name. The rows each record yields are known from its header alone, so
+//!    [`plan`] cuts the sequence of rows into row groups of a fixed row count before any
+//!    sample is decoded.
+//! 3. Row groups are decoded and encoded in parallel on a rayon pool, a bounded wave at a
+//!    time (memory is a few row groups, not the dataset), and appended in order by
+//!    [`writer`], which rolls over to a new `part-NNNNN.parquet` at ~500 MB and writes
+//!    each file under a `.parquet.tmp` name until it is complete.
+//!
+//! The column layout of each `--layout` is in [`schema`] and the contract
+//! (`docs/parquet.md`); encoding choices and their measurements are in `docs/parquet.md`.
 
-use crate::error::EXIT_PARTIAL;
+pub mod batch;
+pub mod discover;
+pub mod metadata;
+pub mod plan;
+pub mod schema;
+pub mod source;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
+use crate::shard::Shard;
+
+pub use discover::{RecordRef, discover};
+pub use source::{RecordMeta, RecordSource, SourceOpener, WfdbOpener};
 
 /// Errors converting records to Parquet.
 #[derive(Debug, thiserror::Error)]
@@ -10,16 +44,813 @@ pub enum ConvertError {
     #[error("writing {}: {source}", path.display())]
     Parquet {
         /// The output file.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The underlying error.
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// Building an Arrow batch failed (a bug or an overflow of Arrow's 32-bit offsets).
+    #[error("building Arrow data: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// Reading a WFDB record failed; carries the record's name so it can be reported.
+    #[error("record {name}: {source}")]
+    Record {
+        /// The record name, relative to the input.
+        name: String,
+        /// The reader's error.
+        #[source]
+        source: crate::wfdb::WfdbError,
+    },
+    /// A record was read but cannot go into this output (missing signal, other fs, ...).
+    #[error("record {name}: {reason}")]
+    Unsuitable {
+        /// The record name, relative to the input.
+        name: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// A file system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A RECORDS file names a path that escapes the dataset directory.
+    #[error("{}: {reason}", path.display())]
+    Discovery {
+        /// The RECORDS file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--metadata` CSV (or a preset's CSV) could not be used.
+    #[error("{}: {reason}", path.display())]
+    Metadata {
+        /// The CSV file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Invalid options (bad glob, `--window` missing, ...).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ConvertError {
-    /// Exit code for this error.
+    /// Exit code for this error: 2 for invalid options, else 1.
     pub fn exit_code(&self) -> u8 {
-        EXIT_PARTIAL
+        match self {
+            ConvertError::Usage(_) => EXIT_USAGE,
+            _ => EXIT_PARTIAL,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ConvertError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn unsuitable(name: &str, reason: impl Into<String>) -> Self {
+        ConvertError::Unsuitable {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Row layout of the output (see the contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One row per record; `signal` is `list<list<float32>>`, channel-major.
+    #[default]
+    Record,
+    /// One row per frame, one column per signal.
+    Samples,
+    /// One row per fixed-length window; `signal` is a fixed-shape `[C, S]` tensor.
+    Windows,
+}
+
+/// Sample type of the signal values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// float32 physical units, `(digital - baseline) / gain`, NaN where invalid.
+    #[default]
+    F32,
+    /// float16 physical units (half the bytes; ~3 significant digits).
+    F16,
+    /// int16 digital values as stored, plus per-channel `gain` and `baseline` columns so a
+    /// loader computes `(d - baseline) / gain` itself (on the GPU).
+    I16,
+}
+
+/// Window geometry for `--layout windows`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct WindowSpec {
+    /// Window length in seconds.
+    pub window_secs: f64,
+    /// Step between window starts in seconds.
+    pub stride_secs: f64,
+    /// Keep the last partial window, padded with NaN (or the invalid value for i16).
+    pub pad: bool,
+}
+
+/// How signal leaf columns are encoded (chosen by measurement; see `docs/parquet.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalEncoding {
+    /// `BYTE_STREAM_SPLIT` (no dictionary): float bytes regrouped so zstd finds the
+    /// repetitive exponent/high-mantissa bytes.
+    #[default]
+    Bss,
+    /// Dictionary (RLE_DICTIONARY) with fallback to PLAIN when the dictionary is full.
+    Dict,
+    /// PLAIN.
+    Plain,
+}
+
+/// Tuning knobs of the Parquet writer. The defaults are the measured choices; the knobs
+/// exist so `scripts/bench-convert` can measure the alternatives.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Tuning {
+    /// Rows per row group; `None` picks the per-layout default (see [`plan`]).
+    pub row_group_rows: Option<usize>,
+    /// Compression codec name: `zstd` (optionally `zstd:LEVEL`), `lz4`, `snappy`, `none`.
+    pub compression: String,
+    /// Encoding of the signal value columns.
+    pub signal_encoding: SignalEncoding,
+    /// Roll over to a new part file once a file holds this many bytes (directory output).
+    pub max_file_bytes: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            row_group_rows: None,
+            compression: "zstd:1".to_string(),
+            signal_encoding: SignalEncoding::default(),
+            max_file_bytes: 500 * 1000 * 1000,
+        }
+    }
+}
+
+/// Everything `convert` needs to know; built by the CLI from its arguments.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// A dataset directory or a single record path (with or without `.hea`).
+    pub input: PathBuf,
+    /// A `.parquet` file, or a directory of `part-NNNNN.parquet` files.
+    pub out: PathBuf,
+    /// Row layout.
+    pub layout: Layout,
+    /// `--records` globs on record names (any may match); empty = all.
+    pub records: Vec<String>,
+    /// `--signals`: signal names to keep, in this order; empty = all.
+    pub signals: Vec<String>,
+    /// Sample type.
+    pub dtype: Dtype,
+    /// Window geometry (required for `Layout::Windows`).
+    pub window: Option<WindowSpec>,
+    /// `--metadata CSV --key COLUMN`.
+    pub metadata: Option<metadata::MetadataSpec>,
+    /// `--preset`.
+    pub preset: Option<metadata::Preset>,
+    /// `--annotations EXT`: annotation file extension to add as a list column.
+    pub annotations: Option<String>,
+    /// Worker threads; 0 = all cores.
+    pub jobs: usize,
+    /// Stop at the first failed record instead of skipping it.
+    pub fail_fast: bool,
+    /// Which shard of the records to convert.
+    pub shard: Shard,
+    /// Parquet writer tuning.
+    pub tuning: Tuning,
+}
+
+impl ConvertOptions {
+    /// Options with the defaults of `physio convert INPUT --to parquet --out OUT`.
+    pub fn new(input: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        ConvertOptions {
+            input: input.into(),
+            out: out.into(),
+            layout: Layout::Record,
+            records: Vec::new(),
+            signals: Vec::new(),
+            dtype: Dtype::F32,
+            window: None,
+            metadata: None,
+            preset: None,
+            annotations: None,
+            jobs: 0,
+            fail_fast: false,
+            shard: Shard::ALL,
+            tuning: Tuning::default(),
+        }
+    }
+
+    /// The options that shape the output, as JSON for the files' provenance metadata
+    /// (`--jobs` is left out: it never changes the bytes written).
+    pub fn provenance_json(&self) -> String {
+        let value = serde_json::json!({
+            "layout": self.layout,
+            "records": self.records,
+            "signals": self.signals,
+            "dtype": self.dtype,
+            "window": self.window,
+            "metadata": self.metadata.as_ref().map(|m| serde_json::json!({
+                "csv": m.path.display().to_string(), "key": m.key })),
+            "preset": self.preset.map(|p| p.name()),
+            "annotations": self.annotations,
+            "shard": self.shard.to_string(),
+            "tuning": self.tuning,
+        });
+        value.to_string()
+    }
+}
+
+/// Progress callbacks; the CLI draws a progress bar from them.
+pub trait Reporter: Sync {
+    /// The plan is known: `records` to convert into `rows` rows.
+    fn on_plan(&self, _records: usize, _rows: u64) {}
+    /// `rows` more rows were written.
+    fn on_rows_written(&self, _rows: u64) {}
+    /// A record was skipped.
+    fn on_failure(&self, _name: &str, _error: &ConvertError) {}
+}
+
+/// A [`Reporter`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReporter;
+
+impl Reporter for NoReporter {}
+
+/// What a conversion did. Failed records are listed, not fatal: the CLI names each on
+/// stderr and exits 1.
+#[derive(Debug, Default)]
+pub struct ConvertReport {
+    /// Records with at least one row written (or, in `record` layout, one row each).
+    pub records_written: usize,
+    /// Rows written in all files.
+    pub rows: u64,
+    /// The files written, in order.
+    pub files: Vec<PathBuf>,
+    /// Records that were skipped, with the reason.
+    pub failed: Vec<(String, crate::Error)>,
+}
+
+/// Converts the records of `opts.input` to Parquet at `opts.out`.
+///
+/// Returns `Err` only when nothing sensible can be written (bad options, unreadable
+/// input directory, an output write error, or the first failure under `fail_fast`).
+///
+/// ```no_run
+/// use physio::convert::{convert, ConvertOptions, NoReporter};
+/// let opts = ConvertOptions::new("physionet/ptb-xl/1.0.3", "ptbxl.parquet");
+/// let report = convert(&opts, &NoReporter)?;
+/// println!("{} records, {} failed", report.records_written, report.failed.len());
+/// # Ok::<(), physio::convert::ConvertError>(())
+/// ```
+pub fn convert(
+    opts: &ConvertOptions,
+    reporter: &dyn Reporter,
+) -> Result<ConvertReport, ConvertError> {
+    let found = discover::discover(&opts.input)?;
+    let opener = WfdbOpener::new(&found.root);
+    convert_with(opts, &found, &opener, reporter)
+}
+
+/// [`convert`] with an explicit record source (tests use in-memory records).
+pub fn convert_with(
+    opts: &ConvertOptions,
+    found: &discover::Discovered,
+    opener: &dyn SourceOpener,
+    reporter: &dyn Reporter,
+) -> Result<ConvertReport, ConvertError> {
+    validate(opts)?;
+    let globs = discover::RecordFilter::new(&opts.records, opts.shard)?;
+    let names: Vec<&RecordRef> = found
+        .records
+        .iter()
+        .filter(|r| globs.matches(&r.name))
+        .collect();
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|e| ConvertError::Usage(format!("cannot start {} workers: {e}", opts.jobs)))?;
+    pool.install(|| run(opts, found, &names, opener, reporter))
+}
+
+fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
+    if opts.layout == Layout::Windows {
+        let w = opts.window.ok_or_else(|| {
+            ConvertError::Usage("--layout windows needs --window SECS".to_string())
+        })?;
+        if !(w.window_secs > 0.0 && w.window_secs.is_finite()) {
+            return Err(ConvertError::Usage("--window must be > 0".to_string()));
+        }
+        if !(w.stride_secs > 0.0 && w.stride_secs.is_finite()) {
+            return Err(ConvertError::Usage("--stride must be > 0".to_string()));
+        }
+    } else if opts.window.is_some() {
+        return Err(ConvertError::Usage(
+            "--window/--stride apply to --layout windows only".to_string(),
+        ));
+    }
+    writer::parse_compression(&opts.tuning.compression)?;
+    Ok(())
+}
+
+/// The body of [`convert_with`], run inside the worker pool.
+fn run(
+    opts: &ConvertOptions,
+    found: &discover::Discovered,
+    names: &[&RecordRef],
+    opener: &dyn SourceOpener,
+    reporter: &dyn Reporter,
+) -> Result<ConvertReport, ConvertError> {
+    let mut failed: BTreeMap<String, ConvertError> = BTreeMap::new();
+    let fail = |failed: &mut BTreeMap<String, ConvertError>, name: &str, e: ConvertError| {
+        reporter.on_failure(name, &e);
+        tracing::debug!(record = name, error = %e, "skipping record");
+        failed.entry(name.to_string()).or_insert(e);
+    };
+
+    // Headers (and, for streaming layouts, a probe of the last frame) in parallel.
+    let streaming = opts.layout != Layout::Record;
+    let opened: Vec<Result<RecordMeta, ConvertError>> = names
+        .par_iter()
+        .map(|r| opener.probe(&r.name, streaming))
+        .collect();
+    let mut metas = Vec::new();
+    for (r, res) in names.iter().zip(opened) {
+        match res {
+            Ok(m) => metas.push(m),
+            Err(e) => {
+                if opts.fail_fast {
+                    return Err(e);
+                }
+                fail(&mut failed, &r.name, e);
+            }
+        }
+    }
+
+    let (shape, rejected) = plan::Shape::decide(opts, &metas);
+    for (name, e) in rejected {
+        if opts.fail_fast {
+            return Err(e);
+        }
+        fail(&mut failed, &name, e);
+    }
+    metas.retain(|m| !failed.contains_key(&m.name));
+    let reserved = schema::build(opts, &shape, &metadata::ExtraColumns::default())
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect::<Vec<_>>();
+    let extra = metadata::ExtraColumns::load(opts, &found.root, &reserved)?;
+    let plan = plan::Plan::new(opts, &shape, &metas);
+    reporter.on_plan(metas.len(), plan.total_rows);
+
+    let schema = Arc::new(schema::build(opts, &shape, &extra));
+    let props = writer::writer_properties(opts, &shape, found, plan.rows_per_group)?;
+    let encoder = writer::RowGroupEncoder::new(opts, Arc::clone(&schema), props.clone())?;
+    let mut out = writer::PartWriter::new(opts, Arc::clone(&schema), props)?;
+    let ctx = batch::BatchContext {
+        opts,
+        shape: &shape,
+        metas: &metas,
+        opener,
+        extra: &extra,
+        schema: Arc::clone(&schema),
+    };
+
+    // A wave of row groups is decoded and encoded in parallel, then appended in order;
+    // two per worker keeps both cores busy while bounding memory to a few row groups.
+    let wave = (rayon::current_num_threads() * 2).max(2);
+    let mut written_records = vec![false; metas.len()];
+    for groups in plan.row_groups.chunks(wave) {
+        let encoded: Vec<Result<writer::EncodedRowGroup, ConvertError>> = groups
+            .par_iter()
+            .map(|g| encoder.encode(batch::build_row_group(&ctx, g)?))
+            .collect();
+        for enc in encoded {
+            let mut enc = enc?;
+            for (idx, e) in std::mem::take(&mut enc.failures) {
+                if opts.fail_fast {
+                    return Err(e);
+                }
+                fail(&mut failed, &metas[idx].name, e);
+            }
+            for idx in &enc.records {
+                written_records[*idx] = true;
+            }
+            reporter.on_rows_written(enc.rows);
+            out.append(enc)?;
+        }
+    }
+    let (files, rows) = out.finish()?;
+    let records_written = metas
+        .iter()
+        .zip(&written_records)
+        .filter(|(m, w)| **w && !failed.contains_key(&m.name))
+        .count();
+    Ok(ConvertReport {
+        records_written,
+        rows,
+        files,
+        failed: failed
+            .into_iter()
+            .map(|(n, e)| (n, crate::Error::Convert(e)))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source::mem::{INVALID, MemOpener, MemRecord};
+    use super::source::{AnnotationRow, ChannelMeta};
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Int16Type, Int64Type};
+    use arrow_array::{Array, RecordBatch};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn record(name: &str, n: u64, sigs: &[&str], seed: i32) -> MemRecord {
+        let channels: Vec<ChannelMeta> = sigs
+            .iter()
+            .enumerate()
+            .map(|(j, s)| ChannelMeta {
+                name: s.to_string(),
+                units: "mV".to_string(),
+                samps_per_frame: 1,
+                gain: Some(100.0 + j as f64),
+                baseline: Some(j as i64),
+            })
+            .collect();
+        let digital = (0..sigs.len())
+            .map(|j| {
+                (0..n as i32)
+                    .map(|i| (seed * 1000 + j as i32 * 100 + i) % 3000 - 1500)
+                    .collect()
+            })
+            .collect();
+        MemRecord {
+            meta: RecordMeta {
+                name: name.to_string(),
+                fs: 100.0,
+                n_frames: n,
+                channels,
+                base_date: None,
+                base_time: Some("10:00:00".to_string()),
+                comments: vec![format!("seed {seed}")],
+            },
+            digital,
+            broken: false,
+            annotations: None,
+        }
+    }
+
+    fn physical(r: &MemRecord, j: usize, i: usize) -> f32 {
+        let c = &r.meta.channels[j];
+        let d = r.digital[j][i];
+        if d == INVALID {
+            f32::NAN
+        } else {
+            ((f64::from(d) - c.baseline.unwrap() as f64) / c.gain.unwrap()) as f32
+        }
+    }
+
+    fn run(opener: &MemOpener, opts: &ConvertOptions) -> ConvertReport {
+        convert_with(opts, &opener.discovered(), opener, &NoReporter).unwrap()
+    }
+
+    fn read_all(files: &[PathBuf]) -> Vec<RecordBatch> {
+        files
+            .iter()
+            .flat_map(|f| {
+                let file = std::fs::File::open(f).unwrap();
+                ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                    .map(|b| b.unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn corpus() -> MemOpener {
+        let mut o = MemOpener::default();
+        o.add(record("b/2", 50, &["I", "II"], 2));
+        o.add(record("a/1", 40, &["I", "II"], 1));
+        let mut r3 = record("c/3", 30, &["I", "II"], 3);
+        r3.digital[1][5] = INVALID;
+        o.add(r3);
+        o
+    }
+
+    #[test]
+    fn record_layout_round_trips_values_in_name_order() {
+        let o = corpus();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ConvertOptions::new("mem", dir.path().join("out.parquet"));
+        let report = run(&o, &opts);
+        assert_eq!((report.records_written, report.rows), (3, 3));
+        assert!(report.failed.is_empty());
+        let batches = read_all(&report.files);
+        let b = &batches[0];
+        let names: Vec<&str> = b.column(0).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(names, ["a/1", "b/2", "c/3"]);
+        let signal = b.column_by_name("signal").unwrap().as_list::<i32>();
+        for (row, name) in names.iter().enumerate() {
+            let r = &o.records[*name];
+            let chans = signal.value(row);
+            let chans = chans.as_list::<i32>();
+            assert_eq!(chans.len(), 2);
+            for j in 0..2 {
+                let v = chans.value(j);
+                let v = v.as_primitive::<Float32Type>();
+                assert_eq!(v.len() as u64, r.meta.n_frames);
+                for i in 0..v.len() {
+                    let want = physical(r, j, i);
+                    assert!(
+                        v.value(i) == want || (want.is_nan() && v.value(i).is_nan()),
+                        "{name} {j} {i}"
+                    );
+                }
+            }
+        }
+        assert!(
+            signal
+                .value(2)
+                .as_list::<i32>()
+                .value(1)
+                .as_primitive::<Float32Type>()
+                .value(5)
+                .is_nan()
+        );
+        let n = b
+            .column_by_name("n_samples")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!(n.values().to_vec(), vec![40, 50, 30]);
+        assert!(!dir.path().join("out.parquet.tmp").exists());
+    }
+
+    #[test]
+    fn output_bytes_do_not_depend_on_jobs() {
+        let mut o = corpus();
+        for i in 0..20 {
+            o.add(record(&format!("d/{i:02}"), 64 + i, &["I", "II"], i as i32));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for layout in [Layout::Record, Layout::Samples] {
+            let mut bytes = Vec::new();
+            for jobs in [1, 2, 3] {
+                let mut opts =
+                    ConvertOptions::new("mem", dir.path().join(format!("o{jobs}.parquet")));
+                opts.layout = layout;
+                opts.jobs = jobs;
+                opts.tuning.row_group_rows = Some(if layout == Layout::Record { 3 } else { 100 });
+                let report = run(&o, &opts);
+                bytes.push(std::fs::read(&report.files[0]).unwrap());
+            }
+            assert_eq!(bytes[0], bytes[1], "{layout:?}");
+            assert_eq!(bytes[0], bytes[2], "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn failed_record_is_reported_and_the_rest_converts() {
+        let mut o = corpus();
+        o.records.get_mut("b/2").unwrap().broken = true;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ConvertOptions::new("mem", dir.path().join("out.parquet"));
+        let report = run(&o, &opts);
+        assert_eq!(report.records_written, 2);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, "b/2");
+        let batches = read_all(&report.files);
+        let names: Vec<&str> = batches[0]
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(names, ["a/1", "c/3"]);
+    }
+
+    #[test]
+    fn fail_fast_stops_and_leaves_no_file() {
+        let mut o = corpus();
+        o.records.get_mut("b/2").unwrap().broken = true;
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ConvertOptions::new("mem", dir.path().join("out.parquet"));
+        opts.fail_fast = true;
+        let e = convert_with(&opts, &o.discovered(), &o, &NoReporter).unwrap_err();
+        assert!(e.to_string().contains("b/2"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn samples_layout_has_one_column_per_signal_and_dedups_names() {
+        let mut o = MemOpener::default();
+        o.add(record("r", 25, &["II", "V1", "II"], 7));
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ConvertOptions::new("mem", dir.path().join("s.parquet"));
+        opts.layout = Layout::Samples;
+        opts.tuning.row_group_rows = Some(10);
+        let report = run(&o, &opts);
+        assert_eq!(report.rows, 25);
+        let batches = read_all(&report.files);
+        let schema = batches[0].schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["record", "sample", "time", "II", "V1", "II_2"]);
+        let r = &o.records["r"];
+        let mut i = 0;
+        for b in &batches {
+            let ii2 = b.column(5).as_primitive::<Float32Type>();
+            let t = b
+                .column(2)
+                .as_primitive::<arrow_array::types::Float64Type>();
+            for k in 0..b.num_rows() {
+                assert_eq!(ii2.value(k), physical(r, 2, i));
+                assert_eq!(t.value(k), i as f64 / 100.0);
+                i += 1;
+            }
+        }
+        assert_eq!(i, 25);
+    }
+
+    #[test]
+    fn windows_layout_pads_and_writes_a_tensor() {
+        let mut o = MemOpener::default();
+        o.add(record("r", 25, &["I", "II"], 4));
+        let mut r2 = record("s", 10, &["II", "I"], 5);
+        r2.annotations = Some(vec![
+            AnnotationRow {
+                sample: 9,
+                symbol: "V".into(),
+                aux: "".into(),
+            },
+            AnnotationRow {
+                sample: 1,
+                symbol: "N".into(),
+                aux: "(N".into(),
+            },
+        ]);
+        o.add(r2);
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ConvertOptions::new("mem", dir.path().join("w.parquet"));
+        opts.layout = Layout::Windows;
+        opts.annotations = Some("atr".to_string());
+        opts.window = Some(WindowSpec {
+            window_secs: 0.1,
+            stride_secs: 0.1,
+            pad: true,
+        });
+        let report = run(&o, &opts);
+        assert_eq!(report.rows, 3 + 1);
+        let batches = read_all(&report.files);
+        let b = &batches[0];
+        let field = b.schema().field(2).clone();
+        assert_eq!(
+            field
+                .metadata()
+                .get("ARROW:extension:metadata")
+                .map(String::as_str),
+            Some("{\"shape\":[2,10]}")
+        );
+        let t = b.column(2).as_fixed_size_list();
+        let row = |k: usize| t.value(k).as_primitive::<Float32Type>().values().to_vec();
+        // Record r, window 2 (frames 20..30): 5 real samples then NaN padding per channel.
+        let w = row(2);
+        assert_eq!(w[0], physical(&o.records["r"], 0, 20));
+        assert!(w[5..10].iter().all(|x| x.is_nan()));
+        assert_eq!(w[10], physical(&o.records["r"], 1, 20));
+        // Record s has its channels in the other order; output follows the first record.
+        let w = row(3);
+        assert_eq!(w[0], physical(&o.records["s"], 1, 0));
+        let anns = b.column_by_name("annotations").unwrap().as_list::<i32>();
+        assert!(anns.is_null(0));
+        let s_anns = anns.value(3);
+        let s_anns = s_anns.as_struct();
+        let samples = s_anns
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(samples, vec![1, 9]);
+        assert_eq!(s_anns.column(2).as_string::<i32>().value(0), "(N");
+    }
+
+    #[test]
+    fn i16_keeps_digital_values_with_gain_and_baseline() {
+        let o = corpus();
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ConvertOptions::new("mem", dir.path().join("i.parquet"));
+        opts.dtype = Dtype::I16;
+        opts.signals = vec!["II".to_string()];
+        let report = run(&o, &opts);
+        let b = &read_all(&report.files)[0];
+        let sig = b.column_by_name("signal").unwrap().as_list::<i32>();
+        let first = sig.value(0);
+        let first = first.as_list::<i32>().value(0);
+        let vals = first.as_primitive::<Int16Type>();
+        let r = &o.records["a/1"];
+        assert_eq!(i32::from(vals.value(3)), r.digital[1][3]);
+        let gain = b.column_by_name("gain").unwrap().as_list::<i32>().value(0);
+        assert_eq!(
+            gain.as_primitive::<arrow_array::types::Float64Type>()
+                .value(0),
+            101.0
+        );
+        let base = b
+            .column_by_name("baseline")
+            .unwrap()
+            .as_list::<i32>()
+            .value(0);
+        assert_eq!(base.as_primitive::<Int64Type>().value(0), 1);
+    }
+
+    #[test]
+    fn missing_signal_is_reported_by_name() {
+        let mut o = corpus();
+        o.add(record("z", 10, &["I"], 9));
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ConvertOptions::new("mem", dir.path().join("o.parquet"));
+        opts.signals = vec!["II".to_string()];
+        let report = run(&o, &opts);
+        assert_eq!(report.records_written, 3);
+        assert_eq!(report.failed.len(), 1);
+        assert!(
+            report.failed[0]
+                .1
+                .to_string()
+                .contains("lacks signal(s) II")
+        );
+    }
+
+    #[test]
+    fn directory_output_rolls_parts_and_removes_stale_ones() {
+        let mut o = MemOpener::default();
+        for i in 0..12 {
+            o.add(record(&format!("r{i:02}"), 2000, &["I", "II"], i));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ds");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("part-00099.parquet"), b"stale").unwrap();
+        std::fs::write(out.join("part-1-00000.parquet"), b"other shard").unwrap();
+        std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+        let mut opts = ConvertOptions::new("mem", &out);
+        opts.tuning.row_group_rows = Some(2);
+        opts.tuning.max_file_bytes = 1;
+        let report = run(&o, &opts);
+        assert_eq!(report.files.len(), 6);
+        assert_eq!(report.files[0], out.join("part-00000.parquet"));
+        assert!(!out.join("part-00099.parquet").exists());
+        assert!(out.join("part-1-00000.parquet").exists());
+        assert!(out.join("notes.txt").exists());
+        let rows: usize = read_all(&report.files).iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 12);
+        let file = std::fs::File::open(&report.files[1]).unwrap();
+        let meta = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let kv = meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+        assert_eq!(get("physio.version").as_deref(), Some(crate::VERSION));
+        assert_eq!(
+            get("physio.inputs_sha256").as_deref(),
+            Some(r#"{"r02.hea":"sha-of-r02","r03.hea":"sha-of-r03"}"#)
+        );
+    }
+
+    #[test]
+    fn shard_output_is_named_by_shard() {
+        let o = corpus();
+        let dir = tempfile::tempdir().unwrap();
+        let mut total = 0;
+        for index in 0..2 {
+            let mut opts = ConvertOptions::new("mem", dir.path());
+            opts.shard = Shard { index, count: 2 };
+            let report = run(&o, &opts);
+            assert_eq!(
+                report.files,
+                vec![dir.path().join(format!("part-{index}-00000.parquet"))]
+            );
+            total += report.rows;
+        }
+        assert_eq!(total, 3);
     }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // tests report skips and diagnostics
 
 mod cli;
+mod convert;
 mod common;
 mod fetch;
 mod info;

@@ -1,8 +1,161 @@
-//! `physio convert`.
+//! `physio convert`: turns [`ConvertArgs`] into [`ConvertOptions`], runs the conversion
+//! with a progress bar, names every skipped record on stderr and maps the report to the
+//! exit code (1 when any record failed).
 
-use crate::cli::args::{ConvertArgs, GlobalArgs};
+use std::io::Write;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::args::{ConvertArgs, DtypeArg, GlobalArgs, LayoutArg};
+use crate::convert::metadata::{MetadataSpec, Preset};
+use crate::convert::{
+    ConvertError, ConvertOptions, Dtype, Layout, Reporter, SignalEncoding, WindowSpec,
+};
+use crate::error::{EXIT_OK, EXIT_PARTIAL};
 
 /// Runs `physio convert`.
-pub fn run(_args: &ConvertArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
-    super::not_yet("convert")
+pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    let opts = options(args).map_err(crate::Error::Convert)?;
+    let bar = progress_bar(global.quiet);
+    let reporter = BarReporter { bar: bar.clone() };
+    let report = crate::convert::convert(&opts, &reporter)
+        .map_err(crate::Error::Convert)
+        .context("convert")?;
+    bar.finish_and_clear();
+
+    let mut err = std::io::stderr().lock();
+    for (name, e) in &report.failed {
+        writeln!(err, "error: skipped {name}: {e}")?;
+    }
+    if args.json {
+        let summary = serde_json::json!({
+            "records_written": report.records_written,
+            "rows": report.rows,
+            "files": report.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "failed": report.failed.iter().map(|(n, e)| serde_json::json!({
+                "record": n, "error": e.to_string() })).collect::<Vec<_>>(),
+        });
+        writeln!(std::io::stdout().lock(), "{summary}")?;
+    } else if !global.quiet {
+        writeln!(
+            err,
+            "converted {} records ({} rows) into {} file(s){}",
+            report.records_written,
+            report.rows,
+            report.files.len(),
+            if report.failed.is_empty() {
+                String::new()
+            } else {
+                format!("; {} record(s) failed", report.failed.len())
+            }
+        )?;
+    }
+    Ok(if report.failed.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// Validated options from the command line (usage errors exit 2).
+fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
+    let usage = |s: String| ConvertError::Usage(s);
+    let mut opts = ConvertOptions::new(&args.input, &args.out);
+    opts.layout = match args.layout {
+        LayoutArg::Record => Layout::Record,
+        LayoutArg::Samples => Layout::Samples,
+        LayoutArg::Windows => Layout::Windows,
+    };
+    opts.dtype = match args.dtype {
+        DtypeArg::F32 => Dtype::F32,
+        DtypeArg::F16 => Dtype::F16,
+        DtypeArg::I16 => Dtype::I16,
+    };
+    opts.records = args.records.clone();
+    opts.signals = args
+        .signals
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    opts.window = match (args.window, args.stride) {
+        (Some(w), stride) => Some(WindowSpec {
+            window_secs: w,
+            stride_secs: stride.unwrap_or(w),
+            pad: args.pad,
+        }),
+        (None, Some(_)) => return Err(usage("--stride needs --window".to_string())),
+        (None, None) => None,
+    };
+    opts.metadata = match (&args.metadata, &args.key) {
+        (Some(path), Some(key)) => Some(MetadataSpec {
+            path: path.clone(),
+            key: key.clone(),
+        }),
+        (Some(_), None) => return Err(usage("--metadata needs --key COLUMN".to_string())),
+        (None, Some(_)) => return Err(usage("--key needs --metadata CSV".to_string())),
+        (None, None) => None,
+    };
+    opts.preset = args
+        .preset
+        .as_deref()
+        .map(str::parse::<Preset>)
+        .transpose()?;
+    opts.annotations = args.annotations.clone();
+    opts.jobs = args.jobs.unwrap_or(0);
+    opts.fail_fast = args.fail_fast;
+    if let Some(shard) = &args.shard {
+        opts.shard = shard.parse().map_err(|e| usage(format!("--shard: {e}")))?;
+    }
+    if let Some(n) = args.row_group_rows {
+        opts.tuning.row_group_rows = Some(n.max(1));
+    }
+    if let Some(c) = &args.compression {
+        opts.tuning.compression = c.clone();
+    }
+    if let Some(e) = &args.signal_encoding {
+        opts.tuning.signal_encoding = match e.as_str() {
+            "bss" => SignalEncoding::Bss,
+            "dict" => SignalEncoding::Dict,
+            "plain" => SignalEncoding::Plain,
+            other => {
+                return Err(usage(format!(
+                    "--signal-encoding {other:?}: bss, dict or plain"
+                )));
+            }
+        };
+    }
+    if let Some(b) = args.max_file_bytes {
+        opts.tuning.max_file_bytes = b.max(1);
+    }
+    Ok(opts)
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Drives the progress bar from the library's callbacks.
+struct BarReporter {
+    bar: ProgressBar,
+}
+
+impl Reporter for BarReporter {
+    fn on_plan(&self, _records: usize, rows: u64) {
+        self.bar.set_length(rows);
+    }
+
+    fn on_rows_written(&self, rows: u64) {
+        self.bar.inc(rows);
+    }
 }

@@ -1,0 +1,636 @@
+//! Decoding the pieces of one planned row group and building its Arrow `RecordBatch`.
+//!
+//! Signal values go straight into one flat buffer per column (no per-value builder
+//! calls), channel-major within a row as the contract requires; list offsets are built
+//! alongside. A record that fails to read is left out of the batch and returned as a
+//! failure, so one bad record never loses the rest of its row group.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float16Array, Float32Array, Float64Array, Int16Array,
+    Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+};
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, SchemaRef};
+use half::f16;
+
+use super::metadata::ExtraColumns;
+use super::plan::{Piece, RowGroupPlan, Shape};
+use super::schema;
+use super::source::{AnnotationRow, RecordMeta, RecordSource, SourceOpener};
+use super::{ConvertError, ConvertOptions, Dtype, Layout};
+
+/// What every row-group build needs (shared, read-only, across workers).
+pub struct BatchContext<'a> {
+    /// The conversion options.
+    pub opts: &'a ConvertOptions,
+    /// Channels and window geometry.
+    pub shape: &'a Shape,
+    /// Planned records (piece `rec` indexes this).
+    pub metas: &'a [RecordMeta],
+    /// Where samples come from.
+    pub opener: &'a dyn SourceOpener,
+    /// Joined metadata columns.
+    pub extra: &'a ExtraColumns,
+    /// The output schema.
+    pub schema: SchemaRef,
+}
+
+/// One row group, decoded and assembled, ready to encode.
+#[derive(Debug)]
+pub struct BuiltRowGroup {
+    /// The rows (`None` when every record of the group failed).
+    pub batch: Option<RecordBatch>,
+    /// Indices of records with rows in this group.
+    pub records: Vec<usize>,
+    /// Records that failed, by index.
+    pub failures: Vec<(usize, ConvertError)>,
+    /// `(path, sha256)` of the input files of records that start in this group.
+    pub digests: Vec<(String, String)>,
+}
+
+/// Decoded samples of the selected channels over a frame range.
+enum Chans {
+    F32(Vec<Vec<f32>>),
+    I16(Vec<Vec<i16>>),
+}
+
+impl Chans {
+    fn len(&self, j: usize) -> usize {
+        match self {
+            Chans::F32(c) => c[j].len(),
+            Chans::I16(c) => c[j].len(),
+        }
+    }
+}
+
+/// A column of signal values in the output dtype.
+enum Values {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    I16(Vec<i16>),
+}
+
+impl Values {
+    fn new(dtype: Dtype) -> Self {
+        match dtype {
+            Dtype::F32 => Values::F32(Vec::new()),
+            Dtype::F16 => Values::F16(Vec::new()),
+            Dtype::I16 => Values::I16(Vec::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::F16(v) => v.len(),
+            Values::I16(v) => v.len(),
+        }
+    }
+
+    fn extend(&mut self, chans: &Chans, j: usize, range: Range<usize>) {
+        match (self, chans) {
+            (Values::F32(v), Chans::F32(c)) => v.extend_from_slice(&c[j][range]),
+            (Values::F16(v), Chans::F32(c)) => {
+                v.extend(c[j][range].iter().map(|&x| f16::from_f32(x)))
+            }
+            (Values::I16(v), Chans::I16(c)) => v.extend_from_slice(&c[j][range]),
+            // read_channels returns I16 exactly when the dtype is I16.
+            _ => {}
+        }
+    }
+
+    /// Appends `n` padding values: NaN, or for int16 the format-16 invalid value.
+    fn pad(&mut self, n: usize) {
+        match self {
+            Values::F32(v) => v.resize(v.len() + n, f32::NAN),
+            Values::F16(v) => v.resize(v.len() + n, f16::NAN),
+            Values::I16(v) => v.resize(v.len() + n, i16::MIN),
+        }
+    }
+
+    fn into_array(self) -> ArrayRef {
+        match self {
+            Values::F32(v) => Arc::new(Float32Array::new(ScalarBuffer::from(v), None)),
+            Values::F16(v) => Arc::new(Float16Array::new(ScalarBuffer::from(v), None)),
+            Values::I16(v) => Arc::new(Int16Array::new(ScalarBuffer::from(v), None)),
+        }
+    }
+}
+
+/// Column accumulators for one row group.
+struct Acc {
+    record: Vec<String>,
+    fs: Vec<f64>,
+    n_samples: Vec<i64>,
+    sig_name: FlatList<String>,
+    units: FlatList<String>,
+    values: Values,
+    inner_offsets: Vec<i32>,
+    outer_offsets: Vec<i32>,
+    sample: Vec<i64>,
+    time: Vec<f64>,
+    columns: Vec<Values>,
+    start: Vec<i64>,
+    gain: FlatList<f64>,
+    baseline: FlatList<i64>,
+    base_date: Vec<Option<String>>,
+    base_time: Vec<Option<String>>,
+    comments: FlatList<String>,
+    ann_offsets: Vec<i32>,
+    ann_valid: Vec<bool>,
+    ann_sample: Vec<i64>,
+    ann_symbol: StringBuilder,
+    ann_aux: StringBuilder,
+    meta_rows: Vec<Option<u32>>,
+}
+
+impl Acc {
+    fn new(ctx: &BatchContext<'_>) -> Self {
+        Acc {
+            record: Vec::new(),
+            fs: Vec::new(),
+            n_samples: Vec::new(),
+            sig_name: FlatList::default(),
+            units: FlatList::default(),
+            values: Values::new(ctx.opts.dtype),
+            inner_offsets: vec![0],
+            outer_offsets: vec![0],
+            sample: Vec::new(),
+            time: Vec::new(),
+            columns: ctx
+                .shape
+                .column_names
+                .iter()
+                .map(|_| Values::new(ctx.opts.dtype))
+                .collect(),
+            start: Vec::new(),
+            gain: FlatList::default(),
+            baseline: FlatList::default(),
+            base_date: Vec::new(),
+            base_time: Vec::new(),
+            comments: FlatList::default(),
+            ann_offsets: vec![0],
+            ann_valid: Vec::new(),
+            ann_sample: Vec::new(),
+            ann_symbol: StringBuilder::new(),
+            ann_aux: StringBuilder::new(),
+            meta_rows: Vec::new(),
+        }
+    }
+
+    /// Per-row columns every layout shares: record name, gain/baseline (i16),
+    /// annotations, joined metadata row.
+    fn push_common(
+        &mut self,
+        ctx: &BatchContext<'_>,
+        meta: &RecordMeta,
+        sel: &[usize],
+        anns: Option<&[AnnotationRow]>,
+        frames: Range<i64>,
+        meta_row: Option<u32>,
+    ) {
+        self.record.push(meta.name.clone());
+        if ctx.opts.dtype == Dtype::I16 {
+            let chans = sel.iter().map(|&j| &meta.channels[j]);
+            self.gain
+                .push_row(chans.clone().map(|c| c.gain.unwrap_or(f64::NAN)));
+            self.baseline
+                .push_row(chans.map(|c| c.baseline.unwrap_or(0)));
+        }
+        if ctx.opts.annotations.is_some() {
+            match anns {
+                Some(anns) => {
+                    let lo = anns.partition_point(|a| a.sample < frames.start);
+                    let hi = anns.partition_point(|a| a.sample < frames.end);
+                    for a in &anns[lo..hi] {
+                        self.ann_sample.push(a.sample);
+                        self.ann_symbol.append_value(&a.symbol);
+                        self.ann_aux.append_value(&a.aux);
+                    }
+                    self.ann_valid.push(true);
+                }
+                None => self.ann_valid.push(false),
+            }
+            self.ann_offsets.push(self.ann_sample.len() as i32);
+        }
+        self.meta_rows.push(meta_row);
+    }
+
+    fn finish(mut self, ctx: &BatchContext<'_>) -> Result<Option<RecordBatch>, ConvertError> {
+        let rows = self.record.len();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
+        let value_type = schema::value_type(ctx.opts.dtype);
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(&self.record))];
+        match ctx.opts.layout {
+            Layout::Record => {
+                cols.push(Arc::new(Float64Array::from(self.fs)));
+                cols.push(Arc::new(Int64Array::from(self.n_samples)));
+                cols.push(self.sig_name.into_strings()?);
+                cols.push(self.units.into_strings()?);
+                let inner = ListArray::try_new(
+                    item(value_type.clone()),
+                    OffsetBuffer::new(ScalarBuffer::from(self.inner_offsets)),
+                    self.values.into_array(),
+                    None,
+                )?;
+                let outer = ListArray::try_new(
+                    item(schema::list_of(value_type)),
+                    OffsetBuffer::new(ScalarBuffer::from(self.outer_offsets)),
+                    Arc::new(inner),
+                    None,
+                )?;
+                cols.push(Arc::new(outer));
+            }
+            Layout::Samples => {
+                cols.push(Arc::new(Int64Array::from(self.sample)));
+                cols.push(Arc::new(Float64Array::from(self.time)));
+                for c in self.columns {
+                    cols.push(c.into_array());
+                }
+            }
+            Layout::Windows => {
+                cols.push(Arc::new(Int64Array::from(self.start)));
+                let size = (ctx.shape.channel_names.len() * ctx.shape.window_samples()) as i32;
+                let tensor = FixedSizeListArray::try_new(
+                    item(value_type),
+                    size,
+                    self.values.into_array(),
+                    None,
+                )?;
+                cols.push(Arc::new(tensor));
+            }
+        }
+        if ctx.opts.dtype == Dtype::I16 {
+            let FlatList { values, offsets } = self.gain;
+            cols.push(list_array(Arc::new(Float64Array::from(values)), offsets)?);
+            let FlatList { values, offsets } = self.baseline;
+            cols.push(list_array(Arc::new(Int64Array::from(values)), offsets)?);
+        }
+        if ctx.opts.layout == Layout::Record {
+            cols.push(Arc::new(StringArray::from(self.base_date)));
+            cols.push(Arc::new(StringArray::from(self.base_time)));
+            cols.push(self.comments.into_strings()?);
+        }
+        if ctx.opts.annotations.is_some() {
+            let fields = schema::annotation_fields();
+            let structs = StructArray::try_new(
+                fields.clone(),
+                vec![
+                    Arc::new(Int64Array::from(self.ann_sample)),
+                    Arc::new(self.ann_symbol.finish()),
+                    Arc::new(self.ann_aux.finish()),
+                ],
+                None,
+            )?;
+            let list = ListArray::try_new(
+                item(DataType::Struct(fields)),
+                OffsetBuffer::new(ScalarBuffer::from(self.ann_offsets)),
+                Arc::new(structs),
+                Some(self.ann_valid.into()),
+            )?;
+            cols.push(Arc::new(list));
+        }
+        if !ctx.extra.is_empty() {
+            cols.extend(ctx.extra.take(&self.meta_rows)?);
+        }
+        Ok(Some(RecordBatch::try_new(Arc::clone(&ctx.schema), cols)?))
+    }
+}
+
+/// Decodes the pieces of `group` and assembles its batch.
+pub fn build_row_group(
+    ctx: &BatchContext<'_>,
+    group: &RowGroupPlan,
+) -> Result<BuiltRowGroup, ConvertError> {
+    let mut acc = Acc::new(ctx);
+    let mut out = BuiltRowGroup {
+        batch: None,
+        records: Vec::new(),
+        failures: Vec::new(),
+        digests: Vec::new(),
+    };
+    for piece in &group.pieces {
+        let meta = &ctx.metas[piece.rec];
+        // Build the piece into a scratch accumulator first, so a record failing half-way
+        // leaves no rows behind.
+        let mut scratch = Acc::new(ctx);
+        match add_piece(ctx, &mut scratch, meta, piece) {
+            Ok(()) => {
+                append_acc(&mut acc, scratch, ctx);
+                out.records.push(piece.rec);
+                if piece.rows.start == 0 {
+                    match ctx.opener.input_digests(&meta.name) {
+                        Ok(d) => out.digests.extend(d),
+                        Err(e) => {
+                            tracing::warn!(record = %meta.name, error = %e, "cannot hash inputs")
+                        }
+                    }
+                }
+            }
+            Err(e) => out.failures.push((piece.rec, e)),
+        }
+    }
+    out.batch = acc.finish(ctx)?;
+    Ok(out)
+}
+
+/// Moves the rows of `src` (one piece) to the end of `dst`.
+fn append_acc(dst: &mut Acc, mut src: Acc, ctx: &BatchContext<'_>) {
+    // Fast path: the first piece of a group is simply taken over.
+    if dst.record.is_empty() {
+        *dst = src;
+        return;
+    }
+    let value_base = dst.values.len() as i32;
+    let inner_base = (dst.inner_offsets.len() - 1) as i32;
+    dst.record.append(&mut src.record);
+    dst.fs.append(&mut src.fs);
+    dst.n_samples.append(&mut src.n_samples);
+    dst.sample.append(&mut src.sample);
+    dst.time.append(&mut src.time);
+    dst.start.append(&mut src.start);
+    dst.base_date.append(&mut src.base_date);
+    dst.base_time.append(&mut src.base_time);
+    dst.meta_rows.append(&mut src.meta_rows);
+    dst.inner_offsets
+        .extend(src.inner_offsets[1..].iter().map(|o| o + value_base));
+    dst.outer_offsets
+        .extend(src.outer_offsets[1..].iter().map(|o| o + inner_base));
+    append_values(&mut dst.values, src.values);
+    for (d, s) in dst.columns.iter_mut().zip(src.columns) {
+        append_values(d, s);
+    }
+    dst.sig_name.append(src.sig_name);
+    dst.units.append(src.units);
+    dst.comments.append(src.comments);
+    dst.gain.append(src.gain);
+    dst.baseline.append(src.baseline);
+    if ctx.opts.annotations.is_some() {
+        let ann_base = dst.ann_sample.len() as i32;
+        dst.ann_offsets
+            .extend(src.ann_offsets[1..].iter().map(|o| o + ann_base));
+        dst.ann_valid.append(&mut src.ann_valid);
+        dst.ann_sample.append(&mut src.ann_sample);
+        let sym = src.ann_symbol.finish();
+        let aux = src.ann_aux.finish();
+        for i in 0..sym.len() {
+            dst.ann_symbol.append_value(sym.value(i));
+            dst.ann_aux.append_value(aux.value(i));
+        }
+    }
+}
+
+fn append_values(dst: &mut Values, src: Values) {
+    match (dst, src) {
+        (Values::F32(d), Values::F32(mut s)) => d.append(&mut s),
+        (Values::F16(d), Values::F16(mut s)) => d.append(&mut s),
+        (Values::I16(d), Values::I16(mut s)) => d.append(&mut s),
+        _ => {}
+    }
+}
+
+/// Reads and appends the rows of one piece.
+fn add_piece(
+    ctx: &BatchContext<'_>,
+    acc: &mut Acc,
+    meta: &RecordMeta,
+    piece: &Piece,
+) -> Result<(), ConvertError> {
+    let sel = ctx
+        .shape
+        .selections
+        .get(&meta.name)
+        .ok_or_else(|| ConvertError::unsuitable(&meta.name, "no signal selection"))?;
+    let anns = match &ctx.opts.annotations {
+        Some(ext) => ctx.opener.annotations(&meta.name, ext)?,
+        None => None,
+    };
+    let anns = anns.map(|mut a| {
+        a.sort_by_key(|x| x.sample);
+        a
+    });
+    let meta_row = ctx.extra.row_of(&meta.name);
+    let mut src = ctx.opener.open(&meta.name)?;
+    match ctx.opts.layout {
+        Layout::Record => {
+            let chans = read_channels(
+                src.as_mut(),
+                meta,
+                sel,
+                0..meta.n_frames,
+                ctx.opts.dtype,
+                false,
+            )?;
+            acc.fs.push(meta.fs);
+            acc.n_samples.push(meta.n_frames as i64);
+            acc.sig_name
+                .push_row(sel.iter().map(|&j| meta.channels[j].name.clone()));
+            acc.units
+                .push_row(sel.iter().map(|&j| meta.channels[j].units.clone()));
+            for k in 0..sel.len() {
+                acc.values.extend(&chans, k, 0..chans.len(k));
+                acc.inner_offsets
+                    .push(offset(acc.values.len(), &meta.name)?);
+            }
+            acc.outer_offsets
+                .push(offset(acc.inner_offsets.len() - 1, &meta.name)?);
+            acc.base_date.push(meta.base_date.clone());
+            acc.base_time.push(meta.base_time.clone());
+            acc.comments.push_row(meta.comments.iter().cloned());
+            acc.push_common(ctx, meta, sel, anns.as_deref(), 0..i64::MAX, meta_row);
+        }
+        Layout::Samples => {
+            let frames = piece.rows.clone();
+            let chans = read_channels(
+                src.as_mut(),
+                meta,
+                sel,
+                frames.clone(),
+                ctx.opts.dtype,
+                true,
+            )?;
+            let n = (frames.end - frames.start) as usize;
+            for (k, col) in acc.columns.iter_mut().enumerate() {
+                col.extend(&chans, k, 0..n);
+            }
+            for f in frames {
+                acc.sample.push(f as i64);
+                acc.time.push(f as f64 / meta.fs);
+                acc.push_common(
+                    ctx,
+                    meta,
+                    sel,
+                    anns.as_deref(),
+                    f as i64..f as i64 + 1,
+                    meta_row,
+                );
+            }
+        }
+        Layout::Windows => {
+            let (len, stride) = (ctx.shape.window_len, ctx.shape.window_stride);
+            let first = piece.rows.start * stride;
+            let last_end = ((piece.rows.end - 1) * stride + len).min(meta.n_frames);
+            let chans = read_channels(
+                src.as_mut(),
+                meta,
+                sel,
+                first..last_end,
+                ctx.opts.dtype,
+                true,
+            )?;
+            for w in piece.rows.clone() {
+                let s = w * stride;
+                let avail = (s + len).min(meta.n_frames) - s;
+                let lo = (s - first) as usize;
+                for k in 0..sel.len() {
+                    acc.values.extend(&chans, k, lo..lo + avail as usize);
+                    acc.values.pad((len - avail) as usize);
+                }
+                acc.start.push(s as i64);
+                acc.push_common(
+                    ctx,
+                    meta,
+                    sel,
+                    anns.as_deref(),
+                    s as i64..(s + len) as i64,
+                    meta_row,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads frames `frames` of the selected channels in the output's sample type. With
+/// `smooth`, signals with several samples per frame are averaged to one value per frame
+/// (as wfdb-python's `smooth_frames=True`), so every column has one value per frame.
+fn read_channels(
+    src: &mut dyn RecordSource,
+    meta: &RecordMeta,
+    sel: &[usize],
+    frames: Range<u64>,
+    dtype: Dtype,
+    smooth: bool,
+) -> Result<Chans, ConvertError> {
+    if frames.is_empty() {
+        return Ok(match dtype {
+            Dtype::I16 => Chans::I16(vec![Vec::new(); sel.len()]),
+            _ => Chans::F32(vec![Vec::new(); sel.len()]),
+        });
+    }
+    match dtype {
+        Dtype::F32 | Dtype::F16 => {
+            let mut all = src.read_physical_f32(frames)?;
+            let mut out = Vec::with_capacity(sel.len());
+            for &j in sel {
+                let spf = meta.channels[j].samps_per_frame.max(1) as usize;
+                // A signal selected twice (`--signals II,II`) needs its data twice.
+                let v = if sel.iter().filter(|&&x| x == j).count() > 1 {
+                    all[j].clone()
+                } else {
+                    std::mem::take(&mut all[j])
+                };
+                out.push(if smooth && spf > 1 {
+                    v.chunks(spf)
+                        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+                        .collect()
+                } else {
+                    v
+                });
+            }
+            Ok(Chans::F32(out))
+        }
+        Dtype::I16 => {
+            let all = src.read_digital(frames)?;
+            let mut out = Vec::with_capacity(sel.len());
+            for &j in sel {
+                let spf = meta.channels[j].samps_per_frame.max(1) as usize;
+                let v = &all[j];
+                let narrowed: Result<Vec<i16>, _> = if smooth && spf > 1 {
+                    v.chunks(spf)
+                        .map(|c| {
+                            let mean = c.iter().map(|&x| i64::from(x)).sum::<i64>() as f64
+                                / c.len() as f64;
+                            i16::try_from(mean.round() as i64)
+                        })
+                        .collect()
+                } else {
+                    v.iter().map(|&x| i16::try_from(x)).collect()
+                };
+                out.push(narrowed.map_err(|_| {
+                    ConvertError::unsuitable(
+                        &meta.name,
+                        format!(
+                            "signal {:?} has digital values outside int16; use --dtype f32",
+                            meta.channels[j].name
+                        ),
+                    )
+                })?);
+            }
+            Ok(Chans::I16(out))
+        }
+    }
+}
+
+fn offset(n: usize, name: &str) -> Result<i32, ConvertError> {
+    i32::try_from(n).map_err(|_| {
+        ConvertError::unsuitable(
+            name,
+            "more than 2^31 values in one row group; use --layout windows or samples",
+        )
+    })
+}
+
+/// A list column kept as flat values plus offsets, so pieces append with two memcpys.
+struct FlatList<T> {
+    values: Vec<T>,
+    offsets: Vec<i32>,
+}
+
+impl<T> Default for FlatList<T> {
+    fn default() -> Self {
+        FlatList {
+            values: Vec::new(),
+            offsets: vec![0],
+        }
+    }
+}
+
+impl<T> FlatList<T> {
+    fn push_row(&mut self, row: impl IntoIterator<Item = T>) {
+        self.values.extend(row);
+        self.offsets.push(self.values.len() as i32);
+    }
+
+    fn append(&mut self, mut other: FlatList<T>) {
+        let base = self.values.len() as i32;
+        self.offsets
+            .extend(other.offsets[1..].iter().map(|o| o + base));
+        self.values.append(&mut other.values);
+    }
+}
+
+impl FlatList<String> {
+    fn into_strings(self) -> Result<ArrayRef, ConvertError> {
+        let values = Arc::new(StringArray::from_iter_values(&self.values));
+        list_array(values, self.offsets)
+    }
+}
+
+/// A non-null `list<item>` array from values and offsets.
+fn list_array(values: ArrayRef, offsets: Vec<i32>) -> Result<ArrayRef, ConvertError> {
+    let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        values,
+        None,
+    )?))
+}

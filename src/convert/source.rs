@@ -1,0 +1,393 @@
+//! Where the converter's samples come from: a small trait over "a record by name", so the
+//! pipeline can be tested with in-memory records and runs on [`crate::wfdb::RecordReader`]
+//! in production ([`WfdbOpener`], the adapter between the two).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::ConvertError;
+use crate::wfdb::annotation::annotation_path;
+use crate::wfdb::{RecordReader, WfdbError, read_annotations, read_header};
+
+/// One signal (channel) of a record, as the converter needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelMeta {
+    /// Signal name (the header's description field).
+    pub name: String,
+    /// Physical units (`mV` where the header gives none).
+    pub units: String,
+    /// Samples per frame.
+    pub samps_per_frame: u32,
+    /// ADC gain (digital units per physical unit); `None` where segments differ.
+    pub gain: Option<f64>,
+    /// Baseline (digital value of physical zero); `None` where segments differ.
+    pub baseline: Option<i64>,
+}
+
+/// What the converter needs to know of a record before decoding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordMeta {
+    /// Record name relative to the input, `/`-separated, no extension.
+    pub name: String,
+    /// Frame frequency in Hz.
+    pub fs: f64,
+    /// Number of frames.
+    pub n_frames: u64,
+    /// Signals in header order.
+    pub channels: Vec<ChannelMeta>,
+    /// Base date as ISO 8601 (`YYYY-MM-DD`), if the header has one.
+    pub base_date: Option<String>,
+    /// Base time as ISO 8601 (`HH:MM:SS[.ffffff]`), if the header has one.
+    pub base_time: Option<String>,
+    /// Header comment lines.
+    pub comments: Vec<String>,
+}
+
+/// One annotation as it goes into the `annotations` list column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnotationRow {
+    /// Sample (frame) number in the record.
+    pub sample: i64,
+    /// Annotation mnemonic (`N`, `V`, `+`, ...).
+    pub symbol: String,
+    /// Auxiliary text (rhythm labels such as `(N`), trailing NULs removed.
+    pub aux: String,
+}
+
+/// An open record that can be read in frame ranges (so long records stream).
+pub trait RecordSource: Send {
+    /// Physical values of frames `frames`, channel-major; NaN marks invalid samples.
+    fn read_physical_f32(&mut self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, ConvertError>;
+    /// Digital values of frames `frames`, channel-major.
+    fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError>;
+}
+
+/// Opens records by name.
+pub trait SourceOpener: Sync {
+    /// Reads the record's header; with `check_data`, also reads its last frame so a
+    /// missing or short signal file is found before any row of the record is written.
+    fn probe(&self, name: &str, check_data: bool) -> Result<RecordMeta, ConvertError>;
+    /// Opens the record for reading samples.
+    fn open(&self, name: &str) -> Result<Box<dyn RecordSource>, ConvertError>;
+    /// The record's annotations from the annotator `ext`; `None` when it has no such file.
+    fn annotations(
+        &self,
+        name: &str,
+        ext: &str,
+    ) -> Result<Option<Vec<AnnotationRow>>, ConvertError>;
+    /// SHA-256 (hex) of each input file of the record, keyed by path relative to the
+    /// input root, for the output's provenance metadata.
+    fn input_digests(&self, name: &str) -> Result<Vec<(String, String)>, ConvertError>;
+}
+
+/// Reads records from a dataset directory with physio's WFDB reader.
+#[derive(Debug, Clone)]
+pub struct WfdbOpener {
+    root: PathBuf,
+}
+
+impl WfdbOpener {
+    /// An opener for records relative to `root`.
+    pub fn new(root: &Path) -> Self {
+        WfdbOpener {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The dataset root records are relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl WfdbOpener {
+    fn reader(&self, name: &str) -> Result<RecordReader, ConvertError> {
+        RecordReader::open(&self.root.join(name)).map_err(|source| ConvertError::Record {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
+impl SourceOpener for WfdbOpener {
+    /// `RecordReader::open` already checks that every signal file exists and is long
+    /// enough, so `check_data` needs no extra read.
+    fn probe(&self, name: &str, _check_data: bool) -> Result<RecordMeta, ConvertError> {
+        let r = self.reader(name)?;
+        let h = r.header();
+        Ok(RecordMeta {
+            name: name.to_string(),
+            fs: r.fs(),
+            n_frames: r.n_frames(),
+            channels: r
+                .signals()
+                .iter()
+                .map(|s| ChannelMeta {
+                    name: s.name.clone(),
+                    units: s.units.clone(),
+                    samps_per_frame: s.samps_per_frame,
+                    gain: s.adc_gain,
+                    baseline: s.baseline,
+                })
+                .collect(),
+            base_date: h.base_date.map(|d| d.to_string()),
+            base_time: h.base_time.map(|t| t.to_string()),
+            comments: h.comments.clone(),
+        })
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn RecordSource>, ConvertError> {
+        Ok(Box::new(WfdbSource {
+            reader: self.reader(name)?,
+            name: name.to_string(),
+        }))
+    }
+
+    fn annotations(
+        &self,
+        name: &str,
+        ext: &str,
+    ) -> Result<Option<Vec<AnnotationRow>>, ConvertError> {
+        let record = self.root.join(name);
+        if !annotation_path(&record, ext).is_file() {
+            return Ok(None);
+        }
+        let anns = read_annotations(&record, ext).map_err(|source| ConvertError::Record {
+            name: name.to_string(),
+            source,
+        })?;
+        Ok(Some(
+            anns.into_iter()
+                .map(|a| AnnotationRow {
+                    sample: a.sample,
+                    symbol: a.symbol,
+                    // Aux strings are stored NUL-padded to an even length (`(N\0`).
+                    aux: String::from_utf8_lossy(&a.aux)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                })
+                .collect(),
+        ))
+    }
+
+    fn input_digests(&self, name: &str) -> Result<Vec<(String, String)>, ConvertError> {
+        let dir = match name.rsplit_once('/') {
+            Some((d, _)) => format!("{d}/"),
+            None => String::new(),
+        };
+        let io = |path: &Path, e| ConvertError::io(path, e);
+        let mut files: Vec<String> = Vec::new();
+        let top = self.reader(name)?;
+        let mut headers = vec![top.header().clone()];
+        files.push(format!("{name}.hea"));
+        if let Some(segments) = &top.header().segments {
+            for seg in segments.iter().filter(|s| !s.is_gap()) {
+                let rel = format!("{dir}{}.hea", seg.name);
+                let h =
+                    read_header(&self.root.join(&rel)).map_err(|source| ConvertError::Record {
+                        name: name.to_string(),
+                        source,
+                    })?;
+                files.push(rel);
+                headers.push(h);
+            }
+        }
+        for h in &headers {
+            for s in &h.signals {
+                if s.file_name != "~" {
+                    files.push(format!("{dir}{}", s.file_name));
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
+            .into_iter()
+            .map(|rel| {
+                let path = self.root.join(&rel);
+                let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut f, &mut hasher).map_err(|e| io(&path, e))?;
+                Ok((rel, hex::encode(hasher.finalize())))
+            })
+            .collect()
+    }
+}
+
+/// An open WFDB record.
+struct WfdbSource {
+    reader: RecordReader,
+    name: String,
+}
+
+impl WfdbSource {
+    fn err(&self, source: WfdbError) -> ConvertError {
+        ConvertError::Record {
+            name: self.name.clone(),
+            source,
+        }
+    }
+}
+
+impl RecordSource for WfdbSource {
+    fn read_physical_f32(&mut self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, ConvertError> {
+        // Single-segment records (one gain, baseline and format per signal): convert
+        // the digital samples straight to f32, skipping the reader's f64 vectors. The
+        // value is the same: `(d - baseline) / gain` in f64, then rounded to f32.
+        let signals = self.reader.signals();
+        let direct: Option<Vec<(f64, f64, Option<i32>)>> = (!self.reader.is_multi_segment())
+            .then(|| {
+                signals
+                    .iter()
+                    .map(|s| Some((s.baseline? as f64, s.adc_gain?, s.format?.invalid_value())))
+                    .collect()
+            })
+            .flatten();
+        let Some(params) = direct else {
+            return self
+                .reader
+                .read_physical_f32(frames)
+                .map_err(|e| self.err(e));
+        };
+        let digital = self.reader.read_digital(frames).map_err(|e| self.err(e))?;
+        Ok(digital
+            .iter()
+            .zip(params)
+            .map(|(d, (base, gain, invalid))| {
+                d.iter()
+                    .map(|&x| {
+                        if Some(x) == invalid {
+                            f32::NAN
+                        } else {
+                            ((f64::from(x) - base) / gain) as f32
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {
+        self.reader.read_digital(frames).map_err(|e| self.err(e))
+    }
+}
+
+/// In-memory records for the pipeline's unit tests.
+#[cfg(test)]
+pub(crate) mod mem {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// One record: header facts plus its digital samples (channel-major).
+    #[derive(Debug, Clone)]
+    pub struct MemRecord {
+        pub meta: RecordMeta,
+        pub digital: Vec<Vec<i32>>,
+        pub broken: bool,
+        pub annotations: Option<Vec<AnnotationRow>>,
+    }
+
+    /// Records by name; `broken` ones fail when their samples are read.
+    #[derive(Debug, Default)]
+    pub struct MemOpener {
+        pub records: BTreeMap<String, MemRecord>,
+    }
+
+    /// -32768 plays the format-16 invalid value.
+    pub const INVALID: i32 = -32768;
+
+    impl MemOpener {
+        pub fn add(&mut self, rec: MemRecord) {
+            self.records.insert(rec.meta.name.clone(), rec);
+        }
+
+        pub fn discovered(&self) -> crate::convert::discover::Discovered {
+            crate::convert::discover::Discovered {
+                root: PathBuf::from("mem"),
+                records: self
+                    .records
+                    .keys()
+                    .map(|n| crate::convert::RecordRef { name: n.clone() })
+                    .collect(),
+            }
+        }
+    }
+
+    struct MemSource(MemRecord);
+
+    impl MemSource {
+        fn slice(&self, j: usize, frames: &Range<u64>) -> Result<&[i32], ConvertError> {
+            if self.0.broken {
+                return Err(ConvertError::unsuitable(
+                    &self.0.meta.name,
+                    "broken on purpose",
+                ));
+            }
+            let spf = self.0.meta.channels[j].samps_per_frame as usize;
+            let (a, b) = (frames.start as usize * spf, frames.end as usize * spf);
+            self.0.digital[j]
+                .get(a..b)
+                .ok_or_else(|| ConvertError::unsuitable(&self.0.meta.name, "short"))
+        }
+    }
+
+    impl RecordSource for MemSource {
+        fn read_physical_f32(&mut self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, ConvertError> {
+            (0..self.0.meta.channels.len())
+                .map(|j| {
+                    let c = &self.0.meta.channels[j];
+                    let (g, b) = (c.gain.unwrap_or(200.0), c.baseline.unwrap_or(0));
+                    Ok(self
+                        .slice(j, &frames)?
+                        .iter()
+                        .map(|&d| {
+                            if d == INVALID {
+                                f32::NAN
+                            } else {
+                                ((f64::from(d) - b as f64) / g) as f32
+                            }
+                        })
+                        .collect())
+                })
+                .collect()
+        }
+
+        fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {
+            (0..self.0.meta.channels.len())
+                .map(|j| Ok(self.slice(j, &frames)?.to_vec()))
+                .collect()
+        }
+    }
+
+    impl SourceOpener for MemOpener {
+        fn probe(&self, name: &str, _check_data: bool) -> Result<RecordMeta, ConvertError> {
+            self.records
+                .get(name)
+                .map(|r| r.meta.clone())
+                .ok_or_else(|| ConvertError::unsuitable(name, "no such record"))
+        }
+
+        fn open(&self, name: &str) -> Result<Box<dyn RecordSource>, ConvertError> {
+            let r = self
+                .records
+                .get(name)
+                .ok_or_else(|| ConvertError::unsuitable(name, "no such record"))?;
+            Ok(Box::new(MemSource(r.clone())))
+        }
+
+        fn annotations(
+            &self,
+            name: &str,
+            _ext: &str,
+        ) -> Result<Option<Vec<AnnotationRow>>, ConvertError> {
+            Ok(self.records.get(name).and_then(|r| r.annotations.clone()))
+        }
+
+        fn input_digests(&self, name: &str) -> Result<Vec<(String, String)>, ConvertError> {
+            Ok(vec![(format!("{name}.hea"), format!("sha-of-{name}"))])
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Parquet output: the one place writer properties are chosen ([`writer_properties`]),
+//! parallel encoding of whole row groups ([`RowGroupEncoder`]), and files
+//! ([`PartWriter`]): `part-NNNNN.parquet` (or `part-<I>-NNNNN.parquet` for `--shard I/N`)
+//! rolled over at ~500 MB, each written as `*.parquet.tmp` and renamed when complete, with
+//! provenance in the footer's key-value metadata.
+//!
+//! Row groups are encoded on worker threads with arrow-rs's `ArrowColumnWriter` (each
+//! column chunk compressed in memory) and appended to the file in plan order by the
+//! caller's thread, so the bytes do not depend on which worker finished first.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
+
+use super::batch::BuiltRowGroup;
+use super::discover::Discovered;
+use super::plan::Shape;
+use super::{ConvertError, ConvertOptions, Dtype, SignalEncoding};
+
+/// Parses a `--compression` value: `zstd[:LEVEL]`, `lz4`, `snappy`, `none`.
+pub fn parse_compression(s: &str) -> Result<Compression, ConvertError> {
+    let bad = |why: String| ConvertError::Usage(format!("compression {s:?}: {why}"));
+    let (name, level) = match s.split_once(':') {
+        Some((n, l)) => (n, Some(l)),
+        None => (s, None),
+    };
+    match (name.to_ascii_lowercase().as_str(), level) {
+        ("zstd", l) => {
+            let level: i32 = l
+                .map_or(Ok(1), str::parse::<i32>)
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(Compression::ZSTD(
+                ZstdLevel::try_new(level).map_err(|e| bad(e.to_string()))?,
+            ))
+        }
+        ("lz4", None) => Ok(Compression::LZ4_RAW),
+        ("snappy", None) => Ok(Compression::SNAPPY),
+        ("none" | "uncompressed", None) => Ok(Compression::UNCOMPRESSED),
+        _ => Err(bad("expected zstd[:LEVEL], lz4, snappy or none".to_string())),
+    }
+}
+
+/// The writer properties of every file of a conversion: compression, the signal columns'
+/// encoding, statistics, row-group size and the provenance metadata. Choices are
+/// measured in `docs/parquet.md`.
+pub fn writer_properties(
+    opts: &ConvertOptions,
+    shape: &Shape,
+    found: &Discovered,
+    rows_per_group: u64,
+) -> Result<WriterProperties, ConvertError> {
+    let mut b = WriterProperties::builder()
+        .set_compression(parse_compression(&opts.tuning.compression)?)
+        .set_max_row_group_row_count(Some(rows_per_group as usize))
+        // Statistics per column chunk for every column (record names, sample ranges and
+        // signal min/max let DuckDB/pyarrow skip row groups); page-level indexes would
+        // add footer bytes for the large signal columns with little pruning value.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_key_value_metadata(Some(provenance(opts, shape, found)));
+    for path in super::schema::signal_leaf_paths(opts, shape) {
+        let col = ColumnPath::from(path.as_str());
+        match (opts.tuning.signal_encoding, opts.dtype) {
+            (SignalEncoding::Dict, _) => {
+                b = b.set_column_dictionary_enabled(col, true);
+            }
+            (SignalEncoding::Plain, _) => {
+                b = b
+                    .set_column_dictionary_enabled(col.clone(), false)
+                    .set_column_encoding(col, Encoding::PLAIN);
+            }
+            // int16 is stored as INT32; DELTA_BINARY_PACKED fits small-range integers
+            // (BYTE_STREAM_SPLIT on INT32 would split mostly-zero high bytes as well,
+            // but older readers reject it for integer columns).
+            (SignalEncoding::Bss, Dtype::I16) => {
+                b = b
+                    .set_column_dictionary_enabled(col.clone(), false)
+                    .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);
+            }
+            (SignalEncoding::Bss, Dtype::F32 | Dtype::F16) => {
+                b = b
+                    .set_column_dictionary_enabled(col.clone(), false)
+                    .set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT);
+            }
+        }
+    }
+    Ok(b.build())
+}
+
+/// File-level key-value metadata: what produced the file from what (issue 4 point 4).
+fn provenance(opts: &ConvertOptions, shape: &Shape, found: &Discovered) -> Vec<KeyValue> {
+    let (dataset, version) = dataset_and_version(&found.root);
+    let mut kv = vec![
+        KeyValue::new("physio.version".to_string(), crate::VERSION.to_string()),
+        KeyValue::new("physio.dataset".to_string(), dataset),
+        KeyValue::new("physio.options".to_string(), opts.provenance_json()),
+    ];
+    if let Some(v) = version {
+        kv.push(KeyValue::new("physio.dataset_version".to_string(), v));
+    }
+    if !shape.channel_names.is_empty() {
+        kv.push(KeyValue::new(
+            "physio.sig_name".to_string(),
+            serde_json::to_string(&shape.channel_names).unwrap_or_default(),
+        ));
+    }
+    if let Some(fs) = shape.fs {
+        kv.push(KeyValue::new("physio.fs".to_string(), fs.to_string()));
+    }
+    kv
+}
+
+/// `physionet/ptb-xl/1.0.3` -> (`ptb-xl`, `1.0.3`), the layout `physio fetch` writes;
+/// otherwise the directory's own name and no version.
+fn dataset_and_version(root: &Path) -> (String, Option<String>) {
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    let last = name(&canonical);
+    let looks_like_version = !last.is_empty()
+        && last
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    match canonical.parent() {
+        Some(parent) if looks_like_version => (name(parent), Some(last)),
+        _ => (last, None),
+    }
+}
+
+/// One row group, encoded and compressed, ready to append.
+pub struct EncodedRowGroup {
+    /// Column chunks in schema order (empty when the group has no rows).
+    pub chunks: Vec<ArrowColumnChunk>,
+    /// Rows in the group.
+    pub rows: u64,
+    /// Records with rows in the group.
+    pub records: Vec<usize>,
+    /// Records that failed while building the group.
+    pub failures: Vec<(usize, ConvertError)>,
+    /// `(path, sha256)` of input files of records starting in this group.
+    pub digests: Vec<(String, String)>,
+}
+
+/// Encodes built row groups into column chunks (callable from any worker).
+pub struct RowGroupEncoder {
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    out: PathBuf,
+}
+
+impl RowGroupEncoder {
+    /// An encoder for `schema` with the conversion's writer properties.
+    pub fn new(
+        opts: &ConvertOptions,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self, ConvertError> {
+        let perr = |source| ConvertError::Parquet {
+            path: opts.out.clone(),
+            source,
+        };
+        // The factory only needs the schema and properties; a writer to nowhere gives it.
+        let writer = ArrowWriter::try_new(std::io::sink(), Arc::clone(&schema), Some(props))
+            .map_err(perr)?;
+        let (_, factory) = writer.into_serialized_writer().map_err(perr)?;
+        Ok(RowGroupEncoder {
+            factory,
+            schema,
+            out: opts.out.clone(),
+        })
+    }
+
+    /// Encodes `built`, its columns in parallel.
+    pub fn encode(&self, built: BuiltRowGroup) -> Result<EncodedRowGroup, ConvertError> {
+        let perr = |source| ConvertError::Parquet {
+            path: self.out.clone(),
+            source,
+        };
+        let BuiltRowGroup {
+            batch,
+            records,
+            failures,
+            digests,
+        } = built;
+        let Some(batch) = batch else {
+            return Ok(EncodedRowGroup {
+                chunks: Vec::new(),
+                rows: 0,
+                records,
+                failures,
+                digests,
+            });
+        };
+        let mut leaves = Vec::new();
+        for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, array).map_err(perr)?);
+        }
+        let writers = self.factory.create_column_writers(0).map_err(perr)?;
+        let chunks = writers
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut w, leaf)| {
+                w.write(&leaf)?;
+                w.close()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(perr)?;
+        Ok(EncodedRowGroup {
+            chunks,
+            rows: batch.num_rows() as u64,
+            records,
+            failures,
+            digests,
+        })
+    }
+}
+
+/// A part file being written.
+struct OpenPart {
+    writer: SerializedFileWriter<BufWriter<File>>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    digests: BTreeMap<String, String>,
+}
+
+/// Writes row groups into one `.parquet` file or a directory of part files.
+pub struct PartWriter {
+    schema: SchemaRef,
+    props: WriterProperties,
+    /// `Some(dir)` for directory output; `None` writes exactly `single`.
+    dir: Option<PathBuf>,
+    single: PathBuf,
+    shard_prefix: Option<u32>,
+    max_bytes: u64,
+    current: Option<OpenPart>,
+    files: Vec<PathBuf>,
+    rows: u64,
+}
+
+impl PartWriter {
+    /// A writer for `opts.out` (`*.parquet` = one file, else a directory of parts).
+    pub fn new(
+        opts: &ConvertOptions,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self, ConvertError> {
+        let single_file = opts
+            .out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        let dir = if single_file {
+            None
+        } else {
+            std::fs::create_dir_all(&opts.out).map_err(|e| ConvertError::io(&opts.out, e))?;
+            Some(opts.out.clone())
+        };
+        Ok(PartWriter {
+            schema,
+            props,
+            dir,
+            single: opts.out.clone(),
+            shard_prefix: (opts.shard.count > 1).then_some(opts.shard.index),
+            max_bytes: opts.tuning.max_file_bytes,
+            current: None,
+            files: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    fn part_name(&self, n: usize) -> String {
+        match self.shard_prefix {
+            Some(i) => format!("part-{i}-{n:05}.parquet"),
+            None => format!("part-{n:05}.parquet"),
+        }
+    }
+
+    fn open_part(&mut self) -> Result<&mut OpenPart, ConvertError> {
+        if self.current.is_none() {
+            let dest = match &self.dir {
+                Some(dir) => dir.join(self.part_name(self.files.len())),
+                None => self.single.clone(),
+            };
+            if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| ConvertError::io(parent, e))?;
+            }
+            let mut tmp_name = dest.clone().into_os_string();
+            tmp_name.push(".tmp");
+            let tmp = PathBuf::from(tmp_name);
+            let file = File::create(&tmp).map_err(|e| ConvertError::io(&tmp, e))?;
+            let perr = |source| ConvertError::Parquet {
+                path: tmp.clone(),
+                source,
+            };
+            let arrow = ArrowWriter::try_new(
+                BufWriter::with_capacity(1 << 20, file),
+                Arc::clone(&self.schema),
+                Some(self.props.clone()),
+            )
+            .map_err(perr)?;
+            let (writer, _) = arrow.into_serialized_writer().map_err(perr)?;
+            self.current = Some(OpenPart {
+                writer,
+                tmp,
+                dest,
+                digests: BTreeMap::new(),
+            });
+        }
+        self.current
+            .as_mut()
+            .ok_or_else(|| ConvertError::Usage("internal: no open part".to_string()))
+    }
+
+    /// Appends one encoded row group (empty groups only contribute their digests).
+    pub fn append(&mut self, group: EncodedRowGroup) -> Result<(), ConvertError> {
+        let part = self.open_part()?;
+        part.digests.extend(group.digests);
+        if group.rows > 0 {
+            let perr = |source| ConvertError::Parquet {
+                path: part.tmp.clone(),
+                source,
+            };
+            let mut rg = part.writer.next_row_group().map_err(perr)?;
+            for chunk in group.chunks {
+                chunk.append_to_row_group(&mut rg).map_err(perr)?;
+            }
+            rg.close().map_err(perr)?;
+        }
+        let full = part.writer.bytes_written() as u64 >= self.max_bytes;
+        self.rows += group.rows;
+        if self.dir.is_some() && full {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    fn close_part(&mut self) -> Result<(), ConvertError> {
+        let Some(mut part) = self.current.take() else {
+            return Ok(());
+        };
+        let perr = |source| ConvertError::Parquet {
+            path: part.tmp.clone(),
+            source,
+        };
+        // Provenance of this file's inputs: {relative path: SHA-256}, sorted by path.
+        part.writer.append_key_value_metadata(KeyValue::new(
+            "physio.inputs_sha256".to_string(),
+            serde_json::to_string(&part.digests).unwrap_or_default(),
+        ));
+        // `into_inner` writes the footer and hands back the buffered file, which is
+        // flushed here so a write error is reported rather than lost in a drop.
+        let buffered = part.writer.into_inner().map_err(perr)?;
+        buffered
+            .into_inner()
+            .map_err(|e| ConvertError::io(&part.tmp, e.into_error()))?;
+        crate::fsutil::persist_path(&part.tmp, &part.dest).map_err(|e| match e {
+            crate::Error::Io { path, source } => ConvertError::Io { path, source },
+            other => ConvertError::io(&part.dest, std::io::Error::other(other.to_string())),
+        })?;
+        self.files.push(part.dest);
+        Ok(())
+    }
+
+    /// Closes the last file (writing an empty one if there were no rows, so readers
+    /// still see the schema), removes part files of an earlier run that this run did not
+    /// rewrite, and returns the files written and the row count.
+    pub fn finish(mut self) -> Result<(Vec<PathBuf>, u64), ConvertError> {
+        if self.current.is_none() && self.files.is_empty() {
+            self.open_part()?;
+        }
+        self.close_part()?;
+        if let Some(dir) = &self.dir {
+            self.remove_stale(dir)?;
+        }
+        Ok((std::mem::take(&mut self.files), self.rows))
+    }
+
+    /// Deletes `part-…` files (and leftover `.tmp`s) of this writer's own naming scheme
+    /// that are not among the files just written: a shorter re-run must not leave old
+    /// parts that readers would take as part of the dataset. Other shards' files are
+    /// never touched.
+    fn remove_stale(&self, dir: &Path) -> Result<(), ConvertError> {
+        let prefix = match self.shard_prefix {
+            Some(i) => format!("part-{i}-"),
+            None => "part-".to_string(),
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| ConvertError::io(dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let digits = rest
+                .strip_suffix(".parquet")
+                .or_else(|| rest.strip_suffix(".parquet.tmp"));
+            let ours =
+                digits.is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()));
+            let path = entry.path();
+            if ours && !self.files.contains(&path) {
+                std::fs::remove_file(&path).map_err(|e| ConvertError::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Abandons the file being written (removing its temporary file).
+    pub fn abort(&mut self) {
+        if let Some(part) = self.current.take() {
+            drop(part.writer);
+            let _ = std::fs::remove_file(&part.tmp);
+        }
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        // An error or panic mid-conversion leaves no `.tmp` behind.
+        self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_names() {
+        assert_eq!(
+            parse_compression("none").unwrap(),
+            Compression::UNCOMPRESSED
+        );
+        assert!(matches!(
+            parse_compression("zstd:3").unwrap(),
+            Compression::ZSTD(_)
+        ));
+        assert!(matches!(
+            parse_compression("zstd").unwrap(),
+            Compression::ZSTD(_)
+        ));
+        assert!(parse_compression("zstd:99").is_err());
+        assert!(parse_compression("gzip").is_err());
+    }
+
+    #[test]
+    fn dataset_and_version_from_fetch_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("ptb-xl/1.0.3");
+        std::fs::create_dir_all(&v).unwrap();
+        assert_eq!(
+            dataset_and_version(&v),
+            ("ptb-xl".to_string(), Some("1.0.3".to_string()))
+        );
+        let plain = dir.path().join("mydata");
+        std::fs::create_dir_all(&plain).unwrap();
+        assert_eq!(dataset_and_version(&plain), ("mydata".to_string(), None));
+    }
+}
