@@ -21,6 +21,7 @@ out, layout, root, dtype = sys.argv[1:5]
 files = [out] if out.endswith(".parquet") else sorted(glob.glob(os.path.join(out, "*.parquet")))
 table = pq.read_table(files[0] if len(files) == 1 else out)
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")  # it draws on stdout under load
 src = f"read_parquet({files!r})"
 assert con.execute(f"select count(*) from {src}").fetchone()[0] == table.num_rows
 
@@ -130,7 +131,7 @@ fn check(out: &Path, layout: &str, root: &Path, dtype: &str, window: &[&str]) ->
         .trim()
         .strip_prefix("checked ")
         .and_then(|n| n.parse().ok())
-        .expect("checked N")
+        .unwrap_or_else(|| panic!("expected `checked N`, got stdout {stdout:?}"))
 }
 
 /// Writes a small PTB-XL-like corpus: `records100/0000K/0000N_lr`, 3 leads at 100 Hz,
@@ -196,7 +197,10 @@ fn conformance_records_convert_and_match_wfdb_python() {
     let assert = convert(&[s(&records), "--to", "parquet", "--out", s(&out)]).code(1);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert!(stderr.contains("skipped 12726"), "{stderr}");
-    assert!(stderr.contains("skipped n8_evoked_raw_95_F1_R9"), "{stderr}");
+    assert!(
+        stderr.contains("skipped n8_evoked_raw_95_F1_R9"),
+        "{stderr}"
+    );
     assert!(stderr.contains("2 record(s) failed"), "{stderr}");
     assert!(out.is_file());
     if have_python_modules(READERS) {
@@ -275,7 +279,10 @@ fn windows_layout_is_a_fixed_shape_tensor_matching_wfdb_python() {
     .success();
     if have_python_modules(READERS) {
         // 1000, 1037, 1074 frames; windows of 250 every 200, padded tail: 5 + 5 + 6.
-        assert_eq!(check(&out, "windows", &root, "f32", &["250", "200", "pad"]), 16);
+        assert_eq!(
+            check(&out, "windows", &root, "f32", &["250", "200", "pad"]),
+            16
+        );
     }
 }
 
@@ -319,7 +326,10 @@ fn bad_record_is_named_and_the_rest_converts() {
     assert_eq!(summary["records_written"], 3);
     assert_eq!(summary["failed"][0]["record"], names[2].as_str());
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
-    assert!(stderr.contains(&format!("skipped {}", names[2])), "{stderr}");
+    assert!(
+        stderr.contains(&format!("skipped {}", names[2])),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -6,8 +6,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // tests report skips and diagnostics
 
 mod cli;
-mod convert;
 mod common;
+mod convert;
 mod fetch;
 mod info;
 mod wfdb_bad_input;
