@@ -34,6 +34,9 @@ pub enum Error {
     /// Downloading or verifying files failed.
     #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
+    /// Talking to Kaggle failed or was refused.
+    #[error(transparent)]
+    Kaggle(#[from] crate::source::kaggle::KaggleError),
     /// Extracting an archive failed or was refused as hostile.
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
@@ -76,6 +79,7 @@ impl Error {
             Error::Source(e) => e.exit_code(),
             Error::Fetch(e) => e.exit_code(),
             Error::Extract(e) => e.exit_code(),
+            Error::Kaggle(e) => e.exit_code(),
             Error::UnsafePath { .. } => EXIT_INTEGRITY,
             Error::Usage(_) => EXIT_USAGE,
             Error::Io { .. } => EXIT_PARTIAL,

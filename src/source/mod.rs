@@ -1,5 +1,7 @@
 //! Dataset sources: PhysioNet (and mirrors) and Kaggle. (Being built under issues 5, 6.)
 
+pub mod kaggle;
+
 use crate::error::EXIT_USAGE;
 
 /// Errors resolving a dataset, its versions or its manifest.
