@@ -84,6 +84,10 @@ pub struct FetchArgs {
     /// Limit total download rate (bytes per second; suffixes K, M, G).
     #[arg(long, value_name = "RATE")]
     pub max_rate: Option<String>,
+    /// Refuse archives (Kaggle) that expand past this many bytes (suffixes K, M, G, T);
+    /// archives are always limited to 200x their size.
+    #[arg(long, value_name = "BYTES")]
+    pub max_extract: Option<String>,
 }
 
 /// `physio verify`.

@@ -37,6 +37,7 @@ use url::Url;
 
 use crate::auth::kaggle::{CredentialsError, KaggleCredentials};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
+use crate::extract::ExtractLimits;
 
 /// Kaggle's public API base (replaced by `PHYSIO_KAGGLE_URL`).
 pub const DEFAULT_API_BASE: &str = "https://www.kaggle.com/api/v1";
@@ -747,6 +748,561 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     let mut hasher = sha2::Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// The name of the checksum file physio writes in every Kaggle version directory, in
+/// PhysioNet's format (`<sha256-hex>  <path>` per line), so `physio verify` and re-runs
+/// treat Kaggle and PhysioNet copies alike.
+pub const SUMS_FILE: &str = "SHA256SUMS.txt";
+
+/// What to fetch from Kaggle and where to put it.
+#[derive(Debug, Clone)]
+pub struct KaggleFetchOptions {
+    /// The dataset (and optional pinned version).
+    pub dataset: KaggleRef,
+    /// The output directory (`DIR`); files land in `DIR/kaggle/<owner>/<dataset>/<v>/`.
+    pub out: PathBuf,
+    /// The API base (`PHYSIO_KAGGLE_URL` or [`DEFAULT_API_BASE`]).
+    pub api_base: String,
+    /// Credentials, if any were found.
+    pub credentials: Option<KaggleCredentials>,
+    /// Only files whose dataset path matches one of these globs (then files are fetched
+    /// one by one instead of as the whole archive).
+    pub include: Vec<String>,
+    /// Skip files whose dataset path matches one of these globs.
+    pub exclude: Vec<String>,
+    /// Bounds on archive expansion.
+    pub limits: ExtractLimits,
+    /// Resolve and list only; download nothing.
+    pub dry_run: bool,
+    /// Attempts per transfer (transient failures and 429s are retried).
+    pub attempts: u32,
+}
+
+/// How a version was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchMode {
+    /// The local copy already matched its `SHA256SUMS.txt`; nothing was downloaded.
+    UpToDate,
+    /// The whole version was downloaded as one archive and extracted.
+    Archive,
+    /// Selected files were downloaded one by one (`--include`/`--exclude`).
+    Files,
+    /// `--dry-run`: nothing was downloaded.
+    DryRun,
+}
+
+/// The outcome of [`fetch`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KaggleReport {
+    /// `kaggle:<owner>/<dataset>`.
+    pub dataset: String,
+    /// The version fetched.
+    pub version: u32,
+    /// The version directory.
+    pub dir: PathBuf,
+    /// How it was obtained.
+    pub mode: FetchMode,
+    /// Files in the version directory's `SHA256SUMS.txt` (or, for a dry run, that would be).
+    pub files: usize,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Bytes transferred over the network in this run.
+    pub downloaded: u64,
+}
+
+/// Fetches a Kaggle dataset version into `DIR/kaggle/<owner>/<dataset>/<version>/`.
+///
+/// Without filters the whole version is downloaded as Kaggle's zip (resumable, checked
+/// against the storage host's MD5/CRC32C), extracted safely into a `.physio-tmp-*`
+/// staging directory next to the version directory, given a `SHA256SUMS.txt`, and renamed
+/// into place; the archive is then deleted. With `include`/`exclude`, matching files are
+/// downloaded one by one into the version directory and added to its `SHA256SUMS.txt`.
+/// A version directory whose files all match its `SHA256SUMS.txt` is not downloaded again.
+pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Error> {
+    let r = &opts.dataset;
+    let api = KaggleApi::new(&opts.api_base, opts.credentials.clone())?;
+    if api.credentials().is_some() {
+        api.check_credentials(r).await?;
+    }
+    let version = api.resolve_version(r).await?;
+    let vdir = r.version_dir(&opts.out, version);
+    let ddir = r.dataset_dir(&opts.out);
+    let filter = Filter::new(&opts.include, &opts.exclude)?;
+    tracing::info!(dataset = %r, version, dir = %vdir.display(), "resolved Kaggle dataset");
+
+    let report = |mode, files: usize, bytes: u64, downloaded: u64| KaggleReport {
+        dataset: format!("{SPEC_PREFIX}{}/{}", r.owner, r.dataset),
+        version,
+        dir: vdir.clone(),
+        mode,
+        files,
+        bytes,
+        downloaded,
+    };
+
+    if filter.is_none() {
+        // Re-check the local copy first: a complete, intact version is not fetched again.
+        let sums = vdir.join(SUMS_FILE);
+        if sums.is_file() && !opts.dry_run {
+            let check = vdir.clone();
+            let outcome = blocking(move || verify_dir(&check)).await??;
+            match outcome {
+                Ok((files, bytes)) => {
+                    return Ok(report(FetchMode::UpToDate, files, bytes, 0));
+                }
+                Err(bad) => tracing::warn!(
+                    file = %bad,
+                    "local copy differs from its SHA256SUMS.txt; fetching the version again"
+                ),
+            }
+        }
+        if opts.dry_run {
+            let files = api.list_files(r, version).await?;
+            let bytes = files.iter().filter_map(|f| f.total_bytes).sum();
+            return Ok(report(FetchMode::DryRun, files.len(), bytes, 0));
+        }
+        std::fs::create_dir_all(&ddir).map_err(|e| crate::Error::io(&ddir, e))?;
+        let archive = ddir.join(format!(".physio-archive-{version}.zip"));
+        let url = api.download_url(r, version, None);
+        let what = format!("{r}@{version}");
+        let downloaded = transfer::download(&api, &url, &archive, &what, r, opts.attempts).await?;
+        let installed = install_archive(&archive, &ddir, &vdir, opts.limits).await;
+        // Verified or refused, the archive has served its purpose: a hostile one would
+        // only be refused again.
+        let _ = std::fs::remove_file(&archive);
+        let (files, bytes) = installed?;
+        return Ok(report(FetchMode::Archive, files, bytes, downloaded));
+    }
+
+    // Selected files, one request each (`datasets/download/{o}/{d}/{file}`).
+    let listing = api.list_files(r, version).await?;
+    let selected: Vec<RemoteFile> = listing
+        .into_iter()
+        .filter(|f| filter.as_ref().is_none_or(|flt| flt.matches(&f.name)))
+        .collect();
+    if opts.dry_run {
+        let bytes = selected.iter().filter_map(|f| f.total_bytes).sum();
+        return Ok(report(FetchMode::DryRun, selected.len(), bytes, 0));
+    }
+    let mut sums = read_sums(&vdir.join(SUMS_FILE)).unwrap_or_default();
+    let mut downloaded = 0u64;
+    for f in &selected {
+        let rel = crate::fsutil::enclosed_path(&f.name)?;
+        let dest = vdir.join(&rel);
+        if let Some(expected) = sums.get(&f.name)
+            && dest.is_file()
+        {
+            let p = dest.clone();
+            if blocking(move || sha256_file(&p)).await?.ok().as_deref() == Some(expected.as_str()) {
+                continue;
+            }
+        }
+        let url = api.download_url(r, version, Some(&f.name));
+        let what = format!("{r}@{version}: {}", f.name);
+        // `download` resumes into `<dest>.part` and renames only after the storage
+        // hashes check out, so no partial file ever sits at `dest`.
+        downloaded += transfer::download(&api, &url, &dest, &what, r, opts.attempts).await?;
+        let p = dest.clone();
+        let sha = blocking(move || sha256_file(&p))
+            .await?
+            .map_err(|e| crate::Error::io(&dest, e))?;
+        sums.insert(f.name.clone(), sha);
+        write_sums(&vdir, &sums)?;
+    }
+    let (files, bytes) = sums_totals(&vdir, &sums);
+    Ok(report(FetchMode::Files, files, bytes, downloaded))
+}
+
+/// `--include`/`--exclude` over dataset paths: `*` stays within one path component,
+/// `**` crosses them (as for `convert --records`).
+struct Filter {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+impl Filter {
+    fn new(include: &[String], exclude: &[String]) -> Result<Option<Self>, crate::Error> {
+        fn set(globs: &[String]) -> Result<Option<globset::GlobSet>, crate::Error> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut b = globset::GlobSetBuilder::new();
+            for g in globs {
+                let glob = globset::GlobBuilder::new(g)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| crate::Error::Usage(format!("invalid glob {g:?}: {e}")))?;
+                b.add(glob);
+            }
+            b.build()
+                .map(Some)
+                .map_err(|e| crate::Error::Usage(e.to_string()))
+        }
+        let f = Filter {
+            include: set(include)?,
+            exclude: set(exclude)?,
+        };
+        Ok((f.include.is_some() || f.exclude.is_some()).then_some(f))
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.include.as_ref().is_none_or(|s| s.is_match(path))
+            && !self.exclude.as_ref().is_some_and(|s| s.is_match(path))
+    }
+}
+
+/// Runs blocking work (hashing, extraction) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        crate::Error::io(
+            PathBuf::from("<worker>"),
+            std::io::Error::other(e.to_string()),
+        )
+    })
+}
+
+/// Extracts `archive` into a fresh `.physio-tmp-*` directory inside `ddir`, writes its
+/// `SHA256SUMS.txt`, and renames it to `vdir` (moving any previous copy aside first and
+/// deleting it after). Returns (files, bytes).
+async fn install_archive(
+    archive: &Path,
+    ddir: &Path,
+    vdir: &Path,
+    limits: ExtractLimits,
+) -> Result<(usize, u64), crate::Error> {
+    let stage = tempfile::Builder::new()
+        .prefix(".physio-tmp-")
+        .tempdir_in(ddir)
+        .map_err(|e| crate::Error::io(ddir, e))?;
+    let (a, s) = (archive.to_path_buf(), stage.path().to_path_buf());
+    // On any error `stage` is dropped and removed: nothing half-extracted survives.
+    let extracted = blocking(move || crate::extract::extract_zip(&a, &s, &limits)).await??;
+    let mut sums = std::collections::BTreeMap::new();
+    for f in &extracted.files {
+        sums.insert(f.path.clone(), f.sha256.clone());
+    }
+    if sums.contains_key(SUMS_FILE) {
+        // The dataset ships its own SHA256SUMS.txt: keep physio's beside it would clash,
+        // and trusting the archive's file would let it vouch for itself. Refuse clearly.
+        return Err(crate::Error::Usage(format!(
+            "the archive contains its own {SUMS_FILE}, which physio writes itself; \
+             fetch with --exclude {SUMS_FILE}"
+        )));
+    }
+    write_sums(stage.path(), &sums)?;
+    let staged = stage.keep();
+    let old = if vdir.exists() {
+        let aside = ddir.join(format!(
+            ".physio-old-{}",
+            vdir.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("version")
+        ));
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(vdir, &aside).map_err(|e| crate::Error::io(vdir, e))?;
+        Some(aside)
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(&staged, vdir) {
+        let _ = std::fs::remove_dir_all(&staged);
+        if let Some(old) = &old {
+            let _ = std::fs::rename(old, vdir);
+        }
+        return Err(crate::Error::io(vdir, e));
+    }
+    crate::fsutil::sync_dir(ddir);
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok((extracted.files.len(), extracted.total_bytes))
+}
+
+/// Writes `dir/SHA256SUMS.txt` from path → hex SHA-256, sorted by path, atomically.
+pub fn write_sums(
+    dir: &Path,
+    sums: &std::collections::BTreeMap<String, String>,
+) -> Result<(), crate::Error> {
+    let mut text = String::new();
+    for (path, sha) in sums {
+        text.push_str(sha);
+        text.push_str("  ");
+        text.push_str(path);
+        text.push('\n');
+    }
+    crate::fsutil::write_atomic(&dir.join(SUMS_FILE), text.as_bytes())
+}
+
+/// Reads a `SHA256SUMS.txt` (`<hex>  <path>`; a `*` before the path, as `sha256sum -b`
+/// writes, is accepted). `None` if missing or malformed.
+pub fn read_sums(path: &Path) -> Option<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (sha, rest) = line.split_once(' ')?;
+        let name = rest.trim_start_matches(' ').trim_start_matches('*');
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() {
+            return None;
+        }
+        out.insert(name.to_string(), sha.to_ascii_lowercase());
+    }
+    Some(out)
+}
+
+fn sums_totals(dir: &Path, sums: &std::collections::BTreeMap<String, String>) -> (usize, u64) {
+    let bytes = sums
+        .keys()
+        .filter_map(|p| std::fs::metadata(dir.join(p)).ok())
+        .map(|m| m.len())
+        .sum();
+    (sums.len(), bytes)
+}
+
+/// Re-hashes every file `dir/SHA256SUMS.txt` lists. `Ok(Ok((files, bytes)))` when all
+/// match; `Ok(Err(path))` names the first that is missing or differs.
+fn verify_dir(dir: &Path) -> Result<Result<(usize, u64), String>, crate::Error> {
+    let Some(sums) = read_sums(&dir.join(SUMS_FILE)) else {
+        return Ok(Err(SUMS_FILE.to_string()));
+    };
+    let mut bytes = 0;
+    for (name, expected) in &sums {
+        let rel = crate::fsutil::enclosed_path(name)?;
+        let path = dir.join(rel);
+        match sha256_file(&path) {
+            Ok(actual) if actual == *expected => {
+                bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            }
+            _ => return Ok(Err(name.clone())),
+        }
+    }
+    Ok(Ok((sums.len(), bytes)))
+}
+
+/// A minimal resumable downloader for Kaggle's redirect-to-storage downloads.
+///
+/// TEMPORARY: to be folded into the shared download engine (`crate::fetch`) once it
+/// exposes a per-request credential policy; it exists so Kaggle fetches work with the
+/// same guarantees (resume, retries honouring `Retry-After`, verified before rename).
+mod transfer {
+    use super::*;
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    /// Longest wait physio accepts from a `Retry-After` header.
+    const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+    /// Downloads the API download URL `url` (which answers with a redirect to storage, or
+    /// with the bytes) to `dest`, resuming from `dest.part`; checks the storage host's
+    /// hashes, then renames `.part` to `dest`. Returns the bytes transferred.
+    pub(super) async fn download(
+        api: &KaggleApi,
+        url: &Url,
+        dest: &Path,
+        what: &str,
+        r: &KaggleRef,
+        attempts: u32,
+    ) -> Result<u64, crate::Error> {
+        let part = part_path(dest);
+        let mut transferred = 0u64;
+        let mut last_err = String::new();
+        for attempt in 1..=attempts.max(1) {
+            match try_once(api, url, &part, what, r, &mut transferred).await {
+                Ok(Step::Done(hashes)) => {
+                    let p = part.clone();
+                    let verified = blocking(move || hashes.verify_file(&p)).await?;
+                    if let Err(e) = verified {
+                        let _ = std::fs::remove_file(&part);
+                        return Err(e.into());
+                    }
+                    crate::fsutil::persist_path(&part, dest)?;
+                    return Ok(transferred);
+                }
+                Ok(Step::Retry { wait, reason }) => {
+                    tracing::warn!(%what, attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying");
+                    last_err = reason;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(KaggleError::Api {
+            url: redacted(url),
+            message: format!("gave up after {attempts} attempts: {last_err}"),
+        }
+        .into())
+    }
+
+    fn part_path(dest: &Path) -> PathBuf {
+        let mut s = dest.as_os_str().to_owned();
+        s.push(".part");
+        PathBuf::from(s)
+    }
+
+    enum Step {
+        Done(StorageHashes),
+        Retry { wait: Duration, reason: String },
+    }
+
+    fn backoff(attempt_hint: u64) -> Duration {
+        Duration::from_millis(500 * (1 << attempt_hint.min(4)) + fastrand::u64(0..250))
+    }
+
+    fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+        let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+        // RFC 9110 §10.2.3: delay-seconds or an HTTP-date.
+        let wait = match v.trim().parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => httpdate::parse_http_date(v)
+                .ok()?
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+        };
+        Some(wait.min(MAX_RETRY_AFTER))
+    }
+
+    fn transient(status: StatusCode) -> bool {
+        status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status.is_server_error()
+    }
+
+    async fn try_once(
+        api: &KaggleApi,
+        url: &Url,
+        part: &Path,
+        what: &str,
+        r: &KaggleRef,
+        transferred: &mut u64,
+    ) -> Result<Step, crate::Error> {
+        let resp = match api.get(url).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(Step::Retry {
+                    wait: backoff(1),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let status = resp.status();
+        if transient(status) {
+            return Ok(Step::Retry {
+                wait: retry_after(&resp).unwrap_or_else(|| backoff(2)),
+                reason: format!("HTTP {status} from the Kaggle API"),
+            });
+        }
+        let resp = api.check_status(resp, what, r).await?;
+        let body_resp = if resp.status().is_redirection() {
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+                .ok_or_else(|| KaggleError::Api {
+                    url: redacted(url),
+                    message: format!("HTTP {} without a usable Location", resp.status()),
+                })?;
+            tracing::debug!(storage = %redacted(&location), "following download redirect");
+            // A fresh request on the same client, with no Authorization header: the signed
+            // storage URL is its own credential and Kaggle's must not travel there.
+            let mut req = api.http().get(location.clone());
+            let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+            if have > 0 {
+                req = req.header(header::RANGE, format!("bytes={have}-"));
+            }
+            match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Ok(Step::Retry {
+                        wait: backoff(1),
+                        reason: error_chain(&e),
+                    });
+                }
+            }
+        } else {
+            // A mirror may serve the bytes itself; do not resume (no Range was sent).
+            let _ = std::fs::remove_file(part);
+            resp
+        };
+        let status = body_resp.status();
+        if transient(status) {
+            return Ok(Step::Retry {
+                wait: retry_after(&body_resp).unwrap_or_else(|| backoff(2)),
+                reason: format!("HTTP {status} from storage"),
+            });
+        }
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            // The object changed or the part is bogus: start over.
+            let _ = std::fs::remove_file(part);
+            return Ok(Step::Retry {
+                wait: Duration::ZERO,
+                reason: "stale partial download".into(),
+            });
+        }
+        if !status.is_success() {
+            return Err(KaggleError::Api {
+                url: redacted(body_resp.url()),
+                message: format!("storage answered HTTP {status}"),
+            }
+            .into());
+        }
+        let hashes = StorageHashes::from_headers(body_resp.headers());
+        let append = status == StatusCode::PARTIAL_CONTENT;
+        let expected_total = if append {
+            body_resp
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit('/').next())
+                .and_then(|t| t.parse::<u64>().ok())
+        } else {
+            body_resp.content_length()
+        };
+        if let Some(parent) = part.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| crate::Error::io(parent, e))?;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(part)
+            .await
+            .map_err(|e| crate::Error::io(part, e))?;
+        let mut stream = body_resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    file.write_all(&bytes)
+                        .await
+                        .map_err(|e| crate::Error::io(part, e))?;
+                    *transferred += bytes.len() as u64;
+                }
+                Err(e) => {
+                    let _ = file.flush().await;
+                    return Ok(Step::Retry {
+                        wait: backoff(0),
+                        reason: format!("transfer interrupted: {}", error_chain(&e)),
+                    });
+                }
+            }
+        }
+        file.flush().await.map_err(|e| crate::Error::io(part, e))?;
+        drop(file);
+        let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        if let Some(total) = expected_total
+            && have != total
+        {
+            return Ok(Step::Retry {
+                wait: backoff(0),
+                reason: format!("got {have} of {total} bytes"),
+            });
+        }
+        Ok(Step::Done(hashes))
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod kaggle_server;
+
 use std::path::PathBuf;
 
 /// The repository root (where `Cargo.toml` is).

@@ -1,0 +1,114 @@
+//! `physio fetch kaggle:<owner>/<dataset>[@<version>]`: turns the fetch arguments into
+//! [`crate::source::kaggle::KaggleFetchOptions`], runs the Kaggle fetch and prints its
+//! summary (one line, or one JSON object with `--json`).
+
+use std::io::Write;
+
+use anyhow::Context as _;
+
+use crate::auth::kaggle::find_credentials;
+use crate::cli::args::{FetchArgs, GlobalArgs};
+use crate::env::EnvVars;
+use crate::error::EXIT_OK;
+use crate::extract::{DEFAULT_MAX_RATIO, ExtractLimits};
+use crate::source::kaggle::{self, DEFAULT_API_BASE, FetchMode, KaggleFetchOptions, KaggleRef};
+
+/// True when `dataset` names a Kaggle dataset.
+pub fn is_kaggle(dataset: &str) -> bool {
+    dataset.starts_with(kaggle::SPEC_PREFIX)
+}
+
+/// Runs `physio fetch` for a `kaggle:` dataset.
+pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
+    let dataset = KaggleRef::parse(&args.dataset).map_err(crate::Error::from)?;
+    let credentials = find_credentials(&|k| std::env::var(k).ok())
+        .map_err(|e| crate::Error::from(kaggle::KaggleError::from(e)))?;
+    let api_base = std::env::var(EnvVars::PHYSIO_KAGGLE_URL)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+    let max_bytes = args
+        .max_extract
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(crate::Error::Usage)?;
+    let opts = KaggleFetchOptions {
+        dataset,
+        out: args.out.clone(),
+        api_base,
+        credentials,
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        limits: ExtractLimits {
+            max_ratio: DEFAULT_MAX_RATIO,
+            max_bytes,
+        },
+        dry_run: args.dry_run,
+        attempts: 6,
+    };
+    let report = super::super::runtime()?
+        .block_on(kaggle::fetch(&opts))
+        .with_context(|| format!("fetching {}", args.dataset))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let what = match report.mode {
+            FetchMode::UpToDate => "up to date",
+            FetchMode::Archive => "fetched (archive)",
+            FetchMode::Files => "fetched (selected files)",
+            FetchMode::DryRun => "would fetch",
+        };
+        writeln!(
+            out,
+            "{}@{}: {what}: {} files, {} bytes in {} (downloaded {} bytes)",
+            report.dataset,
+            report.version,
+            report.files,
+            report.bytes,
+            report.dir.display(),
+            report.downloaded
+        )?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Parses a byte size with an optional K/M/G/T suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("invalid size {s:?}: unknown suffix")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid size {s:?}: expected e.g. 500M or 20G"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2K"), Ok(2048));
+        assert_eq!(parse_size("3g"), Ok(3 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("1Q").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}
