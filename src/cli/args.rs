@@ -84,10 +84,30 @@ pub struct FetchArgs {
     /// Limit total download rate (bytes per second; suffixes K, M, G).
     #[arg(long, value_name = "RATE")]
     pub max_rate: Option<String>,
+    /// Server layout: `physionet` (`/files/<slug>/<version>/`) or `aws` (the public S3
+    /// mirror, `<slug>/<version>/`).
+    #[arg(long, value_enum, default_value = "physionet")]
+    pub source: SourceArg,
+    /// Attempts per file before it counts as failed.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub retries: u32,
+    /// Drop and retry a connection that delivers no bytes for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub stall_timeout: f64,
     /// Refuse archives (Kaggle) that expand past this many bytes (suffixes K, M, G, T);
     /// archives are always limited to 200x their size.
     #[arg(long, value_name = "BYTES")]
     pub max_extract: Option<String>,
+}
+
+/// Where a PhysioNet dataset is served from (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SourceArg {
+    /// physionet.org or a mirror with its layout (default).
+    #[default]
+    Physionet,
+    /// The AWS open-data bucket layout (`<slug>/<version>/<path>`).
+    Aws,
 }
 
 /// `physio verify`.
@@ -120,6 +140,9 @@ pub struct LsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Server layout (as for `fetch`).
+    #[arg(long, value_enum, default_value = "physionet")]
+    pub source: SourceArg,
 }
 
 /// `physio info`.

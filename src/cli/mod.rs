@@ -4,6 +4,7 @@
 pub mod args;
 pub mod commands;
 pub mod logging;
+pub mod reporter;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,12 +1,77 @@
-//! The download engine. (Being built under issue 5.)
+//! The download engine: given a plan (a version directory, the files to fetch and what
+//! each must hash to), brings the local copy in line with it — concurrently, resumably,
+//! verifying every byte — and returns a [`FetchReport`] in which partial failure is a
+//! value (contract exit code 1 names every failed file and keeps the rest).
+//!
+//! Per file: a file already on disk whose size+mtime match the verified-state cache and
+//! whose cached digest equals the manifest's is skipped with a `stat`; otherwise it is
+//! hashed and kept if it matches, and downloaded (see [`download`]) if not. A lock file
+//! stops two runs on the same directory (or shard) from racing.
 
-use crate::error::EXIT_PARTIAL;
+pub mod client;
+pub mod download;
+pub mod hash;
+pub mod plan;
+pub mod reporter;
+pub mod retry;
+pub mod state;
+pub mod verify;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tracing::{debug, info, instrument, warn};
+use url::Url;
+
+pub use client::HttpClient;
+pub use download::{Downloaded, Downloader, DownloaderOptions, Expected};
+pub use reporter::{NoReporter, Outcome, Reporter};
+
+use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, Error, Result};
+use crate::fsutil::enclosed_path;
+use crate::source::Entry;
+use state::{VerifiedState, stamp, state_path};
+
+/// Why a server refused access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthProblem {
+    /// No credentials were configured.
+    NoCredentials,
+    /// Credentials exist but were not sent (plain HTTP to a non-loopback host).
+    NotSent,
+    /// The server rejected the credentials (401).
+    Rejected,
+    /// Credentials were accepted but access is refused (403): typically the dataset's
+    /// data use agreement has not been signed, or the account lacks credentialing.
+    Forbidden,
+}
+
+impl std::fmt::Display for AuthProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthProblem::NoCredentials => {
+                "this dataset needs credentials: set PHYSIONET_USERNAME and PHYSIONET_PASSWORD, or add the host to ~/.netrc"
+            }
+            AuthProblem::NotSent => {
+                "credentials are configured but are only sent over HTTPS (or to loopback); use an https:// base URL"
+            }
+            AuthProblem::Rejected => "the user name or password was not accepted",
+            AuthProblem::Forbidden => {
+                "access refused for this account: sign the dataset's data use agreement (and complete credentialing if it requires it) on the project page"
+            }
+        })
+    }
+}
 
 /// Errors downloading or verifying files.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// A transfer failed after its retries.
+    /// A connection-level failure (connect, reset, TLS, truncated body).
     #[error("{url}: {message}")]
     Transfer {
         /// The URL, with credentials removed.
@@ -14,11 +79,444 @@ pub enum FetchError {
         /// What went wrong.
         message: String,
     },
+    /// The server answered with an unexpected status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The URL, with credentials removed.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The server refused access (401/403).
+    #[error("{url}: HTTP {status}: {problem}")]
+    Auth {
+        /// The URL, with credentials removed.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// Why, as far as physio can tell.
+        problem: AuthProblem,
+    },
+    /// No body bytes arrived for the stall timeout.
+    #[error("{url}: no data for {secs:.0} s (stalled connection)")]
+    Stalled {
+        /// The URL, with credentials removed.
+        url: String,
+        /// The stall timeout.
+        secs: f64,
+    },
+    /// A redirect could not be followed.
+    #[error("{url}: {reason}")]
+    Redirect {
+        /// The URL, with credentials removed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Downloaded or local bytes do not match the manifest.
+    #[error("{}: integrity check failed: {what}", path.display())]
+    Integrity {
+        /// The file (its final path; nothing was left there).
+        path: PathBuf,
+        /// What did not match.
+        what: String,
+    },
+    /// Another physio run holds the lock on this directory.
+    #[error("{}: another physio run is using this directory (lock held)", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A file system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl FetchError {
+    /// Attaches `path` to an I/O error.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        FetchError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
     /// Exit code for this error.
     pub fn exit_code(&self) -> u8 {
-        EXIT_PARTIAL
+        match self {
+            FetchError::Auth { .. } => EXIT_AUTH,
+            FetchError::Integrity { .. } => EXIT_INTEGRITY,
+            _ => EXIT_PARTIAL,
+        }
+    }
+}
+
+/// What a run does besides downloading.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Delete local files that are no longer in the upstream manifest.
+    pub delete: bool,
+    /// A tag for shard runs (`0-of-4`): they lock and record state separately so shards
+    /// can share one output directory.
+    pub shard_tag: Option<String>,
+}
+
+/// What to fetch: one dataset version into one directory.
+#[derive(Debug, Clone)]
+pub struct FetchPlan {
+    /// The local version directory (`DIR/<slug>/<version>`).
+    pub dir: PathBuf,
+    /// URL of the version's root on the server, ending in `/`.
+    pub base: Url,
+    /// The files selected for this run.
+    pub entries: Vec<Entry>,
+    /// Every path in the upstream manifest (to find files removed upstream).
+    pub upstream: HashSet<String>,
+    /// SHA256SUMS.txt as published, stored into `dir` for `physio verify`.
+    pub sums_text: Option<String>,
+}
+
+impl FetchPlan {
+    /// The URL of `path` (a manifest path) under [`FetchPlan::base`], each component
+    /// percent-encoded.
+    pub fn url_of(&self, path: &str) -> Url {
+        join_path(&self.base, path)
+    }
+}
+
+/// `base` (ending in `/`) joined with the `/`-separated `path`, percent-encoding each
+/// component (a `#` or `?` in a file name must not become a fragment or query).
+pub fn join_path(base: &Url, path: &str) -> Url {
+    let mut u = base.clone();
+    if let Ok(mut segs) = u.path_segments_mut() {
+        segs.pop_if_empty();
+        segs.extend(path.split('/').filter(|s| !s.is_empty()));
+    }
+    u
+}
+
+/// The outcome of a run.
+#[derive(Debug, Default)]
+pub struct FetchReport {
+    /// Files downloaded and verified.
+    pub done: Vec<String>,
+    /// Files already present and verified.
+    pub skipped: Vec<String>,
+    /// Files that failed, with why.
+    pub failed: Vec<(String, Error)>,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Files on disk that the upstream manifest no longer lists.
+    pub removed_upstream: Vec<String>,
+    /// Of those, the ones deleted (`--delete`).
+    pub deleted: Vec<String>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl FetchReport {
+    /// The exit code the report maps to: 0; else 3 if any failure was an
+    /// authorization refusal, 4 if any was an integrity failure, else 1.
+    pub fn exit_code(&self) -> u8 {
+        let codes: Vec<u8> = self.failed.iter().map(|(_, e)| e.exit_code()).collect();
+        if codes.is_empty() {
+            0
+        } else if codes.contains(&EXIT_AUTH) {
+            EXIT_AUTH
+        } else if codes.contains(&EXIT_INTEGRITY) {
+            EXIT_INTEGRITY
+        } else {
+            EXIT_PARTIAL
+        }
+    }
+}
+
+/// An exclusive lock on a directory, held until dropped (OS file lock: released even
+/// when the process is killed, so a crashed run never leaves a stale lock).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes `.physio-lock` (or `.physio-lock-<tag>`) in `dir`, failing at once with
+    /// [`FetchError::Locked`] when another process holds it.
+    pub fn acquire(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = match tag {
+            Some(t) => dir.join(format!(".physio-lock-{t}")),
+            None => dir.join(".physio-lock"),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+}
+
+/// Brings `plan.dir` in line with `plan`: see the module docs.
+pub async fn fetch(
+    plan: &FetchPlan,
+    downloader: &Downloader,
+    opts: &FetchOptions,
+    reporter: &dyn Reporter,
+) -> Result<FetchReport> {
+    let started = Instant::now();
+    let _lock = DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?;
+    if let Some(text) = &plan.sums_text {
+        let dest = plan.dir.join("SHA256SUMS.txt");
+        if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
+            crate::fsutil::write_atomic(&dest, text.as_bytes())?;
+        }
+    }
+    let state = Mutex::new(VerifiedState::load(&plan.dir));
+    let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
+    reporter.on_plan(plan.entries.len(), total_size);
+    let jobs = downloader.jobs().max(1);
+    let results: Vec<(String, Result<(Outcome, u64)>)> =
+        futures_util::stream::iter(plan.entries.iter())
+            .map(|entry| async {
+                let r = fetch_one(plan, entry, downloader, &state, reporter).await;
+                let outcome = match &r {
+                    Ok((o, _)) => *o,
+                    Err(_) => Outcome::Failed,
+                };
+                reporter.on_file_done(&entry.path, outcome);
+                (entry.path.clone(), r)
+            })
+            .buffer_unordered(jobs * 2)
+            .collect()
+            .await;
+    let mut report = FetchReport::default();
+    for (path, r) in results {
+        match r {
+            Ok((Outcome::Fetched, n)) => {
+                report.bytes += n;
+                report.done.push(path);
+            }
+            Ok((_, n)) => {
+                report.bytes += n;
+                report.skipped.push(path);
+            }
+            Err(e) => {
+                if let Ok(mut s) = state.lock() {
+                    s.remove(&path);
+                }
+                report.failed.push((path, e));
+            }
+        }
+    }
+    report.done.sort();
+    report.skipped.sort();
+    report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    let (removed, deleted) = removed_upstream(plan, opts.delete, &state);
+    report.removed_upstream = removed;
+    report.deleted = deleted;
+    if let Ok(s) = state.lock() {
+        s.save(&state_path(
+            &plan.dir,
+            opts.shard_tag
+                .as_deref()
+                .map(|t| format!("shard-{t}"))
+                .as_deref(),
+        ))?;
+    }
+    reporter.on_finish();
+    report.seconds = started.elapsed().as_secs_f64();
+    info!(
+        fetched = report.done.len(),
+        skipped = report.skipped.len(),
+        failed = report.failed.len(),
+        bytes = report.bytes,
+        "fetch finished"
+    );
+    Ok(report)
+}
+
+/// One file: skip it if the local copy verifies, else download it.
+#[instrument(skip_all, fields(path = %entry.path))]
+async fn fetch_one(
+    plan: &FetchPlan,
+    entry: &Entry,
+    downloader: &Downloader,
+    state: &Mutex<VerifiedState>,
+    reporter: &dyn Reporter,
+) -> Result<(Outcome, u64)> {
+    let dest = plan.dir.join(enclosed_path(&entry.path)?);
+    if let Ok(meta) = tokio::fs::symlink_metadata(&dest).await {
+        if meta.file_type().is_symlink() || !meta.is_file() {
+            return Err(Error::UnsafePath {
+                path: entry.path.clone(),
+                reason: "a symlink or directory is in the way of a dataset file",
+            });
+        }
+        let (size, mtime) = stamp(&meta);
+        if local_copy_verifies(&dest, entry, size, mtime, state).await? {
+            return Ok((Outcome::Skipped, 0));
+        }
+        debug!("local copy differs from the manifest; replacing");
+    }
+    reporter.on_file_start(&entry.path);
+    let expected = Expected {
+        size: entry.size,
+        sha256: entry.sha256,
+        md5: None,
+    };
+    let url = plan.url_of(&entry.path);
+    let got = downloader
+        .download(&url, &dest, &expected, &|n| reporter.on_bytes(n))
+        .await?;
+    if let Ok(meta) = std::fs::metadata(&dest) {
+        let (size, mtime) = stamp(&meta);
+        if let Ok(mut s) = state.lock() {
+            s.insert(&entry.path, size, mtime, &got.digests.sha256);
+        }
+    }
+    Ok((Outcome::Fetched, got.transferred))
+}
+
+/// True when the file at `dest` matches `entry`: by the state cache (size+mtime and
+/// digest) or, failing that, by hashing it (then recorded in the cache). Without a
+/// published digest, an equal size is the only check available.
+async fn local_copy_verifies(
+    dest: &Path,
+    entry: &Entry,
+    size: u64,
+    mtime: u128,
+    state: &Mutex<VerifiedState>,
+) -> Result<bool> {
+    if entry.size.is_some_and(|s| s != size) {
+        return Ok(false);
+    }
+    let Some(want) = entry.sha256 else {
+        return Ok(entry.size == Some(size));
+    };
+    let cached = state
+        .lock()
+        .ok()
+        .and_then(|s| s.lookup(&entry.path, size, mtime));
+    if cached == Some(want) {
+        return Ok(true);
+    }
+    let p = dest.to_path_buf();
+    let d = tokio::task::spawn_blocking(move || hash::hash_file(&p, false))
+        .await
+        .map_err(|e| Error::io(dest, std::io::Error::other(e)))?
+        .map_err(|e| Error::io(dest, e))?;
+    if d.sha256 == want {
+        if let Ok(mut s) = state.lock() {
+            s.insert(&entry.path, size, mtime, &d.sha256);
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Files under `plan.dir` that the upstream manifest does not list (physio's own
+/// `.physio*` entries, `.part` files and SHA256SUMS.txt aside); deleted with `delete`.
+fn removed_upstream(
+    plan: &FetchPlan,
+    delete: bool,
+    state: &Mutex<VerifiedState>,
+) -> (Vec<String>, Vec<String>) {
+    let mut found = Vec::new();
+    walk(&plan.dir, "", &mut found);
+    found.retain(|p| {
+        let name = p.rsplit('/').next().unwrap_or(p);
+        !(name.starts_with(state::STATE_PREFIX)
+            || p == "SHA256SUMS.txt"
+            || plan.upstream.contains(p)
+            || p.strip_suffix(".part")
+                .is_some_and(|s| plan.upstream.contains(s)))
+    });
+    found.sort();
+    let mut deleted = Vec::new();
+    for p in &found {
+        if !delete {
+            warn!(path = %p, "removed upstream (keep; --delete removes it)");
+            continue;
+        }
+        match std::fs::remove_file(plan.dir.join(p)) {
+            Ok(()) => {
+                if let Ok(mut s) = state.lock() {
+                    s.remove(p);
+                }
+                deleted.push(p.clone());
+            }
+            Err(e) => warn!(path = %p, error = %e, "cannot delete"),
+        }
+    }
+    (found, deleted)
+}
+
+/// Collects regular files under `dir` as `/`-separated relative paths (symlinks are
+/// not followed).
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match e.file_type() {
+            Ok(t) if t.is_dir() => {
+                if !name.starts_with(state::STATE_PREFIX) {
+                    walk(&e.path(), &rel, out);
+                }
+            }
+            Ok(t) if t.is_file() => out.push(rel),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_path_encodes_components() {
+        let base = Url::parse("http://h/files/x/1.0/").unwrap();
+        assert_eq!(
+            join_path(&base, "a b/c#d.dat").as_str(),
+            "http://h/files/x/1.0/a%20b/c%23d.dat"
+        );
+        assert_eq!(
+            join_path(&base, "RECORDS").as_str(),
+            "http://h/files/x/1.0/RECORDS"
+        );
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = DirLock::acquire(dir.path(), None).unwrap();
+        let err = DirLock::acquire(dir.path(), None).unwrap_err();
+        assert!(
+            matches!(err, Error::Fetch(FetchError::Locked { .. })),
+            "{err}"
+        );
+        assert!(DirLock::acquire(dir.path(), Some("0-of-2")).is_ok());
+        drop(a);
+        assert!(DirLock::acquire(dir.path(), None).is_ok());
     }
 }

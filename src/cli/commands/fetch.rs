@@ -1,11 +1,219 @@
-//! `physio fetch`.
+//! `physio fetch`: resolve the dataset and version, read its manifest, select files,
+//! then either print the plan (`--dry-run`) or run the download engine and print a
+//! summary (text on stderr, or one JSON object on stdout with `--json`).
 
-use crate::cli::args::{FetchArgs, GlobalArgs};
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use url::Url;
+
+use crate::auth::Credentials;
+use crate::cli::args::{FetchArgs, GlobalArgs, SourceArg};
+use crate::cli::reporter::ProgressReporter;
+use crate::error::Error;
+use crate::fetch::plan::{Selection, Shard};
+use crate::fetch::retry::RetryPolicy;
+use crate::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient};
+use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
+use crate::source::{DatasetSpec, Layout, Manifest, PhysioNet, SourceError};
+
+/// Default concurrent downloads: physionet.org throttles each connection to tens of
+/// KB/s and drops clients that open dozens, so about eight is both fast and polite.
+pub const DEFAULT_JOBS: usize = 8;
+
+/// A resolved dataset version: where it is, what it holds, and the downloader to use.
+pub(crate) struct Resolved {
+    pub source: PhysioNet,
+    pub slug: String,
+    pub version: String,
+    pub manifest: Manifest,
+    pub downloader: Downloader,
+}
+
+/// Parses the spec, builds client and source, finds the version and reads the manifest.
+pub(crate) async fn resolve(
+    dataset: &str,
+    base_url: Option<&str>,
+    source: SourceArg,
+    opts: DownloaderOptions,
+) -> anyhow::Result<Resolved> {
+    let (slug, version) = match DatasetSpec::parse(dataset).map_err(Error::from)? {
+        DatasetSpec::PhysioNet { slug, version } => (slug, version),
+        DatasetSpec::Kaggle { .. } => {
+            return Err(Error::from(SourceError::Unsupported("Kaggle")).into());
+        }
+    };
+    let layout = match source {
+        SourceArg::Physionet => Layout::PhysioNet,
+        SourceArg::Aws => Layout::Aws,
+    };
+    let default = if layout == Layout::Aws {
+        AWS_BASE
+    } else {
+        DEFAULT_BASE
+    };
+    let src = PhysioNet::new(base_url.unwrap_or(default), layout)?;
+    let creds = Url::parse(src.base().as_str())
+        .ok()
+        .filter(|u| u.scheme() != "file")
+        .and_then(|u| Credentials::lookup(&u));
+    let client = HttpClient::new(creds, Duration::from_secs(30))?;
+    let downloader = Downloader::new(client, opts);
+    let version = match version {
+        Some(v) => v,
+        None => src.resolve_version(&downloader, &slug).await?,
+    };
+    let manifest = src.manifest(&downloader, &slug, &version).await?;
+    Ok(Resolved {
+        source: src,
+        slug,
+        version,
+        manifest,
+        downloader,
+    })
+}
 
 /// Runs `physio fetch`.
-pub fn run(_args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
-    if super::kaggle::is_kaggle(&_args.dataset) {
-        return super::kaggle::run(_args, _global);
+pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    if super::kaggle::is_kaggle(&args.dataset) {
+        return super::kaggle::run(args, global);
     }
-    super::not_yet("fetch")
+    if args.max_rate.is_some() {
+        return Err(Error::Usage("--max-rate is not supported by this build yet".into()).into());
+    }
+    let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
+    if jobs == 0 || jobs > 256 {
+        return Err(Error::Usage("--jobs must be between 1 and 256".into()).into());
+    }
+    if !(args.stall_timeout > 0.0 && args.stall_timeout.is_finite()) || args.retries == 0 {
+        return Err(Error::Usage("--stall-timeout must be > 0 and --retries >= 1".into()).into());
+    }
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let records = match &args.records {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| Error::Usage(format!("--records {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let selection = Selection::new(&args.include, &args.exclude, records.as_deref(), shard)?;
+    let opts = DownloaderOptions {
+        jobs,
+        retry: RetryPolicy {
+            max_attempts: args.retries,
+            ..RetryPolicy::default()
+        },
+        retry_budget: 1000,
+        stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+    };
+    let rt = crate::cli::runtime()?;
+    rt.block_on(async {
+        let mut r = resolve(&args.dataset, args.base_url.as_deref(), args.source, opts).await?;
+        let mut out = std::io::stdout().lock();
+        if !r.manifest.has_checksums && !global.quiet {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: {}@{} publishes no SHA256SUMS.txt; checksums unavailable, files are verified by size only",
+                r.slug,
+                r.version
+            );
+        }
+        let entries = selection.apply(&r.manifest.entries);
+        if args.dry_run {
+            r.source
+                .fill_sizes(&r.downloader, &r.slug, &r.version, &mut r.manifest)
+                .await?;
+            let entries = selection.apply(&r.manifest.entries);
+            let total: u64 = entries.iter().filter_map(|e| e.size).sum();
+            let unknown = entries.iter().filter(|e| e.size.is_none()).count();
+            if args.json {
+                let files: Vec<_> = entries
+                    .iter()
+                    .map(|e| json!({"path": e.path, "size": e.size, "sha256": e.sha256.map(hex::encode)}))
+                    .collect();
+                let doc = json!({
+                    "dataset": r.slug, "version": r.version, "dry_run": true,
+                    "checksums": r.manifest.has_checksums,
+                    "files": files, "total_files": entries.len(), "total_bytes": total,
+                    "unknown_sizes": unknown,
+                });
+                writeln!(out, "{doc}")?;
+            } else {
+                for e in &entries {
+                    let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
+                    writeln!(out, "{size:>12}  {}", e.path)?;
+                }
+                writeln!(
+                    out,
+                    "{} files, {} bytes{} would be fetched into {}",
+                    entries.len(),
+                    total,
+                    if unknown > 0 { format!(" (+{unknown} of unknown size)") } else { String::new() },
+                    args.out.join(&r.slug).join(&r.version).display()
+                )?;
+            }
+            return Ok(0);
+        }
+        let plan = FetchPlan {
+            dir: args.out.join(&r.slug).join(&r.version),
+            base: r.source.version_url(&r.slug, &r.version),
+            entries,
+            upstream: r.manifest.entries.iter().map(|e| e.path.clone()).collect(),
+            sums_text: r.manifest.sums_text.clone(),
+        };
+        let fopts = FetchOptions {
+            delete: args.delete,
+            shard_tag: shard.map(|s| format!("{}-of-{}", s.index, s.count)),
+        };
+        let reporter = ProgressReporter::new(global.quiet || args.json);
+        let report = crate::fetch::fetch(&plan, &r.downloader, &fopts, &reporter)
+            .await
+            .with_context(|| format!("fetching {}@{}", r.slug, r.version))?;
+        let mut err = std::io::stderr().lock();
+        for (path, e) in &report.failed {
+            writeln!(err, "error: {path}: {e}")?;
+        }
+        if !report.removed_upstream.is_empty() && !global.quiet {
+            let verb = if args.delete { "deleted" } else { "kept (use --delete to remove)" };
+            for p in &report.removed_upstream {
+                writeln!(err, "note: {p}: no longer upstream; {verb}")?;
+            }
+        }
+        let code = report.exit_code();
+        if args.json {
+            let errors: Vec<_> = report
+                .failed
+                .iter()
+                .map(|(p, e)| json!({"path": p, "error": e.to_string(), "exit_code": e.exit_code()}))
+                .collect();
+            let doc = json!({
+                "dataset": r.slug, "version": r.version,
+                "dir": plan.dir.display().to_string(),
+                "checksums": r.manifest.has_checksums,
+                "files": plan.entries.len(),
+                "fetched": report.done.len(), "skipped": report.skipped.len(),
+                "failed": report.failed.len(), "bytes": report.bytes,
+                "seconds": report.seconds,
+                "removed_upstream": report.removed_upstream, "deleted": report.deleted,
+                "errors": errors, "exit_code": code,
+            });
+            writeln!(out, "{doc}")?;
+        } else if !global.quiet {
+            writeln!(
+                err,
+                "{}@{}: {} fetched ({} bytes in {:.1} s), {} already verified, {} failed -> {}",
+                r.slug,
+                r.version,
+                report.done.len(),
+                report.bytes,
+                report.seconds,
+                report.skipped.len(),
+                report.failed.len(),
+                plan.dir.display()
+            )?;
+        }
+        Ok(code)
+    })
 }

@@ -1,0 +1,529 @@
+//! One file: URL → verified file at its final path. The body streams into
+//! `<dest>.part` while a blocking writer thread writes and hashes it (SHA-256, optionally
+//! MD5; no second pass); an interrupted `.part` is hashed once and resumed with an HTTP
+//! `Range` request (RFC 9110 §14); transient failures are retried with backoff; a
+//! connection that delivers no bytes for the stall timeout is dropped and retried. Only
+//! when size and digest match is the file fsynced and renamed over `dest`, so a final
+//! path never holds unverified bytes. Memory stays flat: at most a few chunks in flight.
+//!
+//! This is the reusable core of every source (PhysioNet, mirrors, `file://`, Kaggle).
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_RANGE;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use url::Url;
+
+use super::FetchError;
+use super::client::HttpClient;
+use super::hash::{Digests, StreamHash, hash_reader};
+use super::retry::{
+    HostLimiter, RetryBudget, RetryPolicy, is_congestion, is_transient, retry_after,
+};
+use crate::auth::SafeUrl;
+
+/// What the downloaded bytes must match.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// Exact size in bytes.
+    pub size: Option<u64>,
+    /// SHA-256 digest.
+    pub sha256: Option<[u8; 32]>,
+    /// MD5 digest (Kaggle's API publishes these).
+    pub md5: Option<[u8; 16]>,
+}
+
+/// The result of a successful download.
+#[derive(Debug, Clone, Copy)]
+pub struct Downloaded {
+    /// Size and digests of the final file.
+    pub digests: Digests,
+    /// Body bytes received over the network in this call (all attempts).
+    pub transferred: u64,
+    /// Bytes of an earlier `.part` file that were kept and resumed from.
+    pub resumed_from: u64,
+}
+
+/// Settings of a [`Downloader`].
+#[derive(Debug, Clone)]
+pub struct DownloaderOptions {
+    /// Concurrent transfers per host at most.
+    pub jobs: usize,
+    /// Backoff and attempts per file.
+    pub retry: RetryPolicy,
+    /// Retries allowed across the whole run.
+    pub retry_budget: u64,
+    /// A body that delivers no bytes for this long is dropped and retried.
+    pub stall_timeout: Duration,
+}
+
+impl Default for DownloaderOptions {
+    fn default() -> Self {
+        DownloaderOptions {
+            jobs: 8,
+            retry: RetryPolicy::default(),
+            retry_budget: 1000,
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Downloads files with shared client, retry budget and host concurrency limit.
+#[derive(Debug, Clone)]
+pub struct Downloader {
+    client: HttpClient,
+    opts: DownloaderOptions,
+    budget: Arc<RetryBudget>,
+    limiter: HostLimiter,
+}
+
+/// The temporary name a download is written under: `<dest>.part`.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+/// Chunks in flight between the network task and the writer thread; with reqwest's
+/// chunk sizes this bounds buffered memory per download to about a megabyte.
+const CHANNEL_CHUNKS: usize = 64;
+
+/// Channel message: a chunk to write, or an instruction to start the file over.
+enum Msg {
+    Data(Bytes),
+}
+
+impl Downloader {
+    /// A downloader over `client`.
+    pub fn new(client: HttpClient, opts: DownloaderOptions) -> Self {
+        Downloader {
+            budget: Arc::new(RetryBudget::new(opts.retry_budget)),
+            limiter: HostLimiter::new(opts.jobs),
+            client,
+            opts,
+        }
+    }
+
+    /// The most concurrent transfers this downloader allows.
+    pub fn jobs(&self) -> usize {
+        self.opts.jobs
+    }
+
+    /// The HTTP client (for manifest and listing requests).
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// Retry policy and budget, for other requests of the same run.
+    pub fn retry(&self) -> (&RetryPolicy, &RetryBudget) {
+        (&self.opts.retry, &self.budget)
+    }
+
+    /// Downloads `url` to `dest`, verifying `expected`. `progress` is called with the
+    /// number of new body bytes as they arrive. On failure the `.part` file is kept for
+    /// a later resume unless its bytes were shown to be wrong.
+    pub async fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected: &Expected,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Downloaded, FetchError> {
+        let part = part_path(dest);
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| FetchError::io(parent, e))?;
+        let with_md5 = expected.md5.is_some();
+        let mut state = self.resume_state(&part, expected, with_md5).await?;
+        let resumed_from = state.len();
+        let mut transferred = 0u64;
+        let mut restarted = resumed_from == 0;
+        let mut attempt = 0u32;
+        loop {
+            let permit = self.limiter.acquire().await;
+            let (st, res) = self.attempt(url, &part, state, progress).await;
+            drop(permit);
+            state = st;
+            match res {
+                Ok(n) => transferred += n,
+                Err((n, e)) => {
+                    transferred += n;
+                    if is_congestion(&e) {
+                        self.limiter.shrink();
+                    }
+                    attempt += 1;
+                    if is_transient(&e)
+                        && attempt < self.opts.retry.max_attempts
+                        && self.budget.take()
+                    {
+                        let delay = self.opts.retry.delay(attempt - 1, retry_after(&e));
+                        warn!(url = %SafeUrl::from(url), attempt, ?delay, error = %e, "retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+            let digests = state.clone().finish();
+            match check(dest, expected, &digests) {
+                Ok(()) => {}
+                Err(e) if !restarted => {
+                    // The kept `.part` may hold bytes of an older upstream file: start
+                    // over once from zero before calling the file corrupt.
+                    debug!(path = %dest.display(), "resumed bytes did not verify; restarting");
+                    restarted = true;
+                    let _ = e;
+                    let _ = tokio::fs::remove_file(&part).await;
+                    state = StreamHash::new(with_md5);
+                    continue;
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    return Err(e);
+                }
+            }
+            let (p, d) = (part.clone(), dest.to_path_buf());
+            tokio::task::spawn_blocking(move || {
+                std::fs::rename(&p, &d)?;
+                crate::fsutil::sync_dir(d.parent().unwrap_or(Path::new(".")));
+                Ok::<_, std::io::Error>(())
+            })
+            .await
+            .map_err(|e| FetchError::io(dest, std::io::Error::other(e)))?
+            .map_err(|e| FetchError::io(dest, e))?;
+            self.limiter.record_success();
+            return Ok(Downloaded {
+                digests,
+                transferred,
+                resumed_from,
+            });
+        }
+    }
+
+    /// Hashes the bytes of an existing `.part` so the download can continue after them.
+    async fn resume_state(
+        &self,
+        part: &Path,
+        expected: &Expected,
+        with_md5: bool,
+    ) -> Result<StreamHash, FetchError> {
+        let len = match tokio::fs::metadata(part).await {
+            Ok(m) if m.is_file() => m.len(),
+            _ => return Ok(StreamHash::new(with_md5)),
+        };
+        if len == 0 || expected.size.is_some_and(|s| len > s) {
+            let _ = tokio::fs::remove_file(part).await;
+            return Ok(StreamHash::new(with_md5));
+        }
+        let p = part.to_path_buf();
+        let st = tokio::task::spawn_blocking(move || {
+            let mut st = StreamHash::new(with_md5);
+            let f = std::fs::File::open(&p)?;
+            hash_reader(f, &mut st)?;
+            Ok::<_, std::io::Error>(st)
+        })
+        .await
+        .map_err(|e| FetchError::io(part, std::io::Error::other(e)))?
+        .map_err(|e| FetchError::io(part, e))?;
+        debug!(path = %part.display(), bytes = st.len(), "resuming partial download");
+        Ok(st)
+    }
+
+    /// One attempt: request (from the current offset), stream the body to the writer.
+    /// Returns the updated hash state (always consistent with the `.part` bytes) and
+    /// the bytes received, or the error with the bytes received before it.
+    async fn attempt(
+        &self,
+        url: &Url,
+        part: &Path,
+        mut state: StreamHash,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (StreamHash, Result<u64, (u64, FetchError)>) {
+        let offset = state.len();
+        if url.scheme() == "file" {
+            return self.attempt_file(url, part, state, progress).await;
+        }
+        let range = (offset > 0).then_some(offset);
+        let resp = match self.client.get(url, range, true).await {
+            Ok((final_url, resp)) => {
+                if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                    // The `.part` is not a prefix of what the server has now.
+                    let _ = tokio::fs::remove_file(part).await;
+                    let fresh = StreamHash::new(false);
+                    let e = FetchError::Transfer {
+                        url: SafeUrl::from(url).to_string(),
+                        message: "server refused to resume (416); restarting".into(),
+                    };
+                    return (fresh, Err((0, e)));
+                }
+                match self.client.check(&final_url, resp) {
+                    Ok(r) => r,
+                    Err(e) => return (state, Err((0, e))),
+                }
+            }
+            Err(e) => return (state, Err((0, e))),
+        };
+        let mut truncate = false;
+        if offset > 0 {
+            let ok_range = resp.status() == StatusCode::PARTIAL_CONTENT
+                && resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range_start)
+                    == Some(offset);
+            if !ok_range {
+                // A 200 (or a different range) means the whole body follows.
+                debug!(url = %SafeUrl::from(url), "server ignored Range; restarting");
+                truncate = true;
+                state = StreamHash::new(state_has_md5(&state));
+            }
+        }
+        let total = resp.content_length().map(|n| n + state.len());
+        let body = resp
+            .bytes_stream()
+            .map(|r| r.map_err(|e| super::client::transfer(url, &e)));
+        let (state, got, res) = self
+            .pump(url, part, state, truncate, Box::pin(body), progress)
+            .await;
+        let res = match res {
+            Ok(()) => match total {
+                Some(t) if state.len() < t => Err(FetchError::Transfer {
+                    url: SafeUrl::from(url).to_string(),
+                    message: format!("connection closed after {} of {t} bytes", state.len()),
+                }),
+                _ => Ok(got),
+            },
+            Err(e) => Err(e),
+        };
+        (state, res.map_err(|e| (got, e)))
+    }
+
+    /// A `file://` URL: read the local file from the current offset.
+    async fn attempt_file(
+        &self,
+        url: &Url,
+        part: &Path,
+        state: StreamHash,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (StreamHash, Result<u64, (u64, FetchError)>) {
+        let Ok(src) = url.to_file_path() else {
+            let e = FetchError::Transfer {
+                url: url.to_string(),
+                message: "not a local file path".into(),
+            };
+            return (state, Err((0, e)));
+        };
+        let mut f = match tokio::fs::File::open(&src).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let e = FetchError::Status {
+                    url: url.to_string(),
+                    status: 404,
+                    retry_after: None,
+                };
+                return (state, Err((0, e)));
+            }
+            Err(e) => return (state, Err((0, FetchError::io(&src, e)))),
+        };
+        let offset = state.len();
+        if offset > 0
+            && let Err(e) = tokio::io::AsyncSeekExt::seek(&mut f, SeekFrom::Start(offset)).await
+        {
+            return (state, Err((0, FetchError::io(&src, e))));
+        }
+        let stream = futures_util::stream::unfold((f, src), |(mut f, src)| async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), (f, src)))
+                }
+                Err(e) => Some((Err(FetchError::io(&src, e)), (f, src))),
+            }
+        });
+        let (state, got, res) = self
+            .pump(url, part, state, false, Box::pin(stream), progress)
+            .await;
+        (state, res.map(|()| got).map_err(|e| (got, e)))
+    }
+
+    /// Moves body chunks to a blocking writer thread that appends them to `part` and
+    /// hashes them. The hash state comes back even on error, matching the bytes on disk.
+    async fn pump(
+        &self,
+        url: &Url,
+        part: &Path,
+        state: StreamHash,
+        truncate: bool,
+        mut body: std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = Result<Bytes, FetchError>> + Send + '_>,
+        >,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (StreamHash, u64, Result<(), FetchError>) {
+        let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_CHUNKS);
+        let part_owned = part.to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut state = state;
+            let res = (|| {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(truncate)
+                    .open(&part_owned)?;
+                // Drop any tail that was written but not hashed (a crash between the two).
+                f.set_len(state.len())?;
+                f.seek(SeekFrom::Start(state.len()))?;
+                while let Some(Msg::Data(chunk)) = rx.blocking_recv() {
+                    f.write_all(&chunk)?;
+                    state.update(&chunk);
+                }
+                f.sync_all()
+            })();
+            (state, res)
+        });
+        let mut got = 0u64;
+        let stall = self.opts.stall_timeout;
+        let mut result = Ok(());
+        loop {
+            match tokio::time::timeout(stall, body.next()).await {
+                Err(_) => {
+                    result = Err(FetchError::Stalled {
+                        url: SafeUrl::from(url).to_string(),
+                        secs: stall.as_secs_f64(),
+                    });
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    result = Err(e);
+                    break;
+                }
+                Ok(Some(Ok(chunk))) => {
+                    let n = chunk.len() as u64;
+                    if tx.send(Msg::Data(chunk)).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                    got += n;
+                    progress(n);
+                }
+            }
+        }
+        drop(tx);
+        match writer.await {
+            Ok((st, Ok(()))) => (st, got, result),
+            Ok((st, Err(e))) => (st, got, Err(FetchError::io(part, e))),
+            Err(e) => (
+                StreamHash::new(false),
+                got,
+                Err(FetchError::io(part, std::io::Error::other(e))),
+            ),
+        }
+    }
+}
+
+fn state_has_md5(s: &StreamHash) -> bool {
+    s.clone().finish().md5.is_some()
+}
+
+/// The first byte position of a `Content-Range: bytes <start>-<end>/<total>` header.
+fn content_range_start(v: &str) -> Option<u64> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    rest.split('-').next()?.trim().parse().ok()
+}
+
+/// Compares digests with what was expected.
+fn check(dest: &Path, expected: &Expected, got: &Digests) -> Result<(), FetchError> {
+    let mismatch = |what: String| FetchError::Integrity {
+        path: dest.to_path_buf(),
+        what,
+    };
+    if let Some(size) = expected.size
+        && size != got.size
+    {
+        return Err(mismatch(format!(
+            "size {} bytes, expected {size}",
+            got.size
+        )));
+    }
+    if let Some(sha) = expected.sha256
+        && sha != got.sha256
+    {
+        return Err(mismatch(format!(
+            "SHA-256 {} does not match the published {}",
+            hex::encode(got.sha256),
+            hex::encode(sha)
+        )));
+    }
+    if let (Some(want), Some(have)) = (expected.md5, got.md5)
+        && want != have
+    {
+        return Err(mismatch(format!(
+            "MD5 {} does not match the published {}",
+            hex::encode(have),
+            hex::encode(want)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_content_range() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes */200"), None);
+    }
+
+    #[tokio::test]
+    async fn file_url_download_verifies_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let dest = dir.path().join("out/dest.bin");
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        // A leftover .part holding the first 1000 bytes is resumed, not refetched.
+        std::fs::write(part_path(&dest), &data[..1000]).unwrap();
+        let sha: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&data).into()
+        };
+        let client = HttpClient::new(None, Duration::from_secs(5)).unwrap();
+        let d = Downloader::new(client, DownloaderOptions::default());
+        let url = Url::from_file_path(&src).unwrap();
+        let exp = Expected {
+            size: Some(data.len() as u64),
+            sha256: Some(sha),
+            md5: None,
+        };
+        let got = d.download(&url, &dest, &exp, &|_| {}).await.unwrap();
+        assert_eq!(got.resumed_from, 1000);
+        assert_eq!(got.transferred, data.len() as u64 - 1000);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert!(!part_path(&dest).exists());
+
+        // Wrong checksum: error, nothing at the final path, no .part left.
+        let dest2 = dir.path().join("out/bad.bin");
+        let bad = Expected {
+            size: None,
+            sha256: Some([0; 32]),
+            md5: None,
+        };
+        let err = d.download(&url, &dest2, &bad, &|_| {}).await.unwrap_err();
+        assert!(matches!(err, FetchError::Integrity { .. }), "{err}");
+        assert!(!dest2.exists() && !part_path(&dest2).exists());
+    }
+}

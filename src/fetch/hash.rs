@@ -1,0 +1,114 @@
+//! Hashing: the streaming state a download carries (SHA-256, optional MD5, byte count),
+//! so bytes are hashed as they arrive and a resumed `.part` file is hashed once; and
+//! whole-file hashing for `verify` and for files found on disk.
+
+use std::io::Read;
+use std::path::Path;
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+/// Running digests of a byte stream.
+#[derive(Clone)]
+pub struct StreamHash {
+    sha256: Sha256,
+    md5: Option<Md5>,
+    len: u64,
+}
+
+impl StreamHash {
+    /// A fresh state; MD5 is computed only when `with_md5` (Kaggle publishes MD5s).
+    pub fn new(with_md5: bool) -> Self {
+        StreamHash {
+            sha256: Sha256::new(),
+            md5: with_md5.then(Md5::new),
+            len: 0,
+        }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        if let Some(m) = &mut self.md5 {
+            m.update(bytes);
+        }
+        self.len += bytes.len() as u64;
+    }
+
+    /// Bytes fed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing has been fed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The final digests.
+    pub fn finish(self) -> Digests {
+        Digests {
+            size: self.len,
+            sha256: self.sha256.finalize().into(),
+            md5: self.md5.map(|m| m.finalize().into()),
+        }
+    }
+}
+
+/// Final digests of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digests {
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// MD5, when requested.
+    pub md5: Option<[u8; 16]>,
+}
+
+/// Hashes `reader` to its end into `state` (1 MiB reads keep memory flat).
+pub fn hash_reader(mut reader: impl Read, state: &mut StreamHash) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        state.update(&buf[..n]);
+    }
+}
+
+/// Hashes the whole file at `path` (blocking; call from `spawn_blocking` or rayon).
+pub fn hash_file(path: &Path, with_md5: bool) -> std::io::Result<Digests> {
+    let f = std::fs::File::open(path)?;
+    let mut st = StreamHash::new(with_md5);
+    hash_reader(f, &mut st)?;
+    Ok(st.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_equals_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        let d = hash_file(&p, true).unwrap();
+        assert_eq!(
+            hex::encode(d.sha256),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex::encode(d.md5.unwrap()),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        let mut s = StreamHash::new(false);
+        s.update(b"a");
+        s.update(b"bc");
+        assert_eq!(s.finish().sha256, d.sha256);
+    }
+}
