@@ -23,6 +23,7 @@
 //! <https://cloud.google.com/storage/docs/xml-api/reference-headers#xgooghash>) and/or
 //! `Content-MD5` (RFC 1864); [`StorageHashes`] parses them and checks a downloaded file.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +39,8 @@ use url::Url;
 use crate::auth::kaggle::{CredentialsError, KaggleCredentials};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
 use crate::extract::ExtractLimits;
+use crate::fetch::{Downloader, DownloaderOptions, Expected, HttpClient};
+use futures_util::StreamExt as _;
 
 /// Kaggle's public API base (replaced by `PHYSIO_KAGGLE_URL`).
 pub const DEFAULT_API_BASE: &str = "https://www.kaggle.com/api/v1";
@@ -775,8 +778,8 @@ pub struct KaggleFetchOptions {
     pub limits: ExtractLimits,
     /// Resolve and list only; download nothing.
     pub dry_run: bool,
-    /// Attempts per transfer (transient failures and 429s are retried).
-    pub attempts: u32,
+    /// The download engine's settings (concurrency, retries, stall timeout).
+    pub downloader: DownloaderOptions,
 }
 
 /// How a version was obtained.
@@ -810,16 +813,22 @@ pub struct KaggleReport {
     pub bytes: u64,
     /// Bytes transferred over the network in this run.
     pub downloaded: u64,
+    /// Files that failed (`--include` mode), with why; the rest were kept.
+    pub failed: Vec<(String, String)>,
+    /// The worst exit code among `failed` (0 when none failed).
+    #[serde(skip)]
+    pub exit_code: u8,
 }
 
 /// Fetches a Kaggle dataset version into `DIR/kaggle/<owner>/<dataset>/<version>/`.
 ///
-/// Without filters the whole version is downloaded as Kaggle's zip (resumable, checked
-/// against the storage host's MD5/CRC32C), extracted safely into a `.physio-tmp-*`
-/// staging directory next to the version directory, given a `SHA256SUMS.txt`, and renamed
-/// into place; the archive is then deleted. With `include`/`exclude`, matching files are
-/// downloaded one by one into the version directory and added to its `SHA256SUMS.txt`.
-/// A version directory whose files all match its `SHA256SUMS.txt` is not downloaded again.
+/// Without filters the whole version is downloaded as Kaggle's zip through the shared
+/// download engine (resumable, retried, checked against the storage host's MD5/CRC32C),
+/// extracted safely into a `.physio-tmp-*` staging directory next to the version
+/// directory, given a `SHA256SUMS.txt`, and renamed into place; the archive is then
+/// deleted. With `include`/`exclude`, matching files are downloaded one by one into the
+/// version directory and added to its `SHA256SUMS.txt`. A version directory whose files
+/// all match its `SHA256SUMS.txt` is not downloaded again.
 pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Error> {
     let r = &opts.dataset;
     let api = KaggleApi::new(&opts.api_base, opts.credentials.clone())?;
@@ -831,6 +840,12 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
     let ddir = r.dataset_dir(&opts.out);
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     tracing::info!(dataset = %r, version, dir = %vdir.display(), "resolved Kaggle dataset");
+    // The engine's client carries no credentials at all: it only ever talks to the
+    // storage host, so Kaggle's cannot leak there by construction.
+    let dl = Downloader::new(
+        HttpClient::new(None, Duration::from_secs(30))?,
+        opts.downloader.clone(),
+    );
 
     let report = |mode, files: usize, bytes: u64, downloaded: u64| KaggleReport {
         dataset: format!("{SPEC_PREFIX}{}/{}", r.owner, r.dataset),
@@ -840,22 +855,28 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
         files,
         bytes,
         downloaded,
+        failed: Vec::new(),
+        exit_code: 0,
     };
 
-    if filter.is_none() {
+    let Some(filter) = filter else {
         // Re-check the local copy first: a complete, intact version is not fetched again.
-        let sums = vdir.join(SUMS_FILE);
-        if sums.is_file() && !opts.dry_run {
+        if vdir.join(SUMS_FILE).is_file() && !opts.dry_run {
             let check = vdir.clone();
-            let outcome = blocking(move || verify_dir(&check)).await??;
-            match outcome {
-                Ok((files, bytes)) => {
-                    return Ok(report(FetchMode::UpToDate, files, bytes, 0));
+            let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let v = blocking(move || crate::fetch::verify::verify_dir(&check, jobs)).await?;
+            match v {
+                Ok(v) if v.exit_code() == 0 => {
+                    return Ok(report(FetchMode::UpToDate, v.ok.len(), v.bytes, 0));
                 }
-                Err(bad) => tracing::warn!(
-                    file = %bad,
+                Ok(v) => tracing::warn!(
+                    missing = v.missing.len(),
+                    mismatched = v.mismatched.len(),
                     "local copy differs from its SHA256SUMS.txt; fetching the version again"
                 ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-check the local copy; fetching again")
+                }
             }
         }
         if opts.dry_run {
@@ -864,55 +885,294 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
             return Ok(report(FetchMode::DryRun, files.len(), bytes, 0));
         }
         std::fs::create_dir_all(&ddir).map_err(|e| crate::Error::io(&ddir, e))?;
+        let _lock = crate::fetch::DirLock::acquire(&ddir, None)?;
         let archive = ddir.join(format!(".physio-archive-{version}.zip"));
         let url = api.download_url(r, version, None);
         let what = format!("{r}@{version}");
-        let downloaded = transfer::download(&api, &url, &archive, &what, r, opts.attempts).await?;
+        let downloaded = download(&api, &dl, &url, &archive, &what, r).await?;
         let installed = install_archive(&archive, &ddir, &vdir, opts.limits).await;
         // Verified or refused, the archive has served its purpose: a hostile one would
         // only be refused again.
         let _ = std::fs::remove_file(&archive);
         let (files, bytes) = installed?;
         return Ok(report(FetchMode::Archive, files, bytes, downloaded));
-    }
+    };
 
     // Selected files, one request each (`datasets/download/{o}/{d}/{file}`).
     let listing = api.list_files(r, version).await?;
     let selected: Vec<RemoteFile> = listing
         .into_iter()
-        .filter(|f| filter.as_ref().is_none_or(|flt| flt.matches(&f.name)))
+        .filter(|f| filter.matches(&f.name))
         .collect();
     if opts.dry_run {
         let bytes = selected.iter().filter_map(|f| f.total_bytes).sum();
         return Ok(report(FetchMode::DryRun, selected.len(), bytes, 0));
     }
-    let mut sums = read_sums(&vdir.join(SUMS_FILE)).unwrap_or_default();
-    let mut downloaded = 0u64;
-    for f in &selected {
-        let rel = crate::fsutil::enclosed_path(&f.name)?;
-        let dest = vdir.join(&rel);
-        if let Some(expected) = sums.get(&f.name)
-            && dest.is_file()
-        {
-            let p = dest.clone();
-            if blocking(move || sha256_file(&p)).await?.ok().as_deref() == Some(expected.as_str()) {
-                continue;
+    std::fs::create_dir_all(&vdir).map_err(|e| crate::Error::io(&vdir, e))?;
+    let _lock = crate::fetch::DirLock::acquire(&vdir, None)?;
+    let mut sums = read_sums(&vdir)?;
+    let jobs = dl.jobs();
+    let results: Vec<(String, Result<FetchedOne, crate::Error>)> =
+        futures_util::stream::iter(selected.iter().map(|f| {
+            let (api, dl, vdir, known) = (&api, &dl, &vdir, sums.get(&f.name).cloned());
+            async move {
+                let res = fetch_one(api, dl, r, version, vdir, &f.name, known).await;
+                (f.name.clone(), res)
+            }
+        }))
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    let mut rep = report(FetchMode::Files, 0, 0, 0);
+    for (name, res) in results {
+        match res {
+            Ok(Some((n, sha))) => {
+                rep.downloaded += n;
+                sums.insert(name, sha);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                rep.exit_code = rep.exit_code.max(e.exit_code());
+                rep.failed.push((name, e.to_string()));
             }
         }
-        let url = api.download_url(r, version, Some(&f.name));
-        let what = format!("{r}@{version}: {}", f.name);
-        // `download` resumes into `<dest>.part` and renames only after the storage
-        // hashes check out, so no partial file ever sits at `dest`.
-        downloaded += transfer::download(&api, &url, &dest, &what, r, opts.attempts).await?;
-        let p = dest.clone();
-        let sha = blocking(move || sha256_file(&p))
-            .await?
-            .map_err(|e| crate::Error::io(&dest, e))?;
-        sums.insert(f.name.clone(), sha);
-        write_sums(&vdir, &sums)?;
     }
-    let (files, bytes) = sums_totals(&vdir, &sums);
-    Ok(report(FetchMode::Files, files, bytes, downloaded))
+    write_sums(&vdir, &sums)?;
+    rep.files = sums.len();
+    rep.bytes = sums
+        .keys()
+        .filter_map(|p| std::fs::metadata(vdir.join(p)).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(rep)
+}
+
+/// What [`fetch_one`] did: `Some((bytes transferred, hex SHA-256))`, or `None` when
+/// the file was already intact.
+type FetchedOne = Option<(u64, String)>;
+
+/// Fetches one file of a version into `vdir` unless it is already there with the
+/// SHA-256 `known` from the local `SHA256SUMS.txt`. Returns the bytes transferred and
+/// the file's SHA-256, or `None` when it was already intact.
+async fn fetch_one(
+    api: &KaggleApi,
+    dl: &Downloader,
+    r: &KaggleRef,
+    version: u32,
+    vdir: &Path,
+    name: &str,
+    known: Option<String>,
+) -> Result<FetchedOne, crate::Error> {
+    let dest = vdir.join(crate::fsutil::enclosed_path(name)?);
+    if let Some(expected) = known
+        && dest.is_file()
+    {
+        let p = dest.clone();
+        if blocking(move || sha256_file(&p)).await?.ok().as_deref() == Some(expected.as_str()) {
+            return Ok(None);
+        }
+    }
+    let url = api.download_url(r, version, Some(name));
+    let what = format!("{r}@{version}: {name}");
+    let n = download(api, dl, &url, &dest, &what, r).await?;
+    let p = dest.clone();
+    let sha = blocking(move || sha256_file(&p))
+        .await?
+        .map_err(|e| crate::Error::io(&dest, e))?;
+    Ok(Some((n, sha)))
+}
+
+/// Downloads what the API URL `api_url` points at to `dest` through the engine.
+///
+/// Kaggle answers a download request with a redirect to a signed storage URL. The API
+/// request (with credentials) is made here, by hand, so the `Location` can be handed to
+/// the engine, whose client has no credentials; a 429 or 5xx from the API is retried
+/// with the engine's policy, honouring `Retry-After`. A one-byte ranged probe of the
+/// storage URL reads its `x-goog-hash`/`Content-MD5` and size (storage reports the
+/// whole object's hashes on ranged reads), so the engine verifies size and MD5 while
+/// streaming, before its rename; a CRC32C-only object is checked after.
+async fn download(
+    api: &KaggleApi,
+    dl: &Downloader,
+    api_url: &Url,
+    dest: &Path,
+    what: &str,
+    r: &KaggleRef,
+) -> Result<u64, crate::Error> {
+    let storage = with_retries(dl, what, || storage_url(api, api_url, what, r)).await?;
+    let (hashes, size) = with_retries(dl, what, || probe(api, &storage)).await?;
+    let expected = Expected {
+        size,
+        sha256: None,
+        md5: hashes.md5,
+    };
+    let got = dl
+        .download(&storage, dest, &expected, &|_| {})
+        .await
+        .map_err(|e| match e {
+            // The storage host takes no credentials: a refusal there is an expired or
+            // bad signed URL, not a credentials problem.
+            crate::fetch::FetchError::Auth { url, status, .. } => KaggleError::Api {
+                url,
+                message: format!(
+                    "storage refused the signed download URL (HTTP {status}); run again"
+                ),
+            }
+            .into(),
+            other => crate::Error::from(other),
+        })?;
+    if hashes.md5.is_none() && hashes.crc32c.is_some() {
+        let (h, p) = (hashes.clone(), dest.to_path_buf());
+        if let Err(e) = blocking(move || h.verify_file(&p)).await? {
+            let _ = std::fs::remove_file(dest);
+            return Err(e.into());
+        }
+    }
+    Ok(got.transferred)
+}
+
+/// A retryable failure: how long the server asked us to wait, and why.
+struct Transient {
+    retry_after: Option<Duration>,
+    reason: String,
+}
+
+/// Runs `step` until it succeeds, fails for good, or the engine's retry policy (and
+/// run-wide budget) is spent.
+async fn with_retries<T, F, Fut>(
+    dl: &Downloader,
+    what: &str,
+    mut step: F,
+) -> Result<T, crate::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, Transient>, crate::Error>>,
+{
+    let (policy, budget) = dl.retry();
+    let mut attempt = 0u32;
+    loop {
+        match step().await? {
+            Ok(v) => return Ok(v),
+            Err(t) => {
+                attempt += 1;
+                if attempt >= policy.max_attempts || !budget.take() {
+                    return Err(KaggleError::Api {
+                        url: what.to_string(),
+                        message: format!("gave up after {attempt} attempts: {}", t.reason),
+                    }
+                    .into());
+                }
+                let delay = policy.delay(attempt - 1, t.retry_after);
+                tracing::warn!(%what, attempt, ?delay, reason = %t.reason, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+fn transient_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+}
+
+fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::fetch::client::parse_retry_after)
+}
+
+/// Asks the API for the download and returns the storage URL it redirects to (or the
+/// API URL itself when a mirror serves the bytes directly).
+async fn storage_url(
+    api: &KaggleApi,
+    url: &Url,
+    what: &str,
+    r: &KaggleRef,
+) -> Result<Result<Url, Transient>, crate::Error> {
+    let resp = match api.get(url).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            return Ok(Err(Transient {
+                retry_after: None,
+                reason: e.to_string(),
+            }));
+        }
+    };
+    let status = resp.status();
+    if transient_status(status) {
+        return Ok(Err(Transient {
+            retry_after: retry_after_of(&resp),
+            reason: format!("HTTP {status} from the Kaggle API"),
+        }));
+    }
+    let resp = api.check_status(resp, what, r).await?;
+    if !resp.status().is_redirection() {
+        return Ok(Ok(url.clone()));
+    }
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| url.join(l).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| KaggleError::Api {
+            url: redacted(url),
+            message: format!("HTTP {status} without a usable Location"),
+        })?;
+    tracing::debug!(storage = %redacted(&location), "download redirects to storage");
+    Ok(Ok(location))
+}
+
+/// `GET` with `Range: bytes=0-0` and no credentials: the storage object's reported hashes
+/// and total size, without downloading it.
+async fn probe(
+    api: &KaggleApi,
+    url: &Url,
+) -> Result<Result<(StorageHashes, Option<u64>), Transient>, crate::Error> {
+    let sent = api
+        .http()
+        .get(url.clone())
+        .header(header::RANGE, "bytes=0-0")
+        .send()
+        .await;
+    let resp = match sent {
+        Ok(resp) => resp,
+        Err(e) => {
+            return Ok(Err(Transient {
+                retry_after: None,
+                reason: error_chain(&e),
+            }));
+        }
+    };
+    let status = resp.status();
+    if transient_status(status) {
+        return Ok(Err(Transient {
+            retry_after: retry_after_of(&resp),
+            reason: format!("HTTP {status} from storage"),
+        }));
+    }
+    let hashes = StorageHashes::from_headers(resp.headers());
+    let size = match status {
+        StatusCode::PARTIAL_CONTENT => resp
+            .headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit('/').next())
+            .and_then(|t| t.parse::<u64>().ok()),
+        StatusCode::OK => resp.content_length(),
+        // An empty object cannot satisfy `bytes=0-0`.
+        StatusCode::RANGE_NOT_SATISFIABLE => Some(0),
+        s => {
+            return Err(KaggleError::Api {
+                url: redacted(url),
+                message: format!("storage answered HTTP {s}"),
+            }
+            .into());
+        }
+    };
+    Ok(Ok((hashes, size)))
 }
 
 /// `--include`/`--exclude` over dataset paths: `*` stays within one path component,
@@ -981,13 +1241,13 @@ async fn install_archive(
     let (a, s) = (archive.to_path_buf(), stage.path().to_path_buf());
     // On any error `stage` is dropped and removed: nothing half-extracted survives.
     let extracted = blocking(move || crate::extract::extract_zip(&a, &s, &limits)).await??;
-    let mut sums = std::collections::BTreeMap::new();
+    let mut sums = BTreeMap::new();
     for f in &extracted.files {
         sums.insert(f.path.clone(), f.sha256.clone());
     }
     if sums.contains_key(SUMS_FILE) {
-        // The dataset ships its own SHA256SUMS.txt: keep physio's beside it would clash,
-        // and trusting the archive's file would let it vouch for itself. Refuse clearly.
+        // An archive that ships its own SHA256SUMS.txt would have it overwritten by
+        // physio's (or vouch for itself). Refuse clearly instead of guessing.
         return Err(crate::Error::Usage(format!(
             "the archive contains its own {SUMS_FILE}, which physio writes itself; \
              fetch with --exclude {SUMS_FILE}"
@@ -1022,11 +1282,9 @@ async fn install_archive(
     Ok((extracted.files.len(), extracted.total_bytes))
 }
 
-/// Writes `dir/SHA256SUMS.txt` from path → hex SHA-256, sorted by path, atomically.
-pub fn write_sums(
-    dir: &Path,
-    sums: &std::collections::BTreeMap<String, String>,
-) -> Result<(), crate::Error> {
+/// Writes `dir/SHA256SUMS.txt` from path → hex SHA-256, sorted by path, atomically, in
+/// the format `sha256sum` and PhysioNet use (`<hex>  <path>`).
+pub fn write_sums(dir: &Path, sums: &BTreeMap<String, String>) -> Result<(), crate::Error> {
     let mut text = String::new();
     for (path, sha) in sums {
         text.push_str(sha);
@@ -1037,272 +1295,18 @@ pub fn write_sums(
     crate::fsutil::write_atomic(&dir.join(SUMS_FILE), text.as_bytes())
 }
 
-/// Reads a `SHA256SUMS.txt` (`<hex>  <path>`; a `*` before the path, as `sha256sum -b`
-/// writes, is accepted). `None` if missing or malformed.
-pub fn read_sums(path: &Path) -> Option<std::collections::BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut out = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (sha, rest) = line.split_once(' ')?;
-        let name = rest.trim_start_matches(' ').trim_start_matches('*');
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() {
-            return None;
-        }
-        out.insert(name.to_string(), sha.to_ascii_lowercase());
-    }
-    Some(out)
-}
-
-fn sums_totals(dir: &Path, sums: &std::collections::BTreeMap<String, String>) -> (usize, u64) {
-    let bytes = sums
-        .keys()
-        .filter_map(|p| std::fs::metadata(dir.join(p)).ok())
-        .map(|m| m.len())
-        .sum();
-    (sums.len(), bytes)
-}
-
-/// Re-hashes every file `dir/SHA256SUMS.txt` lists. `Ok(Ok((files, bytes)))` when all
-/// match; `Ok(Err(path))` names the first that is missing or differs.
-fn verify_dir(dir: &Path) -> Result<Result<(usize, u64), String>, crate::Error> {
-    let Some(sums) = read_sums(&dir.join(SUMS_FILE)) else {
-        return Ok(Err(SUMS_FILE.to_string()));
+/// The entries of `dir/SHA256SUMS.txt` as path → hex SHA-256 (empty when there is none).
+fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, crate::Error> {
+    let path = dir.join(SUMS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(crate::Error::io(&path, e)),
     };
-    let mut bytes = 0;
-    for (name, expected) in &sums {
-        let rel = crate::fsutil::enclosed_path(name)?;
-        let path = dir.join(rel);
-        match sha256_file(&path) {
-            Ok(actual) if actual == *expected => {
-                bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            }
-            _ => return Ok(Err(name.clone())),
-        }
-    }
-    Ok(Ok((sums.len(), bytes)))
-}
-
-/// A minimal resumable downloader for Kaggle's redirect-to-storage downloads.
-///
-/// TEMPORARY: to be folded into the shared download engine (`crate::fetch`) once it
-/// exposes a per-request credential policy; it exists so Kaggle fetches work with the
-/// same guarantees (resume, retries honouring `Retry-After`, verified before rename).
-mod transfer {
-    use super::*;
-    use futures_util::StreamExt as _;
-    use tokio::io::AsyncWriteExt as _;
-
-    /// Longest wait physio accepts from a `Retry-After` header.
-    const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-
-    /// Downloads the API download URL `url` (which answers with a redirect to storage, or
-    /// with the bytes) to `dest`, resuming from `dest.part`; checks the storage host's
-    /// hashes, then renames `.part` to `dest`. Returns the bytes transferred.
-    pub(super) async fn download(
-        api: &KaggleApi,
-        url: &Url,
-        dest: &Path,
-        what: &str,
-        r: &KaggleRef,
-        attempts: u32,
-    ) -> Result<u64, crate::Error> {
-        let part = part_path(dest);
-        let mut transferred = 0u64;
-        let mut last_err = String::new();
-        for attempt in 1..=attempts.max(1) {
-            match try_once(api, url, &part, what, r, &mut transferred).await {
-                Ok(Step::Done(hashes)) => {
-                    let p = part.clone();
-                    let verified = blocking(move || hashes.verify_file(&p)).await?;
-                    if let Err(e) = verified {
-                        let _ = std::fs::remove_file(&part);
-                        return Err(e.into());
-                    }
-                    crate::fsutil::persist_path(&part, dest)?;
-                    return Ok(transferred);
-                }
-                Ok(Step::Retry { wait, reason }) => {
-                    tracing::warn!(%what, attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying");
-                    last_err = reason;
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(KaggleError::Api {
-            url: redacted(url),
-            message: format!("gave up after {attempts} attempts: {last_err}"),
-        }
-        .into())
-    }
-
-    fn part_path(dest: &Path) -> PathBuf {
-        let mut s = dest.as_os_str().to_owned();
-        s.push(".part");
-        PathBuf::from(s)
-    }
-
-    enum Step {
-        Done(StorageHashes),
-        Retry { wait: Duration, reason: String },
-    }
-
-    fn backoff(attempt_hint: u64) -> Duration {
-        Duration::from_millis(500 * (1 << attempt_hint.min(4)) + fastrand::u64(0..250))
-    }
-
-    fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-        let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
-        // RFC 9110 §10.2.3: delay-seconds or an HTTP-date.
-        let wait = match v.trim().parse::<u64>() {
-            Ok(secs) => Duration::from_secs(secs),
-            Err(_) => httpdate::parse_http_date(v)
-                .ok()?
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default(),
-        };
-        Some(wait.min(MAX_RETRY_AFTER))
-    }
-
-    fn transient(status: StatusCode) -> bool {
-        status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status.is_server_error()
-    }
-
-    async fn try_once(
-        api: &KaggleApi,
-        url: &Url,
-        part: &Path,
-        what: &str,
-        r: &KaggleRef,
-        transferred: &mut u64,
-    ) -> Result<Step, crate::Error> {
-        let resp = match api.get(url).await {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(Step::Retry {
-                    wait: backoff(1),
-                    reason: e.to_string(),
-                });
-            }
-        };
-        let status = resp.status();
-        if transient(status) {
-            return Ok(Step::Retry {
-                wait: retry_after(&resp).unwrap_or_else(|| backoff(2)),
-                reason: format!("HTTP {status} from the Kaggle API"),
-            });
-        }
-        let resp = api.check_status(resp, what, r).await?;
-        let body_resp = if resp.status().is_redirection() {
-            let location = resp
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| url.join(l).ok())
-                .ok_or_else(|| KaggleError::Api {
-                    url: redacted(url),
-                    message: format!("HTTP {} without a usable Location", resp.status()),
-                })?;
-            tracing::debug!(storage = %redacted(&location), "following download redirect");
-            // A fresh request on the same client, with no Authorization header: the signed
-            // storage URL is its own credential and Kaggle's must not travel there.
-            let mut req = api.http().get(location.clone());
-            let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-            if have > 0 {
-                req = req.header(header::RANGE, format!("bytes={have}-"));
-            }
-            match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    return Ok(Step::Retry {
-                        wait: backoff(1),
-                        reason: error_chain(&e),
-                    });
-                }
-            }
-        } else {
-            // A mirror may serve the bytes itself; do not resume (no Range was sent).
-            let _ = std::fs::remove_file(part);
-            resp
-        };
-        let status = body_resp.status();
-        if transient(status) {
-            return Ok(Step::Retry {
-                wait: retry_after(&body_resp).unwrap_or_else(|| backoff(2)),
-                reason: format!("HTTP {status} from storage"),
-            });
-        }
-        if status == StatusCode::RANGE_NOT_SATISFIABLE {
-            // The object changed or the part is bogus: start over.
-            let _ = std::fs::remove_file(part);
-            return Ok(Step::Retry {
-                wait: Duration::ZERO,
-                reason: "stale partial download".into(),
-            });
-        }
-        if !status.is_success() {
-            return Err(KaggleError::Api {
-                url: redacted(body_resp.url()),
-                message: format!("storage answered HTTP {status}"),
-            }
-            .into());
-        }
-        let hashes = StorageHashes::from_headers(body_resp.headers());
-        let append = status == StatusCode::PARTIAL_CONTENT;
-        let expected_total = if append {
-            body_resp
-                .headers()
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit('/').next())
-                .and_then(|t| t.parse::<u64>().ok())
-        } else {
-            body_resp.content_length()
-        };
-        if let Some(parent) = part.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| crate::Error::io(parent, e))?;
-        }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(part)
-            .await
-            .map_err(|e| crate::Error::io(part, e))?;
-        let mut stream = body_resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    file.write_all(&bytes)
-                        .await
-                        .map_err(|e| crate::Error::io(part, e))?;
-                    *transferred += bytes.len() as u64;
-                }
-                Err(e) => {
-                    let _ = file.flush().await;
-                    return Ok(Step::Retry {
-                        wait: backoff(0),
-                        reason: format!("transfer interrupted: {}", error_chain(&e)),
-                    });
-                }
-            }
-        }
-        file.flush().await.map_err(|e| crate::Error::io(part, e))?;
-        drop(file);
-        let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-        if let Some(total) = expected_total
-            && have != total
-        {
-            return Ok(Step::Retry {
-                wait: backoff(0),
-                reason: format!("got {have} of {total} bytes"),
-            });
-        }
-        Ok(Step::Done(hashes))
-    }
+    Ok(crate::source::manifest::parse_sha256sums(&text)?
+        .into_iter()
+        .filter_map(|e| Some((e.path, hex::encode(e.sha256?))))
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,14 +3,17 @@
 //! summary (one line, or one JSON object with `--json`).
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::auth::kaggle::find_credentials;
 use crate::cli::args::{FetchArgs, GlobalArgs};
 use crate::env::EnvVars;
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_OK, EXIT_PARTIAL};
 use crate::extract::{DEFAULT_MAX_RATIO, ExtractLimits};
+use crate::fetch::DownloaderOptions;
+use crate::fetch::retry::RetryPolicy;
 use crate::source::kaggle::{self, DEFAULT_API_BASE, FetchMode, KaggleFetchOptions, KaggleRef};
 
 /// True when `dataset` names a Kaggle dataset.
@@ -45,11 +48,25 @@ pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
             max_bytes,
         },
         dry_run: args.dry_run,
-        attempts: 6,
+        downloader: DownloaderOptions {
+            jobs: args
+                .jobs
+                .unwrap_or(super::fetch::DEFAULT_JOBS)
+                .clamp(1, 256),
+            retry: RetryPolicy {
+                max_attempts: args.retries.max(1),
+                ..RetryPolicy::default()
+            },
+            retry_budget: 1000,
+            stall_timeout: Duration::from_secs_f64(args.stall_timeout.max(0.1)),
+        },
     };
     let report = super::super::runtime()?
         .block_on(kaggle::fetch(&opts))
         .with_context(|| format!("fetching {}", args.dataset))?;
+    for (name, why) in &report.failed {
+        let _ = writeln!(std::io::stderr(), "error: {name}: {why}");
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &report)?;
@@ -72,7 +89,11 @@ pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
             report.downloaded
         )?;
     }
-    Ok(EXIT_OK)
+    Ok(if report.failed.is_empty() {
+        EXIT_OK
+    } else {
+        report.exit_code.max(EXIT_PARTIAL)
+    })
 }
 
 /// Parses a byte size with an optional K/M/G/T suffix (powers of 1024).

@@ -484,21 +484,30 @@ fn storage_get(st: &mut State, path: &str, range: Option<String>) -> Response<Bo
     let md5 = b64.encode(md5::Md5::digest(&body));
     let crc = b64.encode(crc32c::crc32c(&body).to_be_bytes());
     let total = body.len();
-    let start = range
+    // `Range: bytes=S-` or `bytes=S-E` (RFC 9110 §14.1.2); anything else is ignored.
+    let range = range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n <= total);
-    let slice = match start {
-        Some(s) => body[s..].to_vec(),
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(s, e)| {
+            let s: usize = s.parse().ok()?;
+            let e: usize = if e.is_empty() {
+                total.checked_sub(1)?
+            } else {
+                e.parse::<usize>().ok()?.min(total.checked_sub(1)?)
+            };
+            (s <= e).then_some((s, e))
+        });
+    let start = range.map(|(s, _)| s);
+    let slice = match range {
+        Some((s, e)) => body[s..=e].to_vec(),
         None => body.clone(),
     };
     let full_len = slice.len();
-    let cut = if is_archive {
-        st.cut_archive_after.take()
-    } else {
-        None
+    // Only a response longer than the cut is cut (not the client's one-byte probe).
+    let cut = match st.cut_archive_after {
+        Some(n) if is_archive && slice.len() > n => st.cut_archive_after.take(),
+        _ => None,
     };
     let status = if start.is_some() {
         StatusCode::PARTIAL_CONTENT
@@ -532,12 +541,10 @@ fn storage_get(st: &mut State, path: &str, range: Option<String>) -> Response<Bo
     let h = r.headers_mut();
     h.insert("accept-ranges", "bytes".parse().unwrap());
     h.insert("content-type", "application/zip".parse().unwrap());
-    if let Some(s) = start {
+    if let Some((s, e)) = range {
         h.insert(
             "content-range",
-            format!("bytes {s}-{}/{total}", total.saturating_sub(1))
-                .parse()
-                .unwrap(),
+            format!("bytes {s}-{e}/{total}").parse().unwrap(),
         );
     }
     match st.hash_mode {
