@@ -912,13 +912,18 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
     let _lock = crate::fetch::DirLock::acquire(&vdir, None)?;
     let mut sums = read_sums(&vdir)?;
     let jobs = dl.jobs();
+    let cx = FileCtx {
+        api: &api,
+        dl: &dl,
+        r,
+        version,
+        vdir: &vdir,
+        limits: opts.limits,
+    };
     let results: Vec<(String, Result<FetchedOne, crate::Error>)> =
         futures_util::stream::iter(selected.iter().map(|f| {
-            let (api, dl, vdir, known) = (&api, &dl, &vdir, sums.get(&f.name).cloned());
-            async move {
-                let res = fetch_one(api, dl, r, version, vdir, &f.name, known).await;
-                (f.name.clone(), res)
-            }
+            let (cx, known) = (&cx, sums.get(&f.name).cloned());
+            async move { (f.name.clone(), fetch_one(cx, &f.name, known).await) }
         }))
         .buffer_unordered(jobs)
         .collect()
@@ -947,22 +952,58 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
     Ok(rep)
 }
 
+/// What every [`fetch_one`] of one run shares.
+#[derive(Clone, Copy)]
+struct FileCtx<'a> {
+    api: &'a KaggleApi,
+    dl: &'a Downloader,
+    r: &'a KaggleRef,
+    version: u32,
+    vdir: &'a Path,
+    limits: ExtractLimits,
+}
+
 /// What [`fetch_one`] did: `Some((bytes transferred, hex SHA-256))`, or `None` when
 /// the file was already intact.
 type FetchedOne = Option<(u64, String)>;
+
+/// Lists the files of a dataset version that pass `include`/`exclude`, without
+/// downloading (`physio ls kaggle:...`). Returns the resolved version and the files.
+pub async fn list(
+    api_base: &str,
+    credentials: Option<KaggleCredentials>,
+    dataset: &KaggleRef,
+    include: &[String],
+    exclude: &[String],
+) -> Result<(u32, Vec<RemoteFile>), crate::Error> {
+    let api = KaggleApi::new(api_base, credentials)?;
+    let filter = Filter::new(include, exclude)?;
+    let version = api.resolve_version(dataset).await?;
+    let files = api
+        .list_files(dataset, version)
+        .await?
+        .into_iter()
+        .filter(|f| filter.as_ref().is_none_or(|flt| flt.matches(&f.name)))
+        .collect();
+    Ok((version, files))
+}
 
 /// Fetches one file of a version into `vdir` unless it is already there with the
 /// SHA-256 `known` from the local `SHA256SUMS.txt`. Returns the bytes transferred and
 /// the file's SHA-256, or `None` when it was already intact.
 async fn fetch_one(
-    api: &KaggleApi,
-    dl: &Downloader,
-    r: &KaggleRef,
-    version: u32,
-    vdir: &Path,
+    cx: &FileCtx<'_>,
     name: &str,
     known: Option<String>,
 ) -> Result<FetchedOne, crate::Error> {
+    let FileCtx {
+        api,
+        dl,
+        r,
+        version,
+        vdir,
+        limits,
+    } = *cx;
     let dest = vdir.join(crate::fsutil::enclosed_path(name)?);
     if let Some(expected) = known
         && dest.is_file()
@@ -974,12 +1015,54 @@ async fn fetch_one(
     }
     let url = api.download_url(r, version, Some(name));
     let what = format!("{r}@{version}: {name}");
-    let n = download(api, dl, &url, &dest, &what, r).await?;
+    let storage = with_retries(dl, &what, || storage_url(api, &url, &what, r)).await?;
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let zipped_name = format!("{base}.zip");
+    // Kaggle may answer a single-file request with `<file>.zip` (large files are stored
+    // compressed); kagglehub then unpacks the one entry. Same here, through the safe
+    // extractor and its limits.
+    let auto_zipped = !base.ends_with(".zip")
+        && storage.path_segments().and_then(|mut s| s.next_back()) == Some(zipped_name.as_str());
+    let n = if auto_zipped {
+        let tmp = dest.with_file_name(format!(".physio-zip-{base}"));
+        let n = download_storage(api, dl, &storage, &tmp, &what).await?;
+        let unpacked = unzip_single(&tmp, &dest, base, limits).await;
+        let _ = std::fs::remove_file(&tmp);
+        unpacked?;
+        n
+    } else {
+        download_storage(api, dl, &storage, &dest, &what).await?
+    };
     let p = dest.clone();
     let sha = blocking(move || sha256_file(&p))
         .await?
         .map_err(|e| crate::Error::io(&dest, e))?;
     Ok(Some((n, sha)))
+}
+
+/// Unpacks the entry named `base` from the downloaded single-file zip `zip` to `dest`
+/// (through a staging directory beside it, then a rename).
+async fn unzip_single(
+    zip: &Path,
+    dest: &Path,
+    base: &str,
+    limits: ExtractLimits,
+) -> Result<(), crate::Error> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let stage = tempfile::Builder::new()
+        .prefix(".physio-tmp-")
+        .tempdir_in(dir)
+        .map_err(|e| crate::Error::io(dir, e))?;
+    let (z, st) = (zip.to_path_buf(), stage.path().to_path_buf());
+    let report = blocking(move || crate::extract::extract_zip(&z, &st, &limits)).await??;
+    if !report.files.iter().any(|f| f.path == base) {
+        return Err(KaggleError::Api {
+            url: dest.display().to_string(),
+            message: format!("the compressed download holds no entry named {base:?}"),
+        }
+        .into());
+    }
+    crate::fsutil::persist_path(&stage.path().join(base), dest)
 }
 
 /// Downloads what the API URL `api_url` points at to `dest` through the engine.
@@ -1000,6 +1083,18 @@ async fn download(
     r: &KaggleRef,
 ) -> Result<u64, crate::Error> {
     let storage = with_retries(dl, what, || storage_url(api, api_url, what, r)).await?;
+    download_storage(api, dl, &storage, dest, what).await
+}
+
+/// The second half of [`download`]: the engine fetches the storage URL `storage`.
+async fn download_storage(
+    api: &KaggleApi,
+    dl: &Downloader,
+    storage: &Url,
+    dest: &Path,
+    what: &str,
+) -> Result<u64, crate::Error> {
+    let storage = storage.clone();
     let (hashes, size) = with_retries(dl, what, || probe(api, &storage)).await?;
     let expected = Expected {
         size,

@@ -440,6 +440,30 @@ fn kaggle_include_fetches_single_files() {
 }
 
 #[test]
+fn kaggle_include_unpacks_auto_compressed_files() {
+    let s = server();
+    s.with(|st| st.zip_single_files = true);
+    let tmp = tempfile::tempdir().unwrap();
+    fetch(
+        &s,
+        tmp.path(),
+        &["kaggle:o/ecg", "--include", "mitdb/100.dat"],
+    )
+    .success();
+    let vdir = version_dir(tmp.path(), 2);
+    // The file as requested, not `100.dat.zip`, and nothing else beside it.
+    assert_eq!(
+        std::fs::read(vdir.join("mitdb/100.dat")).unwrap(),
+        record_files()[2].1
+    );
+    assert_eq!(
+        tree(&vdir),
+        vec!["SHA256SUMS.txt", "mitdb/", "mitdb/100.dat"]
+    );
+    assert!(storage_downloads(&s)[0].target.contains("100.dat.zip"));
+}
+
+#[test]
 fn kaggle_dry_run_downloads_nothing() {
     let s = server();
     let tmp = tempfile::tempdir().unwrap();
@@ -449,6 +473,47 @@ fn kaggle_dry_run_downloads_nothing() {
     assert_eq!(json["files"], 4);
     assert!(s.storage_requests().is_empty());
     assert!(tree(tmp.path()).is_empty());
+}
+
+#[test]
+fn kaggle_ls_lists_files_and_sizes() {
+    let s = server();
+    s.with(|st| st.page_size = 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let a = physio()
+        .env("PHYSIO_KAGGLE_URL", s.api_base())
+        .env("KAGGLE_API_TOKEN", TOKEN)
+        .env("KAGGLE_CONFIG_DIR", tmp.path())
+        .args(["ls", "kaggle:o/ecg", "--exclude", "notes/**", "--json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(stdout_of(&a).trim()).unwrap();
+    assert_eq!(json["version"], 2);
+    let paths: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["RECORDS", "mitdb/100.hea", "mitdb/100.dat"]);
+    let expected: u64 = record_files()[..3]
+        .iter()
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert_eq!(json["total_bytes"], expected);
+    assert!(s.storage_requests().is_empty());
+}
+
+#[test]
+fn kaggle_copy_passes_physio_verify() {
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    fetch(&s, tmp.path(), &["kaggle:o/ecg"]).success();
+    let vdir = version_dir(tmp.path(), 2);
+    physio().arg("verify").arg(&vdir).assert().success();
+    std::fs::write(vdir.join("RECORDS"), b"tampered\n").unwrap();
+    let a = physio().arg("verify").arg(&vdir).assert().code(4);
+    assert!(stderr_of(&a).contains("RECORDS"), "{}", stderr_of(&a));
 }
 
 #[test]

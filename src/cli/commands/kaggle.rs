@@ -1,6 +1,6 @@
-//! `physio fetch kaggle:<owner>/<dataset>[@<version>]`: turns the fetch arguments into
-//! [`crate::source::kaggle::KaggleFetchOptions`], runs the Kaggle fetch and prints its
-//! summary (one line, or one JSON object with `--json`).
+//! `physio fetch kaggle:<owner>/<dataset>[@<version>]` and `physio ls kaggle:...`: turn
+//! the arguments into [`crate::source::kaggle::KaggleFetchOptions`] (or a listing), run
+//! the library and print its summary (one line, or one JSON object with `--json`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::auth::kaggle::find_credentials;
-use crate::cli::args::{FetchArgs, GlobalArgs};
+use crate::cli::args::{FetchArgs, GlobalArgs, LsArgs};
 use crate::env::EnvVars;
 use crate::error::{EXIT_OK, EXIT_PARTIAL};
 use crate::extract::{DEFAULT_MAX_RATIO, ExtractLimits};
@@ -26,10 +26,7 @@ pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
     let dataset = KaggleRef::parse(&args.dataset).map_err(crate::Error::from)?;
     let credentials = find_credentials(&|k| std::env::var(k).ok())
         .map_err(|e| crate::Error::from(kaggle::KaggleError::from(e)))?;
-    let api_base = std::env::var(EnvVars::PHYSIO_KAGGLE_URL)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+    let api_base = api_base();
     let max_bytes = args
         .max_extract
         .as_deref()
@@ -94,6 +91,61 @@ pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
     } else {
         report.exit_code.max(EXIT_PARTIAL)
     })
+}
+
+/// Runs `physio ls` for a `kaggle:` dataset: the files of the version with their sizes
+/// (Kaggle publishes no SHA-256, so `sha256` is null and `checksums` false).
+pub fn ls(args: &LsArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
+    let dataset = KaggleRef::parse(&args.dataset).map_err(crate::Error::from)?;
+    let credentials = find_credentials(&|k| std::env::var(k).ok())
+        .map_err(|e| crate::Error::from(kaggle::KaggleError::from(e)))?;
+    let (version, files) = super::super::runtime()?.block_on(kaggle::list(
+        &api_base(),
+        credentials,
+        &dataset,
+        &args.include,
+        &args.exclude,
+    ))?;
+    let total: u64 = files.iter().filter_map(|f| f.total_bytes).sum();
+    let name = format!(
+        "{}{}/{}",
+        kaggle::SPEC_PREFIX,
+        dataset.owner,
+        dataset.dataset
+    );
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let list: Vec<_> = files
+            .iter()
+            .map(|f| serde_json::json!({"path": f.name, "size": f.total_bytes, "sha256": null}))
+            .collect();
+        let doc = serde_json::json!({
+            "dataset": name, "version": version, "checksums": false,
+            "files": list, "total_files": files.len(), "total_bytes": total,
+        });
+        writeln!(out, "{doc}")?;
+    } else {
+        for f in &files {
+            let size = f
+                .total_bytes
+                .map_or_else(|| "?".to_string(), |s| s.to_string());
+            writeln!(out, "{size:>12}  {}", f.name)?;
+        }
+        writeln!(
+            out,
+            "{} files, {total} bytes ({name}@{version})",
+            files.len()
+        )?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// `PHYSIO_KAGGLE_URL`, else Kaggle's public API base.
+fn api_base() -> String {
+    std::env::var(EnvVars::PHYSIO_KAGGLE_URL)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_API_BASE.to_string())
 }
 
 /// Parses a byte size with an optional K/M/G/T suffix (powers of 1024).

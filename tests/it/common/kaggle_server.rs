@@ -87,6 +87,9 @@ pub struct State {
     /// The next storage response of the whole archive stops after this many bytes (then
     /// the limit clears), to exercise resume.
     pub cut_archive_after: Option<usize>,
+    /// Serve single-file downloads as `<file>.zip` holding the file, as Kaggle does for
+    /// large files.
+    pub zip_single_files: bool,
     /// Every request, in order.
     pub log: Vec<Logged>,
 }
@@ -110,6 +113,7 @@ impl KaggleServer {
             hash_mode: HashMode::Goog,
             page_size: 1000,
             cut_archive_after: None,
+            zip_single_files: false,
             log: Vec::new(),
         }));
         let std_api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -430,8 +434,9 @@ fn api(
                     .iter()
                     .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect())
                     .collect();
+                let suffix = if st.zip_single_files { ".zip" } else { "" };
                 format!(
-                    "http://{storage}/blob/{o}/{d}/{v}/files/{}?X-Goog-Signature=sig{v}",
+                    "http://{storage}/blob/{o}/{d}/{v}/files/{}{suffix}?X-Goog-Signature=sig{v}",
                     file.join("/")
                 )
             };
@@ -461,7 +466,11 @@ fn storage_get(st: &mut State, path: &str, range: Option<String>) -> Response<Bo
             }
         }
         ["blob", o, d, v, "files", file @ ..] => {
-            let name = file.join("/");
+            let requested = file.join("/");
+            let (name, zipped) = match requested.strip_suffix(".zip") {
+                Some(n) if st.zip_single_files => (n.to_string(), true),
+                _ => (requested, false),
+            };
             let bytes = v.parse::<u32>().ok().and_then(|v| {
                 st.datasets
                     .get(&(o.to_string(), d.to_string()))
@@ -474,6 +483,10 @@ fn storage_get(st: &mut State, path: &str, range: Option<String>) -> Response<Bo
                     })
             });
             match bytes {
+                Some(b) if zipped => {
+                    let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+                    (make_zip(&[(base.as_str(), b.as_slice())]), false)
+                }
                 Some(b) => (b, false),
                 None => return reply(StatusCode::NOT_FOUND, "no such object"),
             }
