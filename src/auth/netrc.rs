@@ -24,8 +24,7 @@ pub fn parse(text: &str) -> Vec<NetrcEntry> {
     let mut tokens: Vec<String> = Vec::new();
     // Tokenise line by line so that `macdef` bodies (up to a blank line) can be skipped.
     while let Some(line) = lines.next() {
-        let mut words = line.split_whitespace().peekable();
-        while let Some(w) = words.next() {
+        for w in line.split_whitespace() {
             if w.starts_with('#') && tokens.last().map(String::as_str) != Some("password") {
                 break;
             }

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info};
 use url::Url;
 
 use super::FetchError;
@@ -96,11 +96,6 @@ pub fn part_path(dest: &Path) -> PathBuf {
 /// chunk sizes this bounds buffered memory per download to about a megabyte.
 const CHANNEL_CHUNKS: usize = 64;
 
-/// Channel message: a chunk to write, or an instruction to start the file over.
-enum Msg {
-    Data(Bytes),
-}
-
 impl Downloader {
     /// A downloader over `client`.
     pub fn new(client: HttpClient, opts: DownloaderOptions) -> Self {
@@ -166,7 +161,7 @@ impl Downloader {
                         && self.budget.take()
                     {
                         let delay = self.opts.retry.delay(attempt - 1, retry_after(&e));
-                        warn!(url = %SafeUrl::from(url), attempt, ?delay, error = %e, "retrying");
+                        info!(url = %SafeUrl::from(url), attempt, ?delay, error = %e, "retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -176,12 +171,11 @@ impl Downloader {
             let digests = state.clone().finish();
             match check(dest, expected, &digests) {
                 Ok(()) => {}
-                Err(e) if !restarted => {
+                Err(_) if !restarted => {
                     // The kept `.part` may hold bytes of an older upstream file: start
                     // over once from zero before calling the file corrupt.
                     debug!(path = %dest.display(), "resumed bytes did not verify; restarting");
                     restarted = true;
-                    let _ = e;
                     let _ = tokio::fs::remove_file(&part).await;
                     state = StreamHash::new(with_md5);
                     continue;
@@ -258,7 +252,7 @@ impl Downloader {
                 if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
                     // The `.part` is not a prefix of what the server has now.
                     let _ = tokio::fs::remove_file(part).await;
-                    let fresh = StreamHash::new(false);
+                    let fresh = state.reset();
                     let e = FetchError::Transfer {
                         url: SafeUrl::from(url).to_string(),
                         message: "server refused to resume (416); restarting".into(),
@@ -285,7 +279,7 @@ impl Downloader {
                 // A 200 (or a different range) means the whole body follows.
                 debug!(url = %SafeUrl::from(url), "server ignored Range; restarting");
                 truncate = true;
-                state = StreamHash::new(state_has_md5(&state));
+                state = state.reset();
             }
         }
         let total = resp.content_length().map(|n| n + state.len());
@@ -371,7 +365,8 @@ impl Downloader {
         >,
         progress: &(dyn Fn(u64) + Sync),
     ) -> (StreamHash, u64, Result<(), FetchError>) {
-        let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_CHUNKS);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let fresh = state.reset();
         let part_owned = part.to_path_buf();
         let writer = tokio::task::spawn_blocking(move || {
             let mut state = state;
@@ -384,10 +379,13 @@ impl Downloader {
                 // Drop any tail that was written but not hashed (a crash between the two).
                 f.set_len(state.len())?;
                 f.seek(SeekFrom::Start(state.len()))?;
-                while let Some(Msg::Data(chunk)) = rx.blocking_recv() {
+                let mut writeback = Writeback::default();
+                while let Some(chunk) = rx.blocking_recv() {
                     f.write_all(&chunk)?;
                     state.update(&chunk);
+                    writeback.wrote(&f, chunk.len() as u64);
                 }
+                writeback.finish();
                 f.sync_all()
             })();
             (state, res)
@@ -411,7 +409,7 @@ impl Downloader {
                 }
                 Ok(Some(Ok(chunk))) => {
                     let n = chunk.len() as u64;
-                    if tx.send(Msg::Data(chunk)).await.is_err() {
+                    if tx.send(chunk).await.is_err() {
                         break; // the writer failed; its error is reported below
                     }
                     got += n;
@@ -423,8 +421,9 @@ impl Downloader {
         match writer.await {
             Ok((st, Ok(()))) => (st, got, result),
             Ok((st, Err(e))) => (st, got, Err(FetchError::io(part, e))),
+            // The writer died: its state is lost, so start the file over.
             Err(e) => (
-                StreamHash::new(false),
+                fresh,
                 got,
                 Err(FetchError::io(part, std::io::Error::other(e))),
             ),
@@ -432,8 +431,50 @@ impl Downloader {
     }
 }
 
-fn state_has_md5(s: &StreamHash) -> bool {
-    s.clone().finish().md5.is_some()
+/// Bytes written between background write-back requests.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Background write-back for large files. The final `fsync` of a multi-gigabyte file
+/// would otherwise wait for all of it to reach the disk after the last byte arrives;
+/// a helper thread that calls `fdatasync` on a second handle every 32 MiB lets the disk
+/// write while the network delivers, so the final `fsync` has little left to do. Small
+/// files never start the thread.
+#[derive(Default)]
+struct Writeback {
+    since: u64,
+    worker: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Writeback {
+    fn wrote(&mut self, f: &std::fs::File, n: u64) {
+        self.since += n;
+        if self.since < WRITEBACK_EVERY {
+            return;
+        }
+        self.since = 0;
+        if self.worker.is_none()
+            && let Ok(clone) = f.try_clone()
+        {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let handle = std::thread::spawn(move || {
+                while rx.recv().is_ok() {
+                    let _ = clone.sync_data();
+                }
+            });
+            self.worker = Some((tx, handle));
+        }
+        if let Some((tx, _)) = &self.worker {
+            // A sync still running absorbs this request: never block the writer.
+            let _ = tx.try_send(());
+        }
+    }
+
+    fn finish(self) {
+        if let Some((tx, handle)) = self.worker {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
 }
 
 /// The first byte position of a `Content-Range: bytes <start>-<end>/<total>` header.

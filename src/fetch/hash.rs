@@ -35,6 +35,11 @@ impl StreamHash {
         self.len += bytes.len() as u64;
     }
 
+    /// A fresh state computing the same digests as this one.
+    pub fn reset(&self) -> Self {
+        StreamHash::new(self.md5.is_some())
+    }
+
     /// Bytes fed so far.
     pub fn len(&self) -> u64 {
         self.len

@@ -357,7 +357,9 @@ async fn fetch_one(
     state: &Mutex<VerifiedState>,
     reporter: &dyn Reporter,
 ) -> Result<(Outcome, u64)> {
-    let dest = plan.dir.join(enclosed_path(&entry.path)?);
+    let rel = enclosed_path(&entry.path)?;
+    refuse_symlinked_parents(&plan.dir, &rel, &entry.path)?;
+    let dest = plan.dir.join(rel);
     if let Ok(meta) = tokio::fs::symlink_metadata(&dest).await {
         if meta.file_type().is_symlink() || !meta.is_file() {
             return Err(Error::UnsafePath {
@@ -388,6 +390,53 @@ async fn fetch_one(
         }
     }
     Ok((Outcome::Fetched, got.transferred))
+}
+
+/// The entries whose local copy under `dir` the verified-state cache vouches for
+/// (size and mtime unchanged, cached digest equal to the manifest's). Only `stat`s, no
+/// hashing: what `--dry-run` uses to say what a run would actually transfer.
+pub fn already_verified(dir: &Path, entries: &[Entry]) -> HashSet<String> {
+    let state = VerifiedState::load(dir);
+    entries
+        .iter()
+        .filter(|e| {
+            let Ok(rel) = enclosed_path(&e.path) else {
+                return false;
+            };
+            let Ok(meta) = std::fs::symlink_metadata(dir.join(rel)) else {
+                return false;
+            };
+            let (size, mtime) = stamp(&meta);
+            meta.is_file()
+                && match e.sha256 {
+                    Some(want) => state.lookup(&e.path, size, mtime) == Some(want),
+                    None => e.size == Some(size),
+                }
+        })
+        .map(|e| e.path.clone())
+        .collect()
+}
+
+/// Refuses to write through a symlinked directory inside the version directory: a
+/// planted `records -> /etc` link would otherwise send downloads outside it, even
+/// though the manifest path itself is clean.
+fn refuse_symlinked_parents(root: &Path, rel: &Path, shown: &str) -> Result<()> {
+    let mut at = root.to_path_buf();
+    let parents: Vec<_> = rel.components().collect();
+    for c in parents.iter().take(parents.len().saturating_sub(1)) {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::UnsafePath {
+                    path: shown.to_string(),
+                    reason: "a parent directory in the output is a symlink",
+                });
+            }
+            Ok(_) => {}
+            Err(_) => break, // not created yet: nothing below it exists either
+        }
+    }
+    Ok(())
 }
 
 /// True when the file at `dest` matches `entry`: by the state cache (size+mtime and
@@ -448,7 +497,7 @@ fn removed_upstream(
     let mut deleted = Vec::new();
     for p in &found {
         if !delete {
-            warn!(path = %p, "removed upstream (keep; --delete removes it)");
+            info!(path = %p, "removed upstream (kept; --delete removes it)");
             continue;
         }
         match std::fs::remove_file(plan.dir.join(p)) {
@@ -478,10 +527,8 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             format!("{prefix}/{name}")
         };
         match e.file_type() {
-            Ok(t) if t.is_dir() => {
-                if !name.starts_with(state::STATE_PREFIX) {
-                    walk(&e.path(), &rel, out);
-                }
+            Ok(t) if t.is_dir() && !name.starts_with(state::STATE_PREFIX) => {
+                walk(&e.path(), &rel, out);
             }
             Ok(t) if t.is_file() => out.push(rel),
             _ => {}
@@ -504,6 +551,18 @@ mod tests {
             join_path(&base, "RECORDS").as_str(),
             "http://h/files/x/1.0/RECORDS"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_symlinked_parent_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("records")).unwrap();
+        let rel = Path::new("records/a.dat");
+        assert!(refuse_symlinked_parents(dir.path(), rel, "records/a.dat").is_err());
+        assert!(refuse_symlinked_parents(dir.path(), Path::new("other/a.dat"), "x").is_ok());
+        assert!(refuse_symlinked_parents(dir.path(), Path::new("records"), "x").is_ok());
     }
 
     #[test]

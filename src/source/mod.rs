@@ -8,6 +8,7 @@ pub mod kaggle;
 pub mod listing;
 pub mod manifest;
 pub mod physionet;
+pub mod s3;
 
 use crate::error::{EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
 

@@ -128,6 +128,23 @@ impl PhysioNet {
                 Err(e) => debug!(error = %e, "no /content/ redirect"),
             }
         }
+        if self.layout == Layout::Aws && !self.is_local() {
+            let page = self.s3_list(dl, &format!("{slug}/"), true).await?;
+            return page
+                .prefixes
+                .iter()
+                .filter_map(|p| p.strip_prefix(&format!("{slug}/"))?.strip_suffix('/'))
+                .filter(|v| is_version(v))
+                .max_by(|a, b| cmp_versions(a, b))
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    SourceError::NoVersion {
+                        slug: slug.to_string(),
+                        url: SafeUrl::from(&self.base).to_string(),
+                    }
+                    .into()
+                });
+        }
         let url = self.project_url(slug);
         let entries = self
             .listing(dl, &url)
@@ -158,7 +175,7 @@ impl PhysioNet {
         if let Some(text) = self.get_text(dl, &sums).await? {
             return Manifest::from_sha256sums(&text);
         }
-        warn!(
+        tracing::info!(
             slug,
             version,
             "no SHA256SUMS.txt: walking directory listings; files can be verified by size only"
@@ -207,6 +224,38 @@ impl PhysioNet {
     /// Every file under `root`, walking listings breadth-first, eight at a time.
     /// `None` when `root` itself does not exist.
     async fn walk(&self, dl: &Downloader, root: &Url) -> Result<Option<Vec<Entry>>> {
+        if self.layout == Layout::Aws && !self.is_local() {
+            // The bucket has no HTML listings; one flat ListObjectsV2 listing instead.
+            let prefix = root
+                .path()
+                .strip_prefix(self.base.path())
+                .unwrap_or(root.path());
+            let prefix = super::listing::percent_decode(prefix).unwrap_or_default();
+            let page = self.s3_list(dl, &prefix, false).await?;
+            if page.objects.is_empty() {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            for (key, size) in page.objects {
+                let Some(path) = key.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if path.is_empty() || path.ends_with('/') {
+                    continue;
+                }
+                if crate::fsutil::enclosed_path(path).is_err() {
+                    warn!(path, "listing entry with an unsafe name skipped");
+                    continue;
+                }
+                out.push(Entry {
+                    path: path.to_string(),
+                    size: Some(size),
+                    sha256: None,
+                });
+            }
+            out.sort_by(|a, b| a.path.cmp(&b.path));
+            return Ok(Some(out));
+        }
         let Some(top) = self.listing(dl, root).await? else {
             return Ok(None);
         };
@@ -266,6 +315,32 @@ impl PhysioNet {
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(out))
+    }
+
+    /// Every page of an S3 `ListObjectsV2` listing of `prefix`, merged.
+    async fn s3_list(
+        &self,
+        dl: &Downloader,
+        prefix: &str,
+        delimiter: bool,
+    ) -> Result<super::s3::ListPage> {
+        let mut all = super::s3::ListPage::default();
+        let mut token: Option<String> = None;
+        // 10,000 pages of 1,000 keys: far beyond any PhysioNet project.
+        for _ in 0..10_000 {
+            let url = super::s3::list_url(&self.base, prefix, delimiter, token.as_deref());
+            let Some(xml) = self.get_text(dl, &url).await? else {
+                break;
+            };
+            let page = super::s3::parse_list(&xml);
+            all.prefixes.extend(page.prefixes);
+            all.objects.extend(page.objects);
+            match page.next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(all)
     }
 
     /// The entries of a directory: `read_dir` for `file://`, the parsed HTML listing
@@ -351,7 +426,7 @@ impl PhysioNet {
                     attempt += 1;
                     if is_transient(&e) && attempt < policy.max_attempts && budget.take() {
                         let d = policy.delay(attempt - 1, retry_after(&e));
-                        warn!(url = %SafeUrl::from(url), attempt, error = %e, "retrying");
+                        tracing::info!(url = %SafeUrl::from(url), attempt, error = %e, "retrying");
                         tokio::time::sleep(d).await;
                         continue;
                     }

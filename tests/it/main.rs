@@ -7,4 +7,5 @@
 
 mod cli;
 mod common;
+mod fetch;
 mod kaggle;

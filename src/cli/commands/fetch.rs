@@ -125,7 +125,10 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             r.source
                 .fill_sizes(&r.downloader, &r.slug, &r.version, &mut r.manifest)
                 .await?;
-            let entries = selection.apply(&r.manifest.entries);
+            let mut entries = selection.apply(&r.manifest.entries);
+            // Files the state cache already vouches for would not be transferred.
+            let present = crate::fetch::already_verified(&args.out.join(&r.slug).join(&r.version), &entries);
+            entries.retain(|e| !present.contains(&e.path));
             let total: u64 = entries.iter().filter_map(|e| e.size).sum();
             let unknown = entries.iter().filter(|e| e.size.is_none()).count();
             if args.json {
@@ -137,7 +140,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
                     "dataset": r.slug, "version": r.version, "dry_run": true,
                     "checksums": r.manifest.has_checksums,
                     "files": files, "total_files": entries.len(), "total_bytes": total,
-                    "unknown_sizes": unknown,
+                    "unknown_sizes": unknown, "already_verified": present.len(),
                 });
                 writeln!(out, "{doc}")?;
             } else {
@@ -147,11 +150,12 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
                 }
                 writeln!(
                     out,
-                    "{} files, {} bytes{} would be fetched into {}",
+                    "{} files, {} bytes{} would be fetched into {} ({} already verified)",
                     entries.len(),
                     total,
                     if unknown > 0 { format!(" (+{unknown} of unknown size)") } else { String::new() },
-                    args.out.join(&r.slug).join(&r.version).display()
+                    args.out.join(&r.slug).join(&r.version).display(),
+                    present.len()
                 )?;
             }
             return Ok(0);

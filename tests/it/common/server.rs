@@ -1,0 +1,466 @@
+//! A PhysioNet-shaped HTTP server on 127.0.0.1 for integration tests, with injectable
+//! faults: latency, 5xx, 429 + Retry-After, connections reset mid-body, wrong bytes,
+//! slow (throttled) bodies, redirects, Basic-auth protection. It serves files from
+//! memory, generates nginx-style listings for paths ending in `/`, answers
+//! `/content/<slug>/` with a redirect to the latest version, supports `Range: bytes=N-`,
+//! and logs every request (path, Range, Authorization) so tests can assert on traffic.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use sha2::Digest;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A fault applied to one request of a path (faults queue up and are used in order).
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and an empty body.
+    Status(u16),
+    /// 429 with `Retry-After: <secs>`.
+    TooMany(u64),
+    /// Send the headers and this many body bytes, then reset the connection.
+    ResetAfter(usize),
+}
+
+/// One logged request.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// The URL path.
+    pub path: String,
+    /// The Range header, if any.
+    pub range: Option<String>,
+    /// The Authorization header, if any.
+    pub auth: Option<String>,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    files: BTreeMap<String, Bytes>,
+    /// Bytes to serve instead of the real ones (the manifest keeps the real digest).
+    corrupt: HashMap<String, Bytes>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    redirects: HashMap<String, String>,
+    latency: Duration,
+    /// (chunk size, delay per chunk) for throttled bodies.
+    throttle: HashMap<String, (usize, Duration)>,
+    content_latest: HashMap<String, String>,
+    basic_auth: Option<String>,
+    log: Vec<Logged>,
+}
+
+/// A running test server (stopped when dropped with the test process).
+#[derive(Clone)]
+pub struct TestServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl TestServer {
+    /// Starts a server on an ephemeral port in a background thread.
+    pub fn start() -> TestServer {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let st = st.clone();
+                            async move { Ok::<_, Infallible>(handle(st, req).await) }
+                        });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        let addr = rx.recv().expect("server address");
+        TestServer { addr, state }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a file at URL path `path` (leading `/`).
+    pub fn add(&self, path: &str, bytes: impl Into<Bytes>) {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_string(), bytes.into());
+    }
+
+    /// Adds a PhysioNet project version: every file under `/files/<slug>/<version>/`,
+    /// plus a SHA256SUMS.txt listing them when `with_sums`.
+    pub fn add_project(
+        &self,
+        slug: &str,
+        version: &str,
+        files: &[(String, Vec<u8>)],
+        with_sums: bool,
+    ) {
+        let mut sums = String::new();
+        for (p, b) in files {
+            self.add(&format!("/files/{slug}/{version}/{p}"), b.clone());
+            sums.push_str(&format!("{}  {p}\n", hex::encode(sha2::Sha256::digest(b))));
+        }
+        if with_sums {
+            self.add(&format!("/files/{slug}/{version}/SHA256SUMS.txt"), sums);
+        }
+    }
+
+    /// Makes `/content/<slug>/` redirect to `/content/<slug>/<version>/`.
+    pub fn set_latest(&self, slug: &str, version: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .content_latest
+            .insert(slug.into(), version.into());
+    }
+
+    /// Queues faults for the next requests of `path`.
+    pub fn fault(&self, path: &str, faults: &[Fault]) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(path.into())
+            .or_default()
+            .extend(faults.iter().cloned());
+    }
+
+    /// Serves `bytes` for `path` instead of its real content.
+    pub fn corrupt(&self, path: &str, bytes: impl Into<Bytes>) {
+        self.state
+            .lock()
+            .unwrap()
+            .corrupt
+            .insert(path.into(), bytes.into());
+    }
+
+    /// Adds `latency` before every response.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Serves `path` in `chunk`-byte pieces with `delay` between them.
+    pub fn throttle(&self, path: &str, chunk: usize, delay: Duration) {
+        self.state
+            .lock()
+            .unwrap()
+            .throttle
+            .insert(path.into(), (chunk, delay));
+    }
+
+    /// Answers `path` with a 302 to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .redirects
+            .insert(path.into(), location.into());
+    }
+
+    /// Requires HTTP Basic credentials `user:pass` for everything under `/files/`.
+    pub fn require_basic(&self, user: &str, pass: &str) {
+        use base64::Engine;
+        let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        self.state.lock().unwrap().basic_auth = Some(format!("Basic {v}"));
+    }
+
+    /// Every request so far.
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|e| match e {}).boxed()
+}
+
+async fn handle(st: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(String::from);
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let (range, auth) = (header("range"), header("authorization"));
+    let latency = st.lock().unwrap().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let resp = respond(
+        &st,
+        &path,
+        query.as_deref(),
+        range.as_deref(),
+        auth.as_deref(),
+    )
+    .await;
+    st.lock().unwrap().log.push(Logged {
+        path,
+        range,
+        auth,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+async fn respond(
+    st: &Arc<Mutex<State>>,
+    path: &str,
+    query: Option<&str>,
+    range: Option<&str>,
+    auth: Option<&str>,
+) -> Response<Body> {
+    let mut s = st.lock().unwrap();
+    if path == "/"
+        && let Some(q) = query
+        && q.contains("list-type=2")
+    {
+        return s3_list(&s, q);
+    }
+    if let Some(loc) = s.redirects.get(path) {
+        let mut r = empty(StatusCode::FOUND);
+        r.headers_mut().insert("location", loc.parse().unwrap());
+        return r;
+    }
+    if let Some(rest) = path.strip_prefix("/content/") {
+        let slug = rest.trim_end_matches('/');
+        if let Some(v) = s.content_latest.get(slug) {
+            let mut r = empty(StatusCode::FOUND);
+            r.headers_mut()
+                .insert("location", format!("/content/{slug}/{v}/").parse().unwrap());
+            return r;
+        }
+        return empty(StatusCode::NOT_FOUND);
+    }
+    if path.starts_with("/files/")
+        && let Some(want) = &s.basic_auth
+    {
+        match auth {
+            None => {
+                let mut r = empty(StatusCode::UNAUTHORIZED);
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    "Basic realm=\"PhysioNet\"".parse().unwrap(),
+                );
+                return r;
+            }
+            Some(a) if a != want => return empty(StatusCode::UNAUTHORIZED),
+            Some(_) => {}
+        }
+    }
+    if let Some(f) = s.faults.get_mut(path).and_then(|q| q.pop_front()) {
+        match f {
+            Fault::Status(code) => return empty(StatusCode::from_u16(code).unwrap()),
+            Fault::TooMany(secs) => {
+                let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
+                r.headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
+                return r;
+            }
+            Fault::ResetAfter(n) => {
+                let Some(real) = s.files.get(path).cloned() else {
+                    return empty(StatusCode::NOT_FOUND);
+                };
+                let head = real.slice(..n.min(real.len()));
+                // Let the head reach the socket before the connection is torn down.
+                let stream = futures_util::stream::unfold(Some(head), |head| async move {
+                    match head {
+                        Some(h) => Some((Ok(Frame::data(h)), None)),
+                        None => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let e = std::io::Error::new(
+                                std::io::ErrorKind::ConnectionReset,
+                                "injected reset",
+                            );
+                            Some((Err(e), None))
+                        }
+                    }
+                });
+                let mut r = Response::new(StreamBody::new(stream).boxed());
+                r.headers_mut()
+                    .insert("content-length", real.len().to_string().parse().unwrap());
+                return r;
+            }
+        }
+    }
+    if path.ends_with('/') {
+        return listing(&s, path);
+    }
+    let Some(real) = s.files.get(path).cloned() else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let body = s.corrupt.get(path).cloned().unwrap_or(real);
+    let throttle = s.throttle.get(path).copied();
+    drop(s);
+    let len = body.len();
+    let start = range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    let (status, part) = match start {
+        Some(n) if n < len => (StatusCode::PARTIAL_CONTENT, body.slice(n..)),
+        Some(_) => return empty(StatusCode::RANGE_NOT_SATISFIABLE),
+        None => (StatusCode::OK, body),
+    };
+    let part_len = part.len();
+    let b: Body = match throttle {
+        None => full(part),
+        Some((chunk, delay)) => {
+            let chunks: Vec<Bytes> = (0..part_len)
+                .step_by(chunk)
+                .map(|i| part.slice(i..(i + chunk).min(part_len)))
+                .collect();
+            let stream =
+                futures_util::stream::unfold(chunks.into_iter(), move |mut it| async move {
+                    let c = it.next()?;
+                    tokio::time::sleep(delay).await;
+                    Some((Ok::<_, std::io::Error>(Frame::data(c)), it))
+                });
+            StreamBody::new(stream).boxed()
+        }
+    };
+    let mut r = Response::new(b);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert("content-length", part_len.to_string().parse().unwrap());
+    h.insert("accept-ranges", "bytes".parse().unwrap());
+    if let Some(n) = start {
+        h.insert(
+            "content-range",
+            format!("bytes {n}-{}/{len}", len - 1).parse().unwrap(),
+        );
+    }
+    r
+}
+
+/// A `ListObjectsV2` page (two keys or prefixes per page, to exercise pagination; the
+/// continuation token is the last key returned).
+fn s3_list(s: &State, query: &str) -> Response<Body> {
+    let param = |name: &str| {
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| v.replace("%2F", "/").replace('+', " "))
+        })
+    };
+    let prefix = param("prefix").unwrap_or_default();
+    let delimiter = param("delimiter").is_some();
+    let after = param("continuation-token");
+    let mut items: Vec<(String, Option<usize>)> = Vec::new();
+    for (p, b) in &s.files {
+        let key = &p[1..];
+        let Some(rest) = key.strip_prefix(&prefix) else {
+            continue;
+        };
+        let item = match rest.split_once('/') {
+            Some((d, _)) if delimiter => (format!("{prefix}{d}/"), None),
+            _ => (key.to_string(), Some(b.len())),
+        };
+        if items.last() != Some(&item) {
+            items.push(item);
+        }
+    }
+    let start = after
+        .map(|a| items.iter().position(|i| i.0 == a).map_or(0, |x| x + 1))
+        .unwrap_or(0);
+    let page: Vec<_> = items.iter().skip(start).take(2).collect();
+    let truncated = start + page.len() < items.len();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>");
+    xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
+    if truncated && let Some(last) = page.last() {
+        xml.push_str(&format!(
+            "<NextContinuationToken>{}</NextContinuationToken>",
+            last.0
+        ));
+    }
+    for (name, size) in &page {
+        match size {
+            Some(n) => xml.push_str(&format!(
+                "<Contents><Key>{name}</Key><Size>{n}</Size></Contents>"
+            )),
+            None => xml.push_str(&format!(
+                "<CommonPrefixes><Prefix>{name}</Prefix></CommonPrefixes>"
+            )),
+        }
+    }
+    xml.push_str("</ListBucketResult>");
+    Response::new(full(Bytes::from(xml)))
+}
+
+/// An nginx-style autoindex page of the direct children of `dir`.
+fn listing(s: &State, dir: &str) -> Response<Body> {
+    let mut names: BTreeMap<String, Option<usize>> = BTreeMap::new();
+    for (p, b) in &s.files {
+        if let Some(rest) = p.strip_prefix(dir) {
+            match rest.split_once('/') {
+                Some((d, _)) => names.insert(format!("{d}/"), None),
+                None => names.insert(rest.to_string(), Some(b.len())),
+            };
+        }
+    }
+    if names.is_empty() {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let mut html = format!(
+        "<html>\n<head><title>Index of {dir}</title></head>\n<body>\n<h1>Index of {dir}</h1><hr><pre><a href=\"../\">../</a>\n"
+    );
+    for (n, size) in names {
+        let size = size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        html.push_str(&format!(
+            "<a href=\"{n}\">{n}</a>                    01-Jan-2024 00:00     {size:>10}\n"
+        ));
+    }
+    html.push_str("</pre><hr></body>\n</html>\n");
+    let mut r = Response::new(full(Bytes::from(html)));
+    r.headers_mut()
+        .insert("content-type", "text/html".parse().unwrap());
+    r
+}

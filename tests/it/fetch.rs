@@ -1,0 +1,757 @@
+//! Integration tests of `physio fetch`, `verify` and `ls` (issue 5): the offline
+//! `fixtures/mirror` end to end, and a fault-injecting 127.0.0.1 server for retries,
+//! resume, corruption, version discovery and credentials.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::server::{Fault, TestServer};
+use crate::common::{physio, repo_root};
+
+fn mirror_url() -> String {
+    format!("file://{}", repo_root().join("fixtures/mirror").display())
+}
+
+/// Every regular file under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(d: &Path, pre: &str, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let rel = if pre.is_empty() {
+                n.clone()
+            } else {
+                format!("{pre}/{n}")
+            };
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &rel, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out.sort();
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn project(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            (
+                format!("records/{:02}/r{i}.dat", i % 3),
+                data(i as u64, 20_000 + i * 997),
+            )
+        })
+        .chain([("RECORDS".to_string(), b"records/00/r0\n".to_vec())])
+        .collect()
+}
+
+fn assert_identical(out: &Path, files: &[(String, Vec<u8>)]) {
+    for (p, b) in files {
+        let got = std::fs::read(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(got == *b, "{p}: bytes differ");
+    }
+}
+
+/// Data-file GETs (anything but listings, SHA256SUMS.txt and /content/) in the log.
+fn body_requests(s: &TestServer) -> Vec<String> {
+    s.log()
+        .into_iter()
+        .filter(|l| {
+            l.path.starts_with("/files/")
+                && !l.path.ends_with('/')
+                && !l.path.ends_with("SHA256SUMS.txt")
+        })
+        .map(|l| l.path)
+        .collect()
+}
+
+#[test]
+fn mirror_fetch_verify_refetch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("data");
+    physio()
+        .args(["fetch", "physio-demo", "--base-url", &mirror_url(), "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let vdir = out.join("physio-demo/1.0.0");
+    let src = repo_root().join("fixtures/mirror/files/physio-demo/1.0.0");
+    let expected = tree(&src);
+    let got: Vec<String> = tree(&vdir)
+        .into_iter()
+        .filter(|p| !p.rsplit('/').next().unwrap().starts_with(".physio"))
+        .collect();
+    assert_eq!(
+        got, expected,
+        "exactly the mirror's files, nothing else but .physio* state"
+    );
+    for p in &expected {
+        assert_eq!(
+            std::fs::read(vdir.join(p)).unwrap(),
+            std::fs::read(src.join(p)).unwrap(),
+            "{p}"
+        );
+    }
+    physio().arg("verify").arg(&vdir).assert().success();
+
+    // A re-run verifies from the state cache and transfers nothing.
+    let o = physio()
+        .args([
+            "fetch",
+            "physio-demo",
+            "--json",
+            "--base-url",
+            &mirror_url(),
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["fetched"], 0);
+    assert_eq!(
+        v["skipped"],
+        expected.len() - 1,
+        "every listed file (SHA256SUMS.txt aside)"
+    );
+    assert_eq!(v["bytes"], 0);
+    let o = physio()
+        .args([
+            "fetch",
+            "physio-demo",
+            "--dry-run",
+            "--json",
+            "--base-url",
+            &mirror_url(),
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["total_files"].as_u64(), v["already_verified"].as_u64()),
+        (Some(0), Some(25))
+    );
+
+    // Bytes changed on disk: verify names the file and exits 4; fetch repairs it.
+    std::fs::write(vdir.join("generated/gen03.dat"), b"tampered").unwrap();
+    physio()
+        .arg("verify")
+        .arg(&vdir)
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("generated/gen03.dat"));
+    physio()
+        .args(["fetch", "physio-demo", "--base-url", &mirror_url(), "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(vdir.join("generated/gen03.dat")).unwrap(),
+        std::fs::read(src.join("generated/gen03.dat")).unwrap()
+    );
+    physio().arg("verify").arg(&vdir).assert().success();
+}
+
+#[test]
+fn mirror_dry_run_and_ls_list_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = physio()
+        .args([
+            "fetch",
+            "physio-demo@1.0.0",
+            "--dry-run",
+            "--json",
+            "--include",
+            "*.hea",
+            "--base-url",
+            &mirror_url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 12, "{v}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f["path"].as_str().unwrap().ends_with(".hea"))
+    );
+    let hea100 =
+        std::fs::metadata(repo_root().join("fixtures/mirror/files/physio-demo/1.0.0/100.hea"))
+            .unwrap()
+            .len();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"] == "100.hea" && f["size"] == hea100)
+    );
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+        "dry run writes nothing"
+    );
+
+    let o = physio()
+        .args(["ls", "physio-demo", "--json", "--base-url", &mirror_url()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["total_files"], 25);
+    assert_eq!(v["version"], "1.0.0");
+}
+
+#[test]
+fn faults_heal_to_identical_bytes_and_rerun_transfers_nothing() {
+    let s = TestServer::start();
+    let files = project(12);
+    s.add_project("demo", "1.0.0", &files, true);
+    s.set_latest("demo", "1.0.0");
+    s.set_latency(Duration::from_millis(5));
+    let p = |i: usize| format!("/files/demo/1.0.0/{}", files[i].0);
+    s.fault(&p(0), &[Fault::Status(503), Fault::Status(502)]);
+    s.fault(&p(1), &[Fault::TooMany(1)]);
+    s.fault(&p(2), &[Fault::ResetAfter(5000), Fault::ResetAfter(12000)]);
+    s.fault("/files/demo/1.0.0/SHA256SUMS.txt", &[Fault::Status(500)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    physio()
+        .args([
+            "fetch",
+            "demo",
+            "--jobs",
+            "4",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    let vdir = tmp.path().join("demo/1.0.0");
+    assert_identical(&vdir, &files);
+    let log = s.log();
+    let ranges: Vec<_> = log
+        .iter()
+        .filter(|l| l.path == p(2))
+        .map(|l| l.range.clone())
+        .collect();
+    assert_eq!(ranges.len(), 3, "{ranges:?}");
+    assert_eq!(
+        ranges[1].as_deref(),
+        Some("bytes=5000-"),
+        "resumed after the reset"
+    );
+    // The injected reset answers 200 (whole body) even to a Range request, so the
+    // client must start over from zero rather than append: 12000 fresh bytes.
+    assert_eq!(ranges[2].as_deref(), Some("bytes=12000-"));
+    assert!(log.iter().all(|l| l.auth.is_none()));
+    assert!(!tree(&vdir).iter().any(|p| p.ends_with(".part")));
+
+    s.clear_log();
+    physio()
+        .args(["fetch", "demo", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_eq!(
+        body_requests(&s),
+        Vec::<String>::new(),
+        "a re-run transfers no file bodies"
+    );
+}
+
+#[test]
+fn corrupt_file_exits_4_named_and_not_at_final_path() {
+    let s = TestServer::start();
+    let files = project(6);
+    s.add_project("demo", "1.0.0", &files, true);
+    let bad = format!("/files/demo/1.0.0/{}", files[3].0);
+    s.corrupt(&bad, data(99, files[3].1.len()));
+    let tmp = tempfile::tempdir().unwrap();
+    let o = physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--json",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(&files[3].0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["errors"][0]["path"], files[3].0.as_str());
+    let vdir = tmp.path().join("demo/1.0.0");
+    assert!(!vdir.join(&files[3].0).exists());
+    assert!(!tree(&vdir).iter().any(|p| p.ends_with(".part")));
+    let rest: Vec<_> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert_identical(&vdir, &rest);
+}
+
+#[test]
+fn latest_version_from_content_redirect_then_listing() {
+    let s = TestServer::start();
+    let one = vec![("a.dat".to_string(), data(1, 100))];
+    let two = vec![("b.dat".to_string(), data(2, 100))];
+    s.add_project("demo", "1.0.0", &one, true);
+    s.add_project("demo", "1.10.0", &two, true);
+    s.add_project("demo", "1.9.0", &one, true);
+    // No redirect: the highest version in the /files/demo/ listing (numeric order).
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args(["fetch", "demo", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(tmp.path().join("demo/1.10.0/b.dat").exists());
+    // The /content/ redirect wins when present.
+    s.set_latest("demo", "1.9.0");
+    physio()
+        .args(["fetch", "demo", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(tmp.path().join("demo/1.9.0/a.dat").exists());
+    assert!(
+        s.log()
+            .iter()
+            .any(|l| l.path == "/content/demo/" && l.status == 302)
+    );
+}
+
+#[test]
+fn project_without_sums_is_walked_and_verified_by_size() {
+    let s = TestServer::start();
+    let files = project(5);
+    s.add_project("nosums", "2.0", &files, false);
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args(["fetch", "nosums@2.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("checksums unavailable"));
+    assert_identical(&tmp.path().join("nosums/2.0"), &files);
+}
+
+#[test]
+fn unsafe_manifest_path_is_refused() {
+    let s = TestServer::start();
+    let h = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    s.add(
+        "/files/evil/1.0/SHA256SUMS.txt",
+        format!("{h}  ok.dat\n{h}  ../../escape.dat\n"),
+    );
+    s.add("/files/evil/1.0/ok.dat", "");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    physio()
+        .args(["fetch", "evil@1.0", "--base-url", &s.url(), "--out"])
+        .arg(&out)
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("../../escape.dat"));
+    assert!(!tmp.path().join("escape.dat").exists() && !out.exists());
+}
+
+#[test]
+fn sigkill_mid_download_resumes_with_range() {
+    let s = TestServer::start();
+    let big = data(7, 1_500_000);
+    let files = vec![("big.dat".to_string(), big.clone())];
+    s.add_project("demo", "1.0.0", &files, true);
+    s.throttle(
+        "/files/demo/1.0.0/big.dat",
+        16 * 1024,
+        Duration::from_millis(15),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("physio");
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--quiet",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .env_remove("PHYSIONET_USERNAME")
+        .env_remove("PHYSIONET_PASSWORD")
+        .spawn()
+        .unwrap();
+    let part = tmp.path().join("demo/1.0.0/big.dat.part");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < 200_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "download never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0 && kept < big.len() as u64);
+    physio()
+        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(tmp.path().join("demo/1.0.0/big.dat")).unwrap(),
+        big
+    );
+    assert!(!part.exists());
+    let last = s
+        .log()
+        .into_iter()
+        .rfind(|l| l.path.ends_with("big.dat"))
+        .unwrap();
+    let from: u64 = last
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        from > 0 && from <= kept,
+        "resumed from {from}, {kept} bytes were on disk"
+    );
+}
+
+#[test]
+fn include_exclude_records_and_shards_select_files() {
+    let s = TestServer::start();
+    let files = project(9);
+    s.add_project("demo", "1.0.0", &files, true);
+    let tmp = tempfile::tempdir().unwrap();
+    let recs = tmp.path().join("recs.txt");
+    std::fs::write(&recs, "records/01/r4\n").unwrap();
+    let o = physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--json",
+            "--dry-run",
+            "--include",
+            "records/**",
+            "--exclude",
+            "r1.dat",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path().join("o"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["total_files"], 8, "{v}");
+    physio()
+        .args(["fetch", "demo@1.0.0", "--records"])
+        .arg(&recs)
+        .args(["--base-url", &s.url(), "--out"])
+        .arg(tmp.path().join("r"))
+        .assert()
+        .success();
+    let got: Vec<_> = tree(&tmp.path().join("r/demo/1.0.0"))
+        .into_iter()
+        .filter(|p| !p.starts_with(".physio") && p != "SHA256SUMS.txt")
+        .collect();
+    assert_eq!(got, ["records/01/r4.dat"]);
+    // Two shards into one directory fetch everything exactly once.
+    for i in 0..2 {
+        physio()
+            .args([
+                "fetch",
+                "demo@1.0.0",
+                "--shard",
+                &format!("{i}/2"),
+                "--base-url",
+                &s.url(),
+                "--out",
+            ])
+            .arg(tmp.path().join("s"))
+            .assert()
+            .success();
+    }
+    assert_identical(&tmp.path().join("s/demo/1.0.0"), &files);
+    physio()
+        .args(["fetch", "demo", "--shard", "2/2", "--base-url", &s.url()])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn removed_upstream_is_reported_and_deleted_on_request() {
+    let s = TestServer::start();
+    let files = project(3);
+    s.add_project("demo", "1.0.0", &files, true);
+    let tmp = tempfile::tempdir().unwrap();
+    let vdir = tmp.path().join("demo/1.0.0");
+    std::fs::create_dir_all(&vdir).unwrap();
+    std::fs::write(vdir.join("old.dat"), "gone upstream").unwrap();
+    let run = |extra: &[&str]| {
+        let o = physio()
+            .args([
+                "fetch",
+                "demo@1.0.0",
+                "--json",
+                "--base-url",
+                &s.url(),
+                "--out",
+            ])
+            .arg(tmp.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    assert_eq!(run(&[])["removed_upstream"][0], "old.dat");
+    assert!(vdir.join("old.dat").exists());
+    assert_eq!(run(&["--delete"])["deleted"][0], "old.dat");
+    assert!(!vdir.join("old.dat").exists());
+}
+
+// --- credentials --------------------------------------------------------------------
+
+fn credentialed() -> (TestServer, Vec<(String, Vec<u8>)>) {
+    let s = TestServer::start();
+    let files = project(3);
+    s.add_project("mimic", "1.0", &files, true);
+    s.require_basic("alice", "s3cr3t-pw");
+    (s, files)
+}
+
+fn no_secret(out: &std::process::Output) {
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(
+            !text.contains("s3cr3t-pw") && !text.contains("wrong-pw"),
+            "secret leaked: {text}"
+        );
+    }
+}
+
+#[test]
+fn credentials_right_wrong_missing() {
+    let (s, files) = credentialed();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = physio()
+        .args([
+            "fetch",
+            "mimic@1.0",
+            "-vvv",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .env("PHYSIONET_USERNAME", "alice")
+        .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    no_secret(&o);
+    assert_identical(&tmp.path().join("mimic/1.0"), &files);
+    assert!(
+        s.log().iter().all(|l| l.auth.is_some()),
+        "Basic sent preemptively to its own loopback realm"
+    );
+
+    let o = physio()
+        .args([
+            "fetch",
+            "mimic@1.0",
+            "-vvv",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path().join("w"))
+        .env("PHYSIONET_USERNAME", "alice")
+        .env("PHYSIONET_PASSWORD", "wrong-pw")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    no_secret(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not accepted"));
+
+    let o = physio()
+        .args(["fetch", "mimic@1.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path().join("m"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("PHYSIONET_USERNAME"));
+}
+
+#[test]
+fn credentials_from_netrc_never_follow_a_redirect_to_another_host() {
+    let (s, files) = credentialed();
+    let foreign = TestServer::start();
+    foreign.add("/elsewhere/r.dat", files[0].1.clone());
+    s.redirect(
+        &format!("/files/mimic/1.0/{}", files[0].0),
+        &format!("{}/elsewhere/r.dat", foreign.url()),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let netrc = tmp.path().join("netrc");
+    std::fs::write(&netrc, "machine 127.0.0.1 login alice password s3cr3t-pw\n").unwrap();
+    let o = physio()
+        .args([
+            "fetch",
+            "mimic@1.0",
+            "-vvv",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path().join("o"))
+        .env("NETRC", &netrc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    no_secret(&o);
+    assert_identical(&tmp.path().join("o/mimic/1.0"), &files);
+    let flog = foreign.log();
+    assert_eq!(flog.len(), 1);
+    assert!(
+        flog[0].auth.is_none(),
+        "credentials were forwarded to another host"
+    );
+}
+
+#[test]
+fn aws_layout_lists_versions_and_sizes_with_list_objects_v2() {
+    let s = TestServer::start();
+    let files = project(4);
+    for v in ["1.0.0", "1.2.0"] {
+        let mut sums = String::new();
+        for (p, b) in &files {
+            s.add(&format!("/demo/{v}/{p}"), b.clone());
+            sums.push_str(&format!(
+                "{}  {p}\n",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
+            ));
+        }
+        s.add(&format!("/demo/{v}/SHA256SUMS.txt"), sums);
+    }
+    let o = physio()
+        .args([
+            "ls",
+            "demo",
+            "--source",
+            "aws",
+            "--json",
+            "--base-url",
+            &s.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], "1.2.0");
+    let listed = v["files"].as_array().unwrap();
+    assert_eq!(listed.len(), files.len());
+    for (p, b) in &files {
+        assert!(
+            listed
+                .iter()
+                .any(|f| f["path"] == p.as_str() && f["size"] == b.len()),
+            "{p}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args([
+            "fetch",
+            "demo",
+            "--source",
+            "aws",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_identical(&tmp.path().join("demo/1.2.0"), &files);
+}
+
+#[test]
+fn forbidden_with_credentials_blames_the_data_use_agreement() {
+    let (s, _) = credentialed();
+    s.fault("/files/mimic/1.0/SHA256SUMS.txt", &[Fault::Status(403)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = physio()
+        .args(["fetch", "mimic@1.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .env("PHYSIONET_USERNAME", "alice")
+        .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    no_secret(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data use agreement"));
+}
+
+#[test]
+fn a_second_run_on_a_locked_directory_is_refused() {
+    let s = TestServer::start();
+    s.add_project("demo", "1.0.0", &project(2), true);
+    let tmp = tempfile::tempdir().unwrap();
+    let vdir = tmp.path().join("demo/1.0.0");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let held = std::fs::File::create(vdir.join(".physio-lock")).unwrap();
+    held.try_lock().unwrap();
+    physio()
+        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("another physio run"));
+    drop(held);
+    physio()
+        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+}
