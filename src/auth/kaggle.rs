@@ -10,14 +10,18 @@
 //! 4. `$KAGGLE_CONFIG_DIR/kaggle.json` (default `~/.kaggle/kaggle.json`) with
 //!    `{"username": ..., "key": ...}`, also sent as Basic.
 //!
-//! The secret parts never reach `Debug`/`Display`: [`KaggleCredentials`] prints only the
-//! kind and where it came from, so an error or a log line cannot leak them.
+//! The secret parts are [`Secret`]s and never reach `Debug`/`Display`:
+//! [`KaggleCredentials`] prints only the kind and where it came from, so an error or a log
+//! line cannot leak them. (They are not [`super::Credentials`]: those are Basic-only and
+//! realm-bound for PhysioNet; Kaggle's go only to the API host, attached by
+//! `source::kaggle::KaggleApi`, which never follows redirects with them.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+use super::Secret;
 use crate::env::EnvVars;
 
 /// Kaggle credentials and where they were found.
@@ -29,8 +33,8 @@ pub struct KaggleCredentials {
 
 #[derive(Clone)]
 enum Kind {
-    Bearer(String),
-    Basic { username: String, key: String },
+    Bearer(Secret),
+    Basic { username: String, key: Secret },
 }
 
 impl fmt::Debug for KaggleCredentials {
@@ -54,7 +58,7 @@ impl KaggleCredentials {
     /// A bearer API token (as in `KAGGLE_API_TOKEN`).
     pub fn bearer(token: impl Into<String>, origin: impl Into<String>) -> Self {
         KaggleCredentials {
-            kind: Kind::Bearer(token.into()),
+            kind: Kind::Bearer(Secret::new(token)),
             origin: origin.into(),
         }
     }
@@ -68,7 +72,7 @@ impl KaggleCredentials {
         KaggleCredentials {
             kind: Kind::Basic {
                 username: username.into(),
-                key: key.into(),
+                key: Secret::new(key),
             },
             origin: origin.into(),
         }
@@ -83,10 +87,11 @@ impl KaggleCredentials {
     /// Callers must mark the header sensitive and send it only to Kaggle's API host.
     pub fn authorization(&self) -> String {
         match &self.kind {
-            Kind::Bearer(token) => format!("Bearer {token}"),
+            Kind::Bearer(token) => format!("Bearer {}", token.expose()),
             Kind::Basic { username, key } => format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{key}"))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", key.expose()))
             ),
         }
     }
@@ -95,8 +100,8 @@ impl KaggleCredentials {
     /// nothing echoed back by a server is shown to the user with a secret in it).
     pub fn appears_in(&self, text: &str) -> bool {
         match &self.kind {
-            Kind::Bearer(t) => !t.is_empty() && text.contains(t.as_str()),
-            Kind::Basic { key, .. } => !key.is_empty() && text.contains(key.as_str()),
+            Kind::Bearer(t) => !t.expose().is_empty() && text.contains(t.expose()),
+            Kind::Basic { key, .. } => !key.expose().is_empty() && text.contains(key.expose()),
         }
     }
 }
