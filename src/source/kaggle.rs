@@ -758,6 +758,11 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
 /// treat Kaggle and PhysioNet copies alike.
 pub const SUMS_FILE: &str = "SHA256SUMS.txt";
 
+/// physio's marker (a `.physio*` state entry) that a version directory holds the whole
+/// archive, not just files fetched with `--include`: only then may a whole-version fetch
+/// call an intact copy up to date.
+pub const COMPLETE_MARK: &str = ".physio-complete";
+
 /// What to fetch from Kaggle and where to put it.
 #[derive(Debug, Clone)]
 pub struct KaggleFetchOptions {
@@ -861,7 +866,8 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
 
     let Some(filter) = filter else {
         // Re-check the local copy first: a complete, intact version is not fetched again.
-        if vdir.join(SUMS_FILE).is_file() && !opts.dry_run {
+        let complete = vdir.join(SUMS_FILE).is_file() && vdir.join(COMPLETE_MARK).is_file();
+        if complete && !opts.dry_run {
             let check = vdir.clone();
             let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
             let v = blocking(move || crate::fetch::verify::verify_dir(&check, jobs)).await?;
@@ -942,7 +948,9 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
             }
         }
     }
-    write_sums(&vdir, &sums)?;
+    if !sums.is_empty() || vdir.join(SUMS_FILE).exists() {
+        write_sums(&vdir, &sums)?;
+    }
     rep.files = sums.len();
     rep.bytes = sums
         .keys()
@@ -1101,8 +1109,17 @@ async fn download_storage(
         sha256: None,
         md5: hashes.md5,
     };
+    // The engine can check only MD5; a CRC32C-only object is checked here, so it lands
+    // under a `.physio-crc-*` name first and reaches `dest` only once verified.
+    let crc_only = hashes.md5.is_none() && hashes.crc32c.is_some();
+    let landing = if crc_only {
+        let base = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        dest.with_file_name(format!(".physio-crc-{base}"))
+    } else {
+        dest.to_path_buf()
+    };
     let got = dl
-        .download(&storage, dest, &expected, &|_| {})
+        .download(&storage, &landing, &expected, &|_| {})
         .await
         .map_err(|e| match e {
             // The storage host takes no credentials: a refusal there is an expired or
@@ -1116,12 +1133,13 @@ async fn download_storage(
             .into(),
             other => crate::Error::from(other),
         })?;
-    if hashes.md5.is_none() && hashes.crc32c.is_some() {
-        let (h, p) = (hashes.clone(), dest.to_path_buf());
+    if crc_only {
+        let (h, p) = (hashes.clone(), landing.clone());
         if let Err(e) = blocking(move || h.verify_file(&p)).await? {
-            let _ = std::fs::remove_file(dest);
+            let _ = std::fs::remove_file(&landing);
             return Err(e.into());
         }
+        crate::fsutil::persist_path(&landing, dest)?;
     }
     Ok(got.transferred)
 }
@@ -1349,6 +1367,10 @@ async fn install_archive(
         )));
     }
     write_sums(stage.path(), &sums)?;
+    crate::fsutil::write_atomic(
+        &stage.path().join(COMPLETE_MARK),
+        b"every file of the version's archive is here\n",
+    )?;
     let staged = stage.keep();
     let old = if vdir.exists() {
         let aside = ddir.join(format!(

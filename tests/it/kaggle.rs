@@ -73,7 +73,10 @@ fn tree(dir: &Path) -> Vec<String> {
         for e in rd {
             let p = e.unwrap().path();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if name.starts_with(".physio-lock") || name.starts_with(".physio-state") {
+            if name.starts_with(".physio-lock")
+                || name.starts_with(".physio-state")
+                || name == ".physio-complete"
+            {
                 continue;
             }
             let rel = p.strip_prefix(base).unwrap().display().to_string();
@@ -359,8 +362,29 @@ fn kaggle_storage_hash_mismatch_exit_4() {
 }
 
 #[test]
-fn kaggle_content_md5_and_no_hash_are_accepted() {
-    for mode in [HashMode::ContentMd5, HashMode::None] {
+fn kaggle_crc32c_only_objects_are_checked() {
+    let s = server();
+    s.with(|st| st.hash_mode = HashMode::WrongCrc32c);
+    let tmp = tempfile::tempdir().unwrap();
+    // Single files: the bad bytes never reach their final name.
+    let a = fetch(&s, tmp.path(), &["kaggle:o/ecg", "--include", "RECORDS"]).code(4);
+    assert!(
+        stderr_of(&a).contains("crc32c mismatch"),
+        "{}",
+        stderr_of(&a)
+    );
+    assert!(tree(&version_dir(tmp.path(), 2)).is_empty());
+    let a = fetch(&s, tmp.path(), &["kaggle:o/ecg"]).code(4);
+    assert!(
+        stderr_of(&a).contains("crc32c mismatch"),
+        "{}",
+        stderr_of(&a)
+    );
+}
+
+#[test]
+fn kaggle_content_md5_crc32c_and_no_hash_are_accepted() {
+    for mode in [HashMode::ContentMd5, HashMode::Crc32cOnly, HashMode::None] {
         let s = server();
         s.with(|st| st.hash_mode = mode);
         let tmp = tempfile::tempdir().unwrap();
@@ -461,6 +485,19 @@ fn kaggle_include_unpacks_auto_compressed_files() {
         vec!["SHA256SUMS.txt", "mitdb/", "mitdb/100.dat"]
     );
     assert!(storage_downloads(&s)[0].target.contains("100.dat.zip"));
+}
+
+#[test]
+fn kaggle_whole_fetch_after_include_fetches_the_rest() {
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    fetch(&s, tmp.path(), &["kaggle:o/ecg", "--include", "RECORDS"]).success();
+    // A partial copy is intact but not complete: the whole fetch must not skip it.
+    let a = fetch(&s, tmp.path(), &["kaggle:o/ecg", "--json"]).success();
+    let json: serde_json::Value = serde_json::from_str(stdout_of(&a).trim()).unwrap();
+    assert_eq!(json["mode"], "archive");
+    assert_eq!(json["files"], 4);
+    assert!(version_dir(tmp.path(), 2).join("mitdb/100.dat").is_file());
 }
 
 #[test]

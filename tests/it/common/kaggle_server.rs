@@ -44,6 +44,10 @@ pub enum HashMode {
     ContentMd5,
     /// An `x-goog-hash` md5 that does not match the bytes.
     WrongMd5,
+    /// Only `x-goog-hash: crc32c=..` (a composite object), true value.
+    Crc32cOnly,
+    /// Only a crc32c, and one that does not match the bytes.
+    WrongCrc32c,
     /// No hash headers.
     None,
 }
@@ -573,6 +577,13 @@ fn storage_get(st: &mut State, path: &str, range: Option<String>) -> Response<Bo
         HashMode::WrongMd5 => {
             let wrong = b64.encode(md5::Md5::digest(b"not the body"));
             h.insert("x-goog-hash", format!("md5={wrong}").parse().unwrap());
+        }
+        HashMode::Crc32cOnly => {
+            h.insert("x-goog-hash", format!("crc32c={crc}").parse().unwrap());
+        }
+        HashMode::WrongCrc32c => {
+            let wrong = b64.encode(crc32c::crc32c(b"not the body").to_be_bytes());
+            h.insert("x-goog-hash", format!("crc32c={wrong}").parse().unwrap());
         }
         HashMode::None => {}
     }
