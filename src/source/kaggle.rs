@@ -39,7 +39,7 @@ use url::Url;
 use crate::auth::kaggle::{CredentialsError, KaggleCredentials};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
 use crate::extract::ExtractLimits;
-use crate::fetch::{Downloader, DownloaderOptions, Expected, HttpClient};
+use crate::fetch::{Downloader, DownloaderOptions, Expected, HttpClient, Outcome, Reporter};
 use futures_util::StreamExt as _;
 
 /// Kaggle's public API base (replaced by `PHYSIO_KAGGLE_URL`).
@@ -834,7 +834,10 @@ pub struct KaggleReport {
 /// deleted. With `include`/`exclude`, matching files are downloaded one by one into the
 /// version directory and added to its `SHA256SUMS.txt`. A version directory whose files
 /// all match its `SHA256SUMS.txt` is not downloaded again.
-pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Error> {
+pub async fn fetch(
+    opts: &KaggleFetchOptions,
+    reporter: &dyn Reporter,
+) -> Result<KaggleReport, crate::Error> {
     let r = &opts.dataset;
     let api = KaggleApi::new(&opts.api_base, opts.credentials.clone())?;
     if api.credentials().is_some() {
@@ -895,7 +898,19 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
         let archive = ddir.join(format!(".physio-archive-{version}.zip"));
         let url = api.download_url(r, version, None);
         let what = format!("{r}@{version}");
-        let downloaded = download(&api, &dl, &url, &archive, &what, r).await?;
+        let name = format!("{}-{version}.zip", r.dataset);
+        reporter.on_plan(1, None);
+        reporter.on_file_start(&name);
+        let progress = |n| reporter.on_bytes(n);
+        let fetched = download(&api, &dl, &url, &archive, &what, r, &progress).await;
+        let outcome = if fetched.is_ok() {
+            Outcome::Fetched
+        } else {
+            Outcome::Failed
+        };
+        reporter.on_file_done(&name, outcome);
+        reporter.on_finish();
+        let downloaded = fetched?;
         let installed = install_archive(&archive, &ddir, &vdir, opts.limits).await;
         // Verified or refused, the archive has served its purpose: a hostile one would
         // only be refused again.
@@ -918,7 +933,12 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
     let _lock = crate::fetch::DirLock::acquire(&vdir, None)?;
     let mut sums = read_sums(&vdir)?;
     let jobs = dl.jobs();
+    reporter.on_plan(
+        selected.len(),
+        Some(selected.iter().filter_map(|f| f.total_bytes).sum()),
+    );
     let cx = FileCtx {
+        reporter,
         api: &api,
         dl: &dl,
         r,
@@ -929,11 +949,22 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
     let results: Vec<(String, Result<FetchedOne, crate::Error>)> =
         futures_util::stream::iter(selected.iter().map(|f| {
             let (cx, known) = (&cx, sums.get(&f.name).cloned());
-            async move { (f.name.clone(), fetch_one(cx, &f.name, known).await) }
+            async move {
+                cx.reporter.on_file_start(&f.name);
+                let res = fetch_one(cx, &f.name, known).await;
+                let outcome = match &res {
+                    Ok(Some(_)) => Outcome::Fetched,
+                    Ok(None) => Outcome::Skipped,
+                    Err(_) => Outcome::Failed,
+                };
+                cx.reporter.on_file_done(&f.name, outcome);
+                (f.name.clone(), res)
+            }
         }))
         .buffer_unordered(jobs)
         .collect()
         .await;
+    reporter.on_finish();
     let mut rep = report(FetchMode::Files, 0, 0, 0);
     for (name, res) in results {
         match res {
@@ -963,6 +994,7 @@ pub async fn fetch(opts: &KaggleFetchOptions) -> Result<KaggleReport, crate::Err
 /// What every [`fetch_one`] of one run shares.
 #[derive(Clone, Copy)]
 struct FileCtx<'a> {
+    reporter: &'a dyn Reporter,
     api: &'a KaggleApi,
     dl: &'a Downloader,
     r: &'a KaggleRef,
@@ -1005,6 +1037,7 @@ async fn fetch_one(
     known: Option<String>,
 ) -> Result<FetchedOne, crate::Error> {
     let FileCtx {
+        reporter,
         api,
         dl,
         r,
@@ -1024,6 +1057,7 @@ async fn fetch_one(
     let url = api.download_url(r, version, Some(name));
     let what = format!("{r}@{version}: {name}");
     let storage = with_retries(dl, &what, || storage_url(api, &url, &what, r)).await?;
+    let progress = |n| reporter.on_bytes(n);
     let base = name.rsplit('/').next().unwrap_or(name);
     let zipped_name = format!("{base}.zip");
     // Kaggle may answer a single-file request with `<file>.zip` (large files are stored
@@ -1033,13 +1067,13 @@ async fn fetch_one(
         && storage.path_segments().and_then(|mut s| s.next_back()) == Some(zipped_name.as_str());
     let n = if auto_zipped {
         let tmp = dest.with_file_name(format!(".physio-zip-{base}"));
-        let n = download_storage(api, dl, &storage, &tmp, &what).await?;
+        let n = download_storage(api, dl, &storage, &tmp, &what, &progress).await?;
         let unpacked = unzip_single(&tmp, &dest, base, limits).await;
         let _ = std::fs::remove_file(&tmp);
         unpacked?;
         n
     } else {
-        download_storage(api, dl, &storage, &dest, &what).await?
+        download_storage(api, dl, &storage, &dest, &what, &progress).await?
     };
     let p = dest.clone();
     let sha = blocking(move || sha256_file(&p))
@@ -1089,9 +1123,10 @@ async fn download(
     dest: &Path,
     what: &str,
     r: &KaggleRef,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, crate::Error> {
     let storage = with_retries(dl, what, || storage_url(api, api_url, what, r)).await?;
-    download_storage(api, dl, &storage, dest, what).await
+    download_storage(api, dl, &storage, dest, what, progress).await
 }
 
 /// The second half of [`download`]: the engine fetches the storage URL `storage`.
@@ -1101,6 +1136,7 @@ async fn download_storage(
     storage: &Url,
     dest: &Path,
     what: &str,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, crate::Error> {
     let storage = storage.clone();
     let (hashes, size) = with_retries(dl, what, || probe(api, &storage)).await?;
@@ -1119,7 +1155,7 @@ async fn download_storage(
         dest.to_path_buf()
     };
     let got = dl
-        .download(&storage, &landing, &expected, &|_| {})
+        .download(&storage, &landing, &expected, progress)
         .await
         .map_err(|e| match e {
             // The storage host takes no credentials: a refusal there is an expired or

@@ -559,6 +559,11 @@ fn kaggle_bad_spec_is_usage_error() {
         .args(["fetch", "kaggle:only-owner"])
         .assert()
         .code(2);
+    let a = physio()
+        .args(["fetch", "kaggle:o/d", "--shard", "0/2"])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("--shard is not supported for Kaggle"));
 }
 
 /// Serves `zip` as `o/evil` and checks the fetch is refused with exit 4, the message

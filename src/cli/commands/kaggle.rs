@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::auth::kaggle::find_credentials;
-use crate::cli::args::{FetchArgs, GlobalArgs, LsArgs};
+use crate::cli::args::{FetchArgs, GlobalArgs, LsArgs, SourceArg};
+use crate::cli::reporter::ProgressReporter;
 use crate::env::EnvVars;
 use crate::error::{EXIT_OK, EXIT_PARTIAL};
 use crate::extract::{DEFAULT_MAX_RATIO, ExtractLimits};
@@ -22,8 +23,23 @@ pub fn is_kaggle(dataset: &str) -> bool {
 }
 
 /// Runs `physio fetch` for a `kaggle:` dataset.
-pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
+pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     let dataset = KaggleRef::parse(&args.dataset).map_err(crate::Error::from)?;
+    // PhysioNet-only options: refuse them rather than silently ignore them.
+    for (given, flag) in [
+        (args.records.is_some(), "--records"),
+        (args.shard.is_some(), "--shard"),
+        (args.delete, "--delete"),
+        (args.max_rate.is_some(), "--max-rate"),
+        (args.source != SourceArg::Physionet, "--source"),
+    ] {
+        if given {
+            return Err(crate::Error::Usage(format!(
+                "{flag} is not supported for Kaggle datasets"
+            ))
+            .into());
+        }
+    }
     let credentials = find_credentials(&|k| std::env::var(k).ok())
         .map_err(|e| crate::Error::from(kaggle::KaggleError::from(e)))?;
     let api_base = api_base();
@@ -58,8 +74,9 @@ pub fn run(args: &FetchArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
             stall_timeout: Duration::from_secs_f64(args.stall_timeout.max(0.1)),
         },
     };
+    let reporter = ProgressReporter::new(global.quiet || args.json);
     let report = super::super::runtime()?
-        .block_on(kaggle::fetch(&opts))
+        .block_on(kaggle::fetch(&opts, &reporter))
         .with_context(|| format!("fetching {}", args.dataset))?;
     for (name, why) in &report.failed {
         let _ = writeln!(std::io::stderr(), "error: {name}: {why}");
