@@ -285,6 +285,42 @@ fn faults_heal_to_identical_bytes_and_rerun_transfers_nothing() {
 }
 
 #[test]
+fn stalled_connection_is_dropped_and_resumed() {
+    let s = TestServer::start();
+    let files = project(2);
+    s.add_project("demo", "1.0.0", &files, true);
+    let p = format!("/files/demo/1.0.0/{}", files[0].0);
+    s.fault(&p, &[Fault::StallAfter(4000)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--stall-timeout",
+            "0.5",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stall was not cut short"
+    );
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+    let ranges: Vec<_> = s
+        .log()
+        .into_iter()
+        .filter(|l| l.path == p)
+        .map(|l| l.range)
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=4000-".to_string())]);
+}
+
+#[test]
 fn corrupt_file_exits_4_named_and_not_at_final_path() {
     let s = TestServer::start();
     let files = project(6);

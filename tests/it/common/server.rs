@@ -31,6 +31,8 @@ pub enum Fault {
     TooMany(u64),
     /// Send the headers and this many body bytes, then reset the connection.
     ResetAfter(usize),
+    /// Send the headers and this many body bytes, then nothing for a minute.
+    StallAfter(usize),
 }
 
 /// One logged request.
@@ -304,6 +306,25 @@ async fn respond(
                 let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
                 r.headers_mut()
                     .insert("retry-after", secs.to_string().parse().unwrap());
+                return r;
+            }
+            Fault::StallAfter(n) => {
+                let Some(real) = s.files.get(path).cloned() else {
+                    return empty(StatusCode::NOT_FOUND);
+                };
+                let head = real.slice(..n.min(real.len()));
+                let stream = futures_util::stream::unfold(Some(head), |head| async move {
+                    match head {
+                        Some(h) => Some((Ok::<_, std::io::Error>(Frame::data(h)), None)),
+                        None => {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            None
+                        }
+                    }
+                });
+                let mut r = Response::new(StreamBody::new(stream).boxed());
+                r.headers_mut()
+                    .insert("content-length", real.len().to_string().parse().unwrap());
                 return r;
             }
             Fault::ResetAfter(n) => {
