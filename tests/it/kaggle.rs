@@ -122,7 +122,10 @@ fn storage_downloads(s: &KaggleServer) -> Vec<crate::common::kaggle_server::Logg
 fn assert_storage_clean(s: &KaggleServer) {
     for req in s.storage_requests() {
         assert!(req.header("authorization").is_none(), "{req:?}");
-        assert!(!req.target.contains(TOKEN), "secret in storage URL: {req:?}");
+        assert!(
+            !req.target.contains(TOKEN),
+            "secret in storage URL: {req:?}"
+        );
         for (_, v) in &req.headers {
             assert!(!v.contains(TOKEN), "secret sent to storage: {req:?}");
         }
