@@ -336,6 +336,23 @@ fn kaggle_honours_retry_after_on_429() {
 }
 
 #[test]
+fn kaggle_storage_429_is_retried_by_the_engine() {
+    let s = server();
+    s.with(|st| st.storage_throttle = 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    fetch(&s, tmp.path(), &["kaggle:o/ecg"]).success();
+    assert!(
+        started.elapsed().as_millis() >= 1000,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(storage_downloads(&s).len(), 2);
+    assert_storage_clean(&s);
+    assert!(version_dir(tmp.path(), 2).join("mitdb/100.dat").is_file());
+}
+
+#[test]
 fn kaggle_resumes_an_interrupted_download() {
     let s = server();
     s.with(|st| st.cut_archive_after = Some(300_000));

@@ -84,6 +84,9 @@ pub struct State {
     pub rules_accepted: bool,
     /// This many download requests answer 429 (`Retry-After: 1`) before succeeding.
     pub throttle: usize,
+    /// This many storage content requests (not the client's `bytes=0-0` probes) answer
+    /// 429 (`Retry-After: 1`) first.
+    pub storage_throttle: usize,
     /// Hash headers on storage responses.
     pub hash_mode: HashMode,
     /// Files per `datasets/list` page.
@@ -114,6 +117,7 @@ impl KaggleServer {
             expected_auth: None,
             rules_accepted: true,
             throttle: 0,
+            storage_throttle: 0,
             hash_mode: HashMode::Goog,
             page_size: 1000,
             cut_archive_after: None,
@@ -329,6 +333,12 @@ fn handle(req: Request<Incoming>, state: &Mutex<State>, host: Host) -> Response<
                 .get("range")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            if st.storage_throttle > 0 && range.as_deref() != Some("bytes=0-0") {
+                st.storage_throttle -= 1;
+                let mut r = reply(StatusCode::TOO_MANY_REQUESTS, "slow down");
+                r.headers_mut().insert("retry-after", "1".parse().unwrap());
+                return r;
+            }
             storage_get(&mut st, &path, range)
         }
     }
