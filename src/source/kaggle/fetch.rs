@@ -138,9 +138,17 @@ pub async fn fetch(
     };
 
     let Some(filter) = filter else {
+        if opts.dry_run {
+            let files = api.list_files(r, version).await?;
+            let bytes = files.iter().filter_map(|f| f.total_bytes).sum();
+            return Ok(report(FetchMode::DryRun, files.len(), bytes, 0));
+        }
+        // One run at a time per dataset: a whole-archive run replaces the version dir.
+        std::fs::create_dir_all(&ddir).map_err(|e| crate::Error::io(&ddir, e))?;
+        let _lock = crate::fetch::DirLock::acquire(&ddir, None)?;
         // Re-check the local copy first: a complete, intact version is not fetched again.
         let complete = vdir.join(SUMS_FILE).is_file() && vdir.join(COMPLETE_MARK).is_file();
-        if complete && !opts.dry_run {
+        if complete {
             let check = vdir.clone();
             let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
             let v = blocking(move || crate::fetch::verify::verify_dir(&check, jobs)).await?;
@@ -158,13 +166,6 @@ pub async fn fetch(
                 }
             }
         }
-        if opts.dry_run {
-            let files = api.list_files(r, version).await?;
-            let bytes = files.iter().filter_map(|f| f.total_bytes).sum();
-            return Ok(report(FetchMode::DryRun, files.len(), bytes, 0));
-        }
-        std::fs::create_dir_all(&ddir).map_err(|e| crate::Error::io(&ddir, e))?;
-        let _lock = crate::fetch::DirLock::acquire(&ddir, None)?;
         let archive = ddir.join(format!(".physio-archive-{version}.zip"));
         let url = api.download_url(r, version, None);
         let what = format!("{r}@{version}");
@@ -199,8 +200,9 @@ pub async fn fetch(
         let bytes = selected.iter().filter_map(|f| f.total_bytes).sum();
         return Ok(report(FetchMode::DryRun, selected.len(), bytes, 0));
     }
+    // The same lock as whole-archive runs, which replace the version directory.
+    let _lock = crate::fetch::DirLock::acquire(&ddir, None)?;
     std::fs::create_dir_all(&vdir).map_err(|e| crate::Error::io(&vdir, e))?;
-    let _lock = crate::fetch::DirLock::acquire(&vdir, None)?;
     let mut sums = read_sums(&vdir)?;
     let jobs = dl.jobs();
     reporter.on_plan(
