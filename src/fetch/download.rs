@@ -92,9 +92,10 @@ pub fn part_path(dest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Chunks in flight between the network task and the writer thread; with reqwest's
-/// chunk sizes this bounds buffered memory per download to about a megabyte.
-const CHANNEL_CHUNKS: usize = 64;
+/// Chunks in flight between the network task and the writer thread. hyper hands out
+/// chunks of at most its read buffer (a few hundred KiB), so this bounds the bytes
+/// buffered per download to a few megabytes whatever the file size.
+const CHANNEL_CHUNKS: usize = 16;
 
 impl Downloader {
     /// A downloader over `client`.
