@@ -340,6 +340,13 @@ fn plan<R: Read + std::io::Seek>(
                 });
             }
         };
+        // A directory entry for the archive root itself (`./`) names nothing to create.
+        if entry.is_dir()
+            && matches!(name.trim_end_matches('/'), "." | "")
+            && !name.starts_with('/')
+        {
+            continue;
+        }
         let rel = enclosed_path(&name).map_err(|e| ExtractError::UnsafeName {
             name: name.clone(),
             reason: match e {
@@ -491,6 +498,18 @@ mod tests {
             std::fs::read(out.join("RECORDS")).unwrap(),
             b"records/100\n"
         );
+    }
+
+    #[test]
+    fn root_directory_entry_is_ignored() {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.add_directory("./", deflated()).unwrap();
+        w.start_file("a.txt", deflated()).unwrap();
+        w.write_all(b"a").unwrap();
+        let bytes = w.finish().unwrap().into_inner();
+        let (root, result) = extract_bytes(&bytes, ExtractLimits::default());
+        assert_eq!(result.unwrap().files.len(), 1);
+        assert_eq!(tree(&root.path().join("stage/out")), vec!["a.txt"]);
     }
 
     #[test]
