@@ -425,6 +425,10 @@ fn kaggle_rerun_is_verified_and_repairs() {
     let a = fetch(&s, tmp.path(), &["kaggle:o/ecg", "--json"]).success();
     let json: serde_json::Value = serde_json::from_str(stdout_of(&a).trim()).unwrap();
     assert_eq!(json["mode"], "up_to_date");
+    assert_eq!(
+        (json["skipped"].as_u64(), json["bytes"].as_u64()),
+        (Some(4), Some(0))
+    );
     assert_eq!(storage_downloads(&s).len(), 1);
 
     // A damaged file is noticed and the version fetched again.
@@ -464,6 +468,10 @@ fn kaggle_include_fetches_single_files() {
     let json: serde_json::Value = serde_json::from_str(stdout_of(&a).trim()).unwrap();
     assert_eq!(json["mode"], "files");
     assert_eq!(json["files"], 2);
+    assert_eq!(
+        (json["fetched"].as_u64(), json["exit_code"].as_u64()),
+        (Some(2), Some(0))
+    );
     let vdir = version_dir(tmp.path(), 2);
     assert_eq!(
         tree(&vdir),

@@ -75,26 +75,57 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
         },
     };
     let reporter = ProgressReporter::new(global.quiet || args.json);
+    let started = std::time::Instant::now();
     let report = super::super::runtime()?
         .block_on(kaggle::fetch(&opts, &reporter))
         .with_context(|| format!("fetching {}", args.dataset))?;
-    for (name, why) in &report.failed {
-        let _ = writeln!(std::io::stderr(), "error: {name}: {why}");
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let code = if report.failed.is_empty() {
+        EXIT_OK
     } else {
+        report.exit_code.max(EXIT_PARTIAL)
+    };
+    let mut err = std::io::stderr().lock();
+    for (name, why) in &report.failed {
+        writeln!(err, "error: {name}: {why}")?;
+    }
+    if args.json {
+        // The keys of PhysioNet fetches' summary, plus Kaggle's `mode` and `total_bytes`.
+        let errors: Vec<_> = report
+            .failed
+            .iter()
+            .map(|(p, e)| serde_json::json!({"path": p, "error": e}))
+            .collect();
+        let doc = serde_json::json!({
+            "dataset": report.dataset, "version": report.version,
+            "dir": report.dir.display().to_string(), "checksums": true,
+            "mode": report.mode, "files": report.files, "total_bytes": report.bytes,
+            "fetched": report.fetched, "skipped": report.skipped,
+            "failed": report.failed.len(), "bytes": report.downloaded,
+            "seconds": seconds, "errors": errors, "exit_code": code,
+        });
+        writeln!(std::io::stdout().lock(), "{doc}")?;
+    } else if args.dry_run {
+        // What would be fetched is the result of a dry run: stdout.
+        writeln!(
+            std::io::stdout().lock(),
+            "{}@{}: would fetch {} files, {} bytes -> {}",
+            report.dataset,
+            report.version,
+            report.files,
+            report.bytes,
+            report.dir.display()
+        )?;
+    } else if !global.quiet {
         let what = match report.mode {
             FetchMode::UpToDate => "up to date",
             FetchMode::Archive => "fetched (archive)",
             FetchMode::Files => "fetched (selected files)",
-            FetchMode::DryRun => "would fetch",
+            FetchMode::DryRun => "dry run",
         };
         writeln!(
-            out,
-            "{}@{}: {what}: {} files, {} bytes in {} (downloaded {} bytes)",
+            err,
+            "{}@{}: {what}: {} files, {} bytes -> {} ({} bytes downloaded in {seconds:.1} s)",
             report.dataset,
             report.version,
             report.files,
@@ -103,11 +134,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             report.downloaded
         )?;
     }
-    Ok(if report.failed.is_empty() {
-        EXIT_OK
-    } else {
-        report.exit_code.max(EXIT_PARTIAL)
-    })
+    Ok(code)
 }
 
 /// Runs `physio ls` for a `kaggle:` dataset: the files of the version with their sizes

@@ -88,6 +88,10 @@ pub struct KaggleReport {
     pub bytes: u64,
     /// Bytes transferred over the network in this run.
     pub downloaded: u64,
+    /// Files written in this run (every file of an extracted archive).
+    pub fetched: usize,
+    /// Files already present and verified, so not downloaded.
+    pub skipped: usize,
     /// Files that failed (`--include` mode), with why; the rest were kept.
     pub failed: Vec<(String, String)>,
     /// The worst exit code among `failed` (0 when none failed).
@@ -133,6 +137,8 @@ pub async fn fetch(
         files,
         bytes,
         downloaded,
+        fetched: 0,
+        skipped: 0,
         failed: Vec::new(),
         exit_code: 0,
     };
@@ -154,7 +160,9 @@ pub async fn fetch(
             let v = blocking(move || crate::fetch::verify::verify_dir(&check, jobs)).await?;
             match v {
                 Ok(v) if v.exit_code() == 0 => {
-                    return Ok(report(FetchMode::UpToDate, v.ok.len(), v.bytes, 0));
+                    let mut rep = report(FetchMode::UpToDate, v.ok.len(), v.bytes, 0);
+                    rep.skipped = v.ok.len();
+                    return Ok(rep);
                 }
                 Ok(v) => tracing::warn!(
                     missing = v.missing.len(),
@@ -187,7 +195,9 @@ pub async fn fetch(
         // only be refused again.
         let _ = std::fs::remove_file(&archive);
         let (files, bytes) = installed?;
-        return Ok(report(FetchMode::Archive, files, bytes, downloaded));
+        let mut rep = report(FetchMode::Archive, files, bytes, downloaded);
+        rep.fetched = files;
+        return Ok(rep);
     };
 
     // Selected files, one request each (`datasets/download/{o}/{d}/{file}`).
@@ -242,9 +252,10 @@ pub async fn fetch(
         match res {
             Ok(Some((n, sha))) => {
                 rep.downloaded += n;
+                rep.fetched += 1;
                 sums.insert(name, sha);
             }
-            Ok(None) => {}
+            Ok(None) => rep.skipped += 1,
             Err(e) => {
                 rep.exit_code = rep.exit_code.max(e.exit_code());
                 rep.failed.push((name, e.to_string()));
