@@ -132,6 +132,11 @@ impl Downloader {
         }
     }
 
+    /// Adds `n` retries to the run-wide retry budget.
+    pub fn add_retries(&self, n: u64) {
+        self.budget.add(n);
+    }
+
     /// The most concurrent transfers this downloader allows.
     pub fn jobs(&self) -> usize {
         self.opts.jobs
