@@ -77,6 +77,30 @@ impl Default for DownloaderOptions {
 }
 
 /// Downloads files with shared client, retry budget and host concurrency limit.
+///
+/// ```
+/// use std::time::Duration;
+/// use physio::fetch::{Downloader, DownloaderOptions, Expected, HttpClient};
+/// use sha2::Digest;
+///
+/// let dir = tempfile::tempdir()?;
+/// let src = dir.path().join("100.hea");
+/// std::fs::write(&src, b"100 2 360 650000\n")?;
+/// let url = url::Url::from_file_path(&src).unwrap();
+/// let expected = Expected {
+///     size: Some(17),
+///     sha256: Some(sha2::Sha256::digest(b"100 2 360 650000\n").into()),
+///     md5: None,
+/// };
+/// let client = HttpClient::new(None, Duration::from_secs(30))?;
+/// let dl = Downloader::new(client, DownloaderOptions::default());
+/// let dest = dir.path().join("out/100.hea");
+/// let rt = tokio::runtime::Runtime::new()?;
+/// let got = rt.block_on(dl.download(&url, &dest, &expected, &|_bytes| {}))?;
+/// assert_eq!(got.digests.size, 17);
+/// assert_eq!(std::fs::read(&dest)?, b"100 2 360 650000\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Downloader {
     client: HttpClient,
@@ -106,6 +130,11 @@ impl Downloader {
             client,
             opts,
         }
+    }
+
+    /// Adds `n` retries to the run-wide retry budget.
+    pub fn add_retries(&self, n: u64) {
+        self.budget.add(n);
     }
 
     /// The most concurrent transfers this downloader allows.

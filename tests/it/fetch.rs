@@ -108,6 +108,20 @@ fn mirror_fetch_verify_refetch() {
         );
     }
     physio().arg("verify").arg(&vdir).assert().success();
+    // The output root works too: every <slug>/<version> below it is verified.
+    let o = physio()
+        .args(["verify", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], expected.len() - 1);
+    physio()
+        .arg("verify")
+        .arg(tmp.path().join("nothing"))
+        .assert()
+        .code(1);
 
     // A re-run verifies from the state cache and transfers nothing.
     let o = physio()

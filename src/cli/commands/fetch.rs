@@ -196,7 +196,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
                 "dataset": r.slug, "version": r.version,
                 "dir": plan.dir.display().to_string(),
                 "checksums": r.manifest.has_checksums,
-                "files": plan.entries.len(),
+                "total_files": plan.entries.len(),
                 "fetched": report.done.len(), "skipped": report.skipped.len(),
                 "failed": report.failed.len(), "bytes": report.bytes,
                 "seconds": report.seconds,
