@@ -577,6 +577,13 @@ fn kaggle_copy_passes_physio_verify() {
     fetch(&s, tmp.path(), &["kaggle:o/ecg"]).success();
     let vdir = version_dir(tmp.path(), 2);
     physio().arg("verify").arg(&vdir).assert().success();
+    // The output root finds Kaggle copies too (kaggle/<owner>/<dataset>/<version>).
+    let a = physio()
+        .args(["verify", "--json"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(stdout_of(&a).contains("\"ok\":4"), "{}", stdout_of(&a));
     std::fs::write(vdir.join("RECORDS"), b"tampered\n").unwrap();
     let a = physio().arg("verify").arg(&vdir).assert().code(4);
     assert!(stderr_of(&a).contains("RECORDS"), "{}", stderr_of(&a));

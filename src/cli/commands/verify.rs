@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::fetch::verify::{VerifyReport, verify_dir};
 
 /// The directories to verify: `dir` itself when it holds SHA256SUMS.txt, else those one
-/// or two levels below it (`<version>` or `<slug>/<version>`) that do.
+/// or two levels below it (`<version>` or `<slug>/<version>`) that do, and Kaggle
+/// copies (`kaggle/<owner>/<dataset>/<version>`).
 fn version_dirs(dir: &Path) -> Vec<PathBuf> {
     if dir.join("SHA256SUMS.txt").is_file() {
         return vec![dir.to_path_buf()];
@@ -36,6 +37,16 @@ fn version_dirs(dir: &Path) -> Vec<PathBuf> {
         if a.join("SHA256SUMS.txt").is_file() {
             out.push(a);
             continue;
+        }
+        if a.file_name().is_some_and(|n| n == "kaggle") {
+            // Kaggle copies sit two levels deeper: kaggle/<owner>/<dataset>/<version>.
+            for ds in subdirs(&a).iter().flat_map(|owner| subdirs(owner)) {
+                out.extend(
+                    subdirs(&ds)
+                        .into_iter()
+                        .filter(|v| v.join("SHA256SUMS.txt").is_file()),
+                );
+            }
         }
         out.extend(
             subdirs(&a)
