@@ -368,6 +368,27 @@ fn kaggle_resumes_an_interrupted_download() {
 }
 
 #[test]
+fn kaggle_resumes_a_part_left_by_an_earlier_run() {
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let ddir = tmp.path().join("kaggle/o/ecg");
+    std::fs::create_dir_all(&ddir).unwrap();
+    let zip = record_zip();
+    std::fs::write(ddir.join(".physio-archive-2.zip.part"), &zip[..200_000]).unwrap();
+    let a = fetch(&s, tmp.path(), &["kaggle:o/ecg", "--json"]).success();
+    let json: serde_json::Value = serde_json::from_str(stdout_of(&a).trim()).unwrap();
+    assert_eq!(json["bytes"].as_u64(), Some(zip.len() as u64 - 200_000));
+    let storage = storage_downloads(&s);
+    assert_eq!(storage.len(), 1);
+    assert_eq!(storage[0].header("range"), Some("bytes=200000-"));
+    assert_eq!(
+        std::fs::read(version_dir(tmp.path(), 2).join("mitdb/100.dat")).unwrap(),
+        record_files()[2].1
+    );
+    assert!(!ddir.join(".physio-archive-2.zip.part").exists());
+}
+
+#[test]
 fn kaggle_storage_hash_mismatch_exit_4() {
     let s = server();
     s.with(|st| st.hash_mode = HashMode::WrongMd5);
