@@ -14,6 +14,7 @@ pub mod hash;
 pub mod plan;
 pub mod reporter;
 pub mod retry;
+pub mod split;
 pub mod state;
 pub mod verify;
 

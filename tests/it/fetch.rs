@@ -335,6 +335,74 @@ fn stalled_connection_is_dropped_and_resumed() {
 }
 
 #[test]
+fn large_file_is_fetched_as_parallel_ranges() {
+    let s = TestServer::start();
+    let big = data(11, 3_000_000);
+    let files = vec![
+        ("big.dat".to_string(), big.clone()),
+        ("small.dat".to_string(), data(12, 5000)),
+    ];
+    s.add_project("demo", "1.0.0", &files, true);
+    let p = "/files/demo/1.0.0/big.dat";
+    // The second request (the first range) is cut off and must be retried.
+    s.fault(p, &[Fault::Pass, Fault::ResetAfter(1000)]);
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--jobs",
+            "4",
+            "--split-min",
+            "1000000",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+    let ranges: Vec<String> = s
+        .log()
+        .into_iter()
+        .filter(|l| l.path == p)
+        .filter_map(|l| l.range)
+        .collect();
+    let closed: Vec<_> = ranges.iter().filter(|r| !r.ends_with('-')).collect();
+    assert!(closed.len() >= 4, "4 ranges (+1 retried): {ranges:?}");
+    assert!(closed.iter().any(|r| r.starts_with("bytes=0-")));
+    assert!(closed.iter().any(|r| r.ends_with("-2999999")));
+    assert!(
+        !tree(&tmp.path().join("demo/1.0.0"))
+            .iter()
+            .any(|p| p.ends_with(".part"))
+    );
+
+    // Split bytes that do not match the manifest: exit 4, nothing left behind.
+    s.corrupt(p, data(13, 3_000_000));
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--jobs",
+            "4",
+            "--split-min",
+            "1000000",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("big.dat"));
+    let left = tree(&tmp.path().join("demo/1.0.0"));
+    assert!(!left.iter().any(|p| p.starts_with("big.dat")), "{left:?}");
+}
+
+#[test]
 fn corrupt_file_exits_4_named_and_not_at_final_path() {
     let s = TestServer::start();
     let files = project(6);

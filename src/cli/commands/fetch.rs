@@ -107,6 +107,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
         },
         retry_budget: 1000,
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+        split_min: args.split_min,
     };
     let rt = crate::cli::runtime()?;
     rt.block_on(async {

@@ -72,6 +72,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             },
             retry_budget: 1000,
             stall_timeout: Duration::from_secs_f64(args.stall_timeout.max(0.1)),
+            split_min: args.split_min,
         },
     };
     let reporter = ProgressReporter::new(global.quiet || args.json);
