@@ -404,6 +404,26 @@ fn kaggle_storage_hash_mismatch_exit_4() {
 }
 
 #[test]
+fn kaggle_parallel_ranges_are_verified_too() {
+    // Force the engine's parallel byte-range path on the ~1 MB archive.
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    fetch(&s, tmp.path(), &["kaggle:o/ecg", "--split-min", "65536"]).success();
+    assert!(storage_downloads(&s).len() > 1);
+    assert_storage_clean(&s);
+    assert_eq!(
+        std::fs::read(version_dir(tmp.path(), 2).join("mitdb/100.dat")).unwrap(),
+        record_files()[2].1
+    );
+    let s = server();
+    s.with(|st| st.hash_mode = HashMode::WrongMd5);
+    let tmp = tempfile::tempdir().unwrap();
+    let a = fetch(&s, tmp.path(), &["kaggle:o/ecg", "--split-min", "65536"]).code(4);
+    assert!(stderr_of(&a).contains("MD5"), "{}", stderr_of(&a));
+    assert!(!version_dir(tmp.path(), 2).exists());
+}
+
+#[test]
 fn kaggle_crc32c_only_objects_are_checked() {
     let s = server();
     s.with(|st| st.hash_mode = HashMode::WrongCrc32c);
