@@ -34,6 +34,12 @@ pub enum Error {
     /// Downloading or verifying files failed.
     #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
+    /// Talking to Kaggle failed or was refused.
+    #[error(transparent)]
+    Kaggle(#[from] crate::source::kaggle::KaggleError),
+    /// Extracting an archive failed or was refused as hostile.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
     /// A file system operation on `path` failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -72,6 +78,8 @@ impl Error {
             Error::Convert(e) => e.exit_code(),
             Error::Source(e) => e.exit_code(),
             Error::Fetch(e) => e.exit_code(),
+            Error::Extract(e) => e.exit_code(),
+            Error::Kaggle(e) => e.exit_code(),
             Error::UnsafePath { .. } => EXIT_INTEGRITY,
             Error::Usage(_) => EXIT_USAGE,
             Error::Io { .. } => EXIT_PARTIAL,

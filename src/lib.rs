@@ -9,6 +9,7 @@
 //! * [`source`] — where datasets come from: PhysioNet (and mirrors), Kaggle; manifests.
 //! * [`fetch`] — the concurrent, resumable, verifying download engine.
 //! * [`auth`] — credentials, realms and redaction of secrets.
+//! * [`extract`] — safe zip extraction (zip-slip, symlinks, zip bombs refused).
 //! * [`fsutil`] — atomic writes and safe relative paths.
 //! * [`cli`] — the command-line interface (the only module that prints).
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod convert;
 pub mod env;
 pub mod error;
+pub mod extract;
 pub mod fetch;
 pub mod fsutil;
 pub mod shard;

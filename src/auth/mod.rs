@@ -6,6 +6,7 @@
 //! up for; never to the target of a redirect on another host. [`Credentials::may_send_to`]
 //! is the one check every request goes through (see `fetch::client`).
 
+pub mod kaggle;
 pub mod netrc;
 pub mod redact;
 

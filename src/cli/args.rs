@@ -94,6 +94,13 @@ pub struct FetchArgs {
     /// Drop and retry a connection that delivers no bytes for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub stall_timeout: f64,
+    /// Fetch files at least this many bytes large as parallel byte ranges (0: never).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::fetch::download::DEFAULT_SPLIT_MIN)]
+    pub split_min: u64,
+    /// Refuse archives (Kaggle) that expand past this many bytes (suffixes K, M, G, T);
+    /// archives are always limited to 200x their size.
+    #[arg(long, value_name = "BYTES")]
+    pub max_extract: Option<String>,
 }
 
 /// Where a PhysioNet dataset is served from (`--source`).

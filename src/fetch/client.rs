@@ -54,13 +54,13 @@ impl HttpClient {
         self.creds.as_ref()
     }
 
-    /// Sends `GET url` (with `Range: bytes=<from>-` when `range_from` is set), following
+    /// Sends `GET url` (with `Range: bytes=<from>-[<to>]` when `range` is set), following
     /// up to ten redirects by hand when `follow` is true. Returns the final URL and the
     /// response, whatever its status; see [`HttpClient::check`].
     pub async fn get(
         &self,
         url: &Url,
-        range_from: Option<u64>,
+        range: Option<(u64, Option<u64>)>,
         follow: bool,
     ) -> Result<(Url, reqwest::Response), FetchError> {
         let mut current = url.clone();
@@ -69,8 +69,10 @@ impl HttpClient {
                 .inner
                 .get(current.clone())
                 .header(USER_AGENT, user_agent());
-            if let Some(from) = range_from {
-                req = req.header(RANGE, format!("bytes={from}-"));
+            match range {
+                Some((from, Some(to))) => req = req.header(RANGE, format!("bytes={from}-{to}")),
+                Some((from, None)) => req = req.header(RANGE, format!("bytes={from}-")),
+                None => {}
             }
             if let Some(c) = &self.creds
                 && c.may_send_to(&current)

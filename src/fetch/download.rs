@@ -63,6 +63,9 @@ pub struct DownloaderOptions {
     pub retry_budget: u64,
     /// A body that delivers no bytes for this long is dropped and retried.
     pub stall_timeout: Duration,
+    /// Files at least this large are fetched as parallel byte ranges when the server
+    /// supports them (0 = never).
+    pub split_min: u64,
 }
 
 impl Default for DownloaderOptions {
@@ -72,17 +75,46 @@ impl Default for DownloaderOptions {
             retry: RetryPolicy::default(),
             retry_budget: 1000,
             stall_timeout: Duration::from_secs(30),
+            split_min: DEFAULT_SPLIT_MIN,
         }
     }
 }
 
+/// Default size from which a file is fetched as parallel ranges: 64 MiB. Below that a
+/// second connection costs more in set-up than it saves.
+pub const DEFAULT_SPLIT_MIN: u64 = 64 << 20;
+
 /// Downloads files with shared client, retry budget and host concurrency limit.
+///
+/// ```
+/// use std::time::Duration;
+/// use physio::fetch::{Downloader, DownloaderOptions, Expected, HttpClient};
+/// use sha2::Digest;
+///
+/// let dir = tempfile::tempdir()?;
+/// let src = dir.path().join("100.hea");
+/// std::fs::write(&src, b"100 2 360 650000\n")?;
+/// let url = url::Url::from_file_path(&src).unwrap();
+/// let expected = Expected {
+///     size: Some(17),
+///     sha256: Some(sha2::Sha256::digest(b"100 2 360 650000\n").into()),
+///     md5: None,
+/// };
+/// let client = HttpClient::new(None, Duration::from_secs(30))?;
+/// let dl = Downloader::new(client, DownloaderOptions::default());
+/// let dest = dir.path().join("out/100.hea");
+/// let rt = tokio::runtime::Runtime::new()?;
+/// let got = rt.block_on(dl.download(&url, &dest, &expected, &|_bytes| {}))?;
+/// assert_eq!(got.digests.size, 17);
+/// assert_eq!(std::fs::read(&dest)?, b"100 2 360 650000\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Downloader {
-    client: HttpClient,
-    opts: DownloaderOptions,
-    budget: Arc<RetryBudget>,
-    limiter: HostLimiter,
+    pub(super) client: HttpClient,
+    pub(super) opts: DownloaderOptions,
+    pub(super) budget: Arc<RetryBudget>,
+    pub(super) limiter: HostLimiter,
 }
 
 /// The temporary name a download is written under: `<dest>.part`.
@@ -92,9 +124,10 @@ pub fn part_path(dest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Chunks in flight between the network task and the writer thread; with reqwest's
-/// chunk sizes this bounds buffered memory per download to about a megabyte.
-const CHANNEL_CHUNKS: usize = 64;
+/// Chunks in flight between the network task and the writer thread. hyper hands out
+/// chunks of at most its read buffer (a few hundred KiB), so this bounds the bytes
+/// buffered per download to a few megabytes whatever the file size.
+const CHANNEL_CHUNKS: usize = 16;
 
 impl Downloader {
     /// A downloader over `client`.
@@ -105,6 +138,11 @@ impl Downloader {
             client,
             opts,
         }
+    }
+
+    /// Adds `n` retries to the run-wide retry budget.
+    pub fn add_retries(&self, n: u64) {
+        self.budget.add(n);
     }
 
     /// The most concurrent transfers this downloader allows.
@@ -137,6 +175,8 @@ impl Downloader {
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(|e| FetchError::io(parent, e))?;
+        // An interrupted split download cannot be resumed (see `split`): drop it.
+        let _ = tokio::fs::remove_file(super::split::ranges_part_path(dest)).await;
         let with_md5 = expected.md5.is_some();
         let mut state = self.resume_state(&part, expected, with_md5).await?;
         let resumed_from = state.len();
@@ -149,7 +189,12 @@ impl Downloader {
             drop(permit);
             state = st;
             match res {
-                Ok(n) => transferred += n,
+                Ok(Step::Done(n)) => transferred += n,
+                Ok(Step::Split(total)) => {
+                    return self
+                        .download_split(url, dest, expected, total, progress)
+                        .await;
+                }
                 Err((n, e)) => {
                     transferred += n;
                     if is_congestion(&e) {
@@ -241,12 +286,12 @@ impl Downloader {
         part: &Path,
         mut state: StreamHash,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> (StreamHash, Result<u64, (u64, FetchError)>) {
+    ) -> (StreamHash, Result<Step, (u64, FetchError)>) {
         let offset = state.len();
         if url.scheme() == "file" {
             return self.attempt_file(url, part, state, progress).await;
         }
-        let range = (offset > 0).then_some(offset);
+        let range = (offset > 0).then_some((offset, None));
         let resp = match self.client.get(url, range, true).await {
             Ok((final_url, resp)) => {
                 if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
@@ -266,6 +311,10 @@ impl Downloader {
             }
             Err(e) => return (state, Err((0, e))),
         };
+        if let Some(total) = self.splittable(&resp, offset) {
+            // Dropping the response closes its connection; the ranges reopen others.
+            return (state, Ok(Step::Split(total)));
+        }
         let mut truncate = false;
         if offset > 0 {
             let ok_range = resp.status() == StatusCode::PARTIAL_CONTENT
@@ -295,11 +344,29 @@ impl Downloader {
                     url: SafeUrl::from(url).to_string(),
                     message: format!("connection closed after {} of {t} bytes", state.len()),
                 }),
-                _ => Ok(got),
+                _ => Ok(Step::Done(got)),
             },
             Err(e) => Err(e),
         };
         (state, res.map_err(|e| (got, e)))
+    }
+
+    /// The total size when this fresh response is worth splitting into ranges: large
+    /// enough, more than one job allowed, and the server advertises byte ranges.
+    fn splittable(&self, resp: &reqwest::Response, offset: u64) -> Option<u64> {
+        let total = resp.content_length()?;
+        let ranges = resp
+            .headers()
+            .get(reqwest::header::ACCEPT_RANGES)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+        (offset == 0
+            && resp.status() == StatusCode::OK
+            && self.opts.split_min > 0
+            && self.opts.jobs > 1
+            && ranges
+            && total >= self.opts.split_min)
+            .then_some(total)
     }
 
     /// A `file://` URL: read the local file from the current offset.
@@ -309,7 +376,7 @@ impl Downloader {
         part: &Path,
         state: StreamHash,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> (StreamHash, Result<u64, (u64, FetchError)>) {
+    ) -> (StreamHash, Result<Step, (u64, FetchError)>) {
         let Ok(src) = url.to_file_path() else {
             let e = FetchError::Transfer {
                 url: url.to_string(),
@@ -349,7 +416,7 @@ impl Downloader {
         let (state, got, res) = self
             .pump(url, part, state, false, Box::pin(stream), progress)
             .await;
-        (state, res.map(|()| got).map_err(|e| (got, e)))
+        (state, res.map(|()| Step::Done(got)).map_err(|e| (got, e)))
     }
 
     /// Moves body chunks to a blocking writer thread that appends them to `part` and
@@ -431,6 +498,14 @@ impl Downloader {
     }
 }
 
+/// How an attempt ended when it did not fail.
+enum Step {
+    /// The body was received; this many bytes.
+    Done(u64),
+    /// The file is large and the server takes ranges: fetch it in parallel instead.
+    Split(u64),
+}
+
 /// Bytes written between background write-back requests.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
@@ -478,13 +553,13 @@ impl Writeback {
 }
 
 /// The first byte position of a `Content-Range: bytes <start>-<end>/<total>` header.
-fn content_range_start(v: &str) -> Option<u64> {
+pub(super) fn content_range_start(v: &str) -> Option<u64> {
     let rest = v.trim().strip_prefix("bytes ")?;
     rest.split('-').next()?.trim().parse().ok()
 }
 
 /// Compares digests with what was expected.
-fn check(dest: &Path, expected: &Expected, got: &Digests) -> Result<(), FetchError> {
+pub(super) fn check(dest: &Path, expected: &Expected, got: &Digests) -> Result<(), FetchError> {
     let mismatch = |what: String| FetchError::Integrity {
         path: dest.to_path_buf(),
         what,

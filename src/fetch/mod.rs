@@ -14,6 +14,7 @@ pub mod hash;
 pub mod plan;
 pub mod reporter;
 pub mod retry;
+pub mod split;
 pub mod state;
 pub mod verify;
 
@@ -269,6 +270,9 @@ impl DirLock {
     }
 }
 
+/// How often a long run writes its verified-state cache to disk.
+const STATE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Brings `plan.dir` in line with `plan`: see the module docs.
 pub async fn fetch(
     plan: &FetchPlan,
@@ -288,22 +292,29 @@ pub async fn fetch(
     let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
     reporter.on_plan(plan.entries.len(), total_size);
     let jobs = downloader.jobs().max(1);
-    let results: Vec<(String, Result<(Outcome, u64)>)> =
-        futures_util::stream::iter(plan.entries.iter())
-            .map(|entry| async {
-                let r = fetch_one(plan, entry, downloader, &state, reporter).await;
-                let outcome = match &r {
-                    Ok((o, _)) => *o,
-                    Err(_) => Outcome::Failed,
-                };
-                reporter.on_file_done(&entry.path, outcome);
-                (entry.path.clone(), r)
-            })
-            .buffer_unordered(jobs * 2)
-            .collect()
-            .await;
+    // A big dataset on a flaky server needs more retries than a small one.
+    downloader.add_retries(plan.entries.len() as u64 / 10);
+    let save_path = state_path(
+        &plan.dir,
+        opts.shard_tag
+            .as_deref()
+            .map(|t| format!("shard-{t}"))
+            .as_deref(),
+    );
+    let mut results = futures_util::stream::iter(plan.entries.iter())
+        .map(|entry| async {
+            let r = fetch_one(plan, entry, downloader, &state, reporter).await;
+            let outcome = match &r {
+                Ok((o, _)) => *o,
+                Err(_) => Outcome::Failed,
+            };
+            reporter.on_file_done(&entry.path, outcome);
+            (entry.path.clone(), r)
+        })
+        .buffer_unordered(jobs * 2);
     let mut report = FetchReport::default();
-    for (path, r) in results {
+    let mut last_save = Instant::now();
+    while let Some((path, r)) = results.next().await {
         match r {
             Ok((Outcome::Fetched, n)) => {
                 report.bytes += n;
@@ -320,7 +331,18 @@ pub async fn fetch(
                 report.failed.push((path, e));
             }
         }
+        // Checkpoint the cache now and then, so that a run killed after hours does not
+        // leave terabytes to be re-hashed by the next one.
+        if last_save.elapsed() >= STATE_CHECKPOINT {
+            last_save = Instant::now();
+            if let Ok(s) = state.lock()
+                && let Err(e) = s.save(&save_path)
+            {
+                warn!(error = %e, "cannot checkpoint the verified-state cache");
+            }
+        }
     }
+    drop(results);
     report.done.sort();
     report.skipped.sort();
     report.failed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -328,13 +350,7 @@ pub async fn fetch(
     report.removed_upstream = removed;
     report.deleted = deleted;
     if let Ok(s) = state.lock() {
-        s.save(&state_path(
-            &plan.dir,
-            opts.shard_tag
-                .as_deref()
-                .map(|t| format!("shard-{t}"))
-                .as_deref(),
-        ))?;
+        s.save(&save_path)?;
     }
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();

@@ -92,6 +92,11 @@ impl RetryBudget {
         RetryBudget(AtomicU64::new(n))
     }
 
+    /// Adds `n` retries to the budget.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Takes one retry from the budget; false when it is spent.
     pub fn take(&self) -> bool {
         self.0
@@ -211,6 +216,8 @@ mod tests {
     fn budget_runs_out() {
         let b = RetryBudget::new(2);
         assert!(b.take() && b.take() && !b.take());
+        b.add(1);
+        assert!(b.take() && !b.take());
     }
 
     #[tokio::test]

@@ -233,6 +233,17 @@ mod tests {
         assert!(is_version("1.0.3") && !is_version("x_mitdb"));
     }
 
+    proptest::proptest! {
+        /// Arbitrary HTML never panics the parser, and no entry name can leave its
+        /// directory.
+        #[test]
+        fn names_stay_in_their_directory(html in "(<a href=\"[^\"]{0,20}\">x</a>[ 0-9-]{0,10}\n|\\PC{0,30}){0,8}") {
+            for e in parse_listing(&html) {
+                proptest::prop_assert!(!e.name.is_empty() && !e.name.contains('/') && e.name != "..");
+            }
+        }
+    }
+
     #[test]
     fn decodes_percent() {
         assert_eq!(percent_decode("a%2Fb%20c").unwrap(), "a/b c");

@@ -132,6 +132,32 @@ mod tests {
         refuses_no_separator: H, false;
     }
 
+    proptest::proptest! {
+        /// Any clean relative path survives a write → parse round trip with its digest.
+        #[test]
+        fn round_trips(
+            parts in proptest::collection::vec("[A-Za-z0-9_][A-Za-z0-9_. -]{0,12}", 1..5),
+            digest in proptest::array::uniform32(proptest::num::u8::ANY),
+        ) {
+            let path = parts.join("/");
+            proptest::prop_assume!(!path.ends_with(' ') && parts.iter().all(|p| p != "." && !p.ends_with(' ')));
+            let text = format!("{}  {path}\n", hex::encode(digest));
+            let e = parse_sha256sums(&text).unwrap();
+            proptest::prop_assert_eq!(&e[0].path, &path);
+            proptest::prop_assert_eq!(e[0].sha256, Some(digest));
+        }
+
+        /// Arbitrary text never panics the parser and never yields an unsafe path.
+        #[test]
+        fn never_yields_unsafe_paths(text in "\\PC{0,200}") {
+            if let Ok(entries) = parse_sha256sums(&text) {
+                for e in entries {
+                    proptest::prop_assert!(enclosed_path(&e.path).is_ok());
+                }
+            }
+        }
+    }
+
     #[test]
     fn refuses_duplicates() {
         let text = format!("{H}  a\n{H}  ./a\n");

@@ -108,6 +108,20 @@ fn mirror_fetch_verify_refetch() {
         );
     }
     physio().arg("verify").arg(&vdir).assert().success();
+    // The output root works too: every <slug>/<version> below it is verified.
+    let o = physio()
+        .args(["verify", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], expected.len() - 1);
+    physio()
+        .arg("verify")
+        .arg(tmp.path().join("nothing"))
+        .assert()
+        .code(1);
 
     // A re-run verifies from the state cache and transfers nothing.
     let o = physio()
@@ -282,6 +296,110 @@ fn faults_heal_to_identical_bytes_and_rerun_transfers_nothing() {
         Vec::<String>::new(),
         "a re-run transfers no file bodies"
     );
+}
+
+#[test]
+fn stalled_connection_is_dropped_and_resumed() {
+    let s = TestServer::start();
+    let files = project(2);
+    s.add_project("demo", "1.0.0", &files, true);
+    let p = format!("/files/demo/1.0.0/{}", files[0].0);
+    s.fault(&p, &[Fault::StallAfter(4000)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--stall-timeout",
+            "0.5",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stall was not cut short"
+    );
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+    let ranges: Vec<_> = s
+        .log()
+        .into_iter()
+        .filter(|l| l.path == p)
+        .map(|l| l.range)
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=4000-".to_string())]);
+}
+
+#[test]
+fn large_file_is_fetched_as_parallel_ranges() {
+    let s = TestServer::start();
+    let big = data(11, 3_000_000);
+    let files = vec![
+        ("big.dat".to_string(), big.clone()),
+        ("small.dat".to_string(), data(12, 5000)),
+    ];
+    s.add_project("demo", "1.0.0", &files, true);
+    let p = "/files/demo/1.0.0/big.dat";
+    // The second request (the first range) is cut off and must be retried.
+    s.fault(p, &[Fault::Pass, Fault::ResetAfter(1000)]);
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--jobs",
+            "4",
+            "--split-min",
+            "1000000",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+    let ranges: Vec<String> = s
+        .log()
+        .into_iter()
+        .filter(|l| l.path == p)
+        .filter_map(|l| l.range)
+        .collect();
+    let closed: Vec<_> = ranges.iter().filter(|r| !r.ends_with('-')).collect();
+    assert!(closed.len() >= 4, "4 ranges (+1 retried): {ranges:?}");
+    assert!(closed.iter().any(|r| r.starts_with("bytes=0-")));
+    assert!(closed.iter().any(|r| r.ends_with("-2999999")));
+    assert!(
+        !tree(&tmp.path().join("demo/1.0.0"))
+            .iter()
+            .any(|p| p.ends_with(".part"))
+    );
+
+    // Split bytes that do not match the manifest: exit 4, nothing left behind.
+    s.corrupt(p, data(13, 3_000_000));
+    let tmp = tempfile::tempdir().unwrap();
+    physio()
+        .args([
+            "fetch",
+            "demo@1.0.0",
+            "--jobs",
+            "4",
+            "--split-min",
+            "1000000",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains("big.dat"));
+    let left = tree(&tmp.path().join("demo/1.0.0"));
+    assert!(!left.iter().any(|p| p.starts_with("big.dat")), "{left:?}");
 }
 
 #[test]
@@ -754,17 +872,4 @@ fn a_second_run_on_a_locked_directory_is_refused() {
         .arg(tmp.path())
         .assert()
         .success();
-}
-
-#[test]
-fn kaggle_spec_is_not_yet_supported() {
-    physio()
-        .args([
-            "fetch",
-            "kaggle:owner/data",
-            "--base-url",
-            "file:///nonexistent",
-        ])
-        .assert()
-        .code(2);
 }

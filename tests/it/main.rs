@@ -10,6 +10,7 @@ mod common;
 mod convert;
 mod fetch;
 mod info;
+mod kaggle;
 mod wfdb_bad_input;
 mod wfdb_conformance;
 mod wfdb_python;

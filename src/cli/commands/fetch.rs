@@ -77,6 +77,9 @@ pub(crate) async fn resolve(
 
 /// Runs `physio fetch`.
 pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    if super::kaggle::is_kaggle(&args.dataset) {
+        return super::kaggle::run(args, global);
+    }
     if args.max_rate.is_some() {
         return Err(Error::Usage("--max-rate is not supported by this build yet".into()).into());
     }
@@ -104,6 +107,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
         },
         retry_budget: 1000,
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+        split_min: args.split_min,
     };
     let rt = crate::cli::runtime()?;
     rt.block_on(async {
@@ -193,7 +197,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
                 "dataset": r.slug, "version": r.version,
                 "dir": plan.dir.display().to_string(),
                 "checksums": r.manifest.has_checksums,
-                "files": plan.entries.len(),
+                "total_files": plan.entries.len(),
                 "fetched": report.done.len(), "skipped": report.skipped.len(),
                 "failed": report.failed.len(), "bytes": report.bytes,
                 "seconds": report.seconds,

@@ -11,6 +11,9 @@ use crate::fetch::plan::Selection;
 
 /// Runs `physio ls`.
 pub fn run(args: &LsArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
+    if super::kaggle::is_kaggle(&args.dataset) {
+        return super::kaggle::ls(args, _global);
+    }
     let selection = Selection::new(&args.include, &args.exclude, None, None)?;
     let rt = crate::cli::runtime()?;
     rt.block_on(async {

@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod fetch;
 pub mod info;
+pub mod kaggle;
 pub mod ls;
 pub mod sync;
 pub mod verify;

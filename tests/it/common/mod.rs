@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod kaggle_server;
 pub mod server;
 
 use std::path::PathBuf;

@@ -25,12 +25,16 @@ type Body = BoxBody<Bytes, std::io::Error>;
 /// A fault applied to one request of a path (faults queue up and are used in order).
 #[derive(Debug, Clone)]
 pub enum Fault {
+    /// No fault: serve this request normally (lets later faults hit later requests).
+    Pass,
     /// Answer with this status and an empty body.
     Status(u16),
     /// 429 with `Retry-After: <secs>`.
     TooMany(u64),
     /// Send the headers and this many body bytes, then reset the connection.
     ResetAfter(usize),
+    /// Send the headers and this many body bytes, then nothing for a minute.
+    StallAfter(usize),
 }
 
 /// One logged request.
@@ -299,11 +303,31 @@ async fn respond(
     }
     if let Some(f) = s.faults.get_mut(path).and_then(|q| q.pop_front()) {
         match f {
+            Fault::Pass => {}
             Fault::Status(code) => return empty(StatusCode::from_u16(code).unwrap()),
             Fault::TooMany(secs) => {
                 let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
                 r.headers_mut()
                     .insert("retry-after", secs.to_string().parse().unwrap());
+                return r;
+            }
+            Fault::StallAfter(n) => {
+                let Some(real) = s.files.get(path).cloned() else {
+                    return empty(StatusCode::NOT_FOUND);
+                };
+                let head = real.slice(..n.min(real.len()));
+                let stream = futures_util::stream::unfold(Some(head), |head| async move {
+                    match head {
+                        Some(h) => Some((Ok::<_, std::io::Error>(Frame::data(h)), None)),
+                        None => {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            None
+                        }
+                    }
+                });
+                let mut r = Response::new(StreamBody::new(stream).boxed());
+                r.headers_mut()
+                    .insert("content-length", real.len().to_string().parse().unwrap());
                 return r;
             }
             Fault::ResetAfter(n) => {
@@ -342,14 +366,25 @@ async fn respond(
     let throttle = s.throttle.get(path).copied();
     drop(s);
     let len = body.len();
-    let start = range
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse::<usize>().ok());
-    let (status, part) = match start {
-        Some(n) if n < len => (StatusCode::PARTIAL_CONTENT, body.slice(n..)),
+    // `bytes=<a>-` or `bytes=<a>-<b>` (inclusive), RFC 9110 §14.1.2.
+    let spec = range.and_then(|r| r.strip_prefix("bytes=")).and_then(|r| {
+        let (a, b) = r.split_once('-')?;
+        let a = a.parse::<usize>().ok()?;
+        let b = if b.is_empty() {
+            None
+        } else {
+            Some(b.parse::<usize>().ok()?)
+        };
+        Some((a, b))
+    });
+    let start = spec.map(|(a, _)| a);
+    let (status, part, last) = match spec {
+        Some((a, b)) if a < len => {
+            let last = b.unwrap_or(len - 1).min(len - 1);
+            (StatusCode::PARTIAL_CONTENT, body.slice(a..=last), last)
+        }
         Some(_) => return empty(StatusCode::RANGE_NOT_SATISFIABLE),
-        None => (StatusCode::OK, body),
+        None => (StatusCode::OK, body, len.saturating_sub(1)),
     };
     let part_len = part.len();
     let b: Body = match throttle {
@@ -376,7 +411,7 @@ async fn respond(
     if let Some(n) = start {
         h.insert(
             "content-range",
-            format!("bytes {n}-{}/{len}", len - 1).parse().unwrap(),
+            format!("bytes {n}-{last}/{len}").parse().unwrap(),
         );
     }
     r

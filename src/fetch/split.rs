@@ -1,0 +1,308 @@
+//! Large files as parallel byte ranges. physionet.org throttles each connection to tens
+//! of KB/s, so a multi-gigabyte file over one connection takes hours; split into
+//! `--jobs` ranges (RFC 9110 §14.2, `Range: bytes=<a>-<b>`) it goes as fast as the
+//! host's limit allows. Each range is written in place with positioned writes into a
+//! pre-sized `<file>.ranges.part`, retried and resumed on its own (from the last byte it
+//! wrote); when all are in, the file is fsynced and hashed — the one case where hashing
+//! is a second pass, over bytes still in the page cache — and renamed only if it
+//! verifies.
+//!
+//! A split download interrupted by a crash is not resumed (its `.ranges.part` has holes
+//! and no record of them); the next run removes it and starts over.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_RANGE;
+use tracing::{debug, info};
+use url::Url;
+
+use super::FetchError;
+use super::download::{Downloaded, Downloader, Expected, check, content_range_start};
+use super::hash::hash_file;
+use super::retry::{is_congestion, is_transient, retry_after};
+use crate::auth::SafeUrl;
+
+/// Bytes buffered per range before one positioned write.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// The smallest range ever given its own connection.
+const MIN_RANGE: u64 = 64 << 10;
+
+/// The temporary name of a split download: `<dest>.ranges.part`.
+pub fn ranges_part_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".ranges.part");
+    PathBuf::from(s)
+}
+
+/// Splits `0..total` into at most `jobs` inclusive ranges of at least `min_range`
+/// bytes (a quarter of the split threshold: 16 MiB by default).
+pub fn plan_ranges(total: u64, jobs: usize, min_range: u64) -> Vec<(u64, u64)> {
+    if total == 0 {
+        return Vec::new();
+    }
+    let n = (total / min_range.max(MIN_RANGE)).clamp(1, jobs.max(1) as u64);
+    let size = total.div_ceil(n);
+    (0..n)
+        .map(|i| (i * size, ((i + 1) * size).min(total) - 1))
+        .filter(|(a, b)| a <= b)
+        .collect()
+}
+
+/// Writes all of `buf` at `pos` (positioned write: ranges never share a file offset).
+fn write_all_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            let n =
+                std::os::windows::fs::FileExt::seek_write(file, &buf[done..], pos + done as u64)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+impl Downloader {
+    /// Fetches `url` (of `total` bytes) as parallel ranges into `dest`, verifying
+    /// `expected` before the rename.
+    pub(super) async fn download_split(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected: &Expected,
+        total: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Downloaded, FetchError> {
+        if let Some(size) = expected.size
+            && size != total
+        {
+            return Err(FetchError::Integrity {
+                path: dest.to_path_buf(),
+                what: format!("server announces {total} bytes, expected {size}"),
+            });
+        }
+        let part = ranges_part_path(dest);
+        let ranges = plan_ranges(total, self.opts.jobs, self.opts.split_min / 4);
+        info!(url = %SafeUrl::from(url), total, ranges = ranges.len(), "fetching in parallel ranges");
+        let p = part.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&p)?;
+            f.set_len(total)?;
+            Ok::<_, std::io::Error>(f)
+        })
+        .await
+        .map_err(|e| FetchError::io(&part, std::io::Error::other(e)))?
+        .map_err(|e| FetchError::io(&part, e))?;
+        let file = Arc::new(file);
+        let results = futures_util::future::join_all(
+            ranges
+                .iter()
+                .map(|&(a, b)| self.fetch_range(url, &part, file.clone(), a, b, progress)),
+        )
+        .await;
+        let mut transferred = 0;
+        for r in results {
+            match r {
+                Ok(n) => transferred += n,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    return Err(e);
+                }
+            }
+        }
+        let (p, with_md5) = (part.clone(), expected.md5.is_some());
+        let digests = tokio::task::spawn_blocking(move || {
+            file.sync_all()?;
+            drop(file);
+            hash_file(&p, with_md5)
+        })
+        .await
+        .map_err(|e| FetchError::io(&part, std::io::Error::other(e)))?
+        .map_err(|e| FetchError::io(&part, e))?;
+        if let Err(e) = check(dest, expected, &digests) {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        let (p, d) = (part.clone(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            std::fs::rename(&p, &d)?;
+            crate::fsutil::sync_dir(d.parent().unwrap_or(Path::new(".")));
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|e| FetchError::io(dest, std::io::Error::other(e)))?
+        .map_err(|e| FetchError::io(dest, e))?;
+        self.limiter.record_success();
+        Ok(Downloaded {
+            digests,
+            transferred,
+            resumed_from: 0,
+        })
+    }
+
+    /// One range `start..=end`, retried and resumed from the last byte written.
+    async fn fetch_range(
+        &self,
+        url: &Url,
+        part: &Path,
+        file: Arc<File>,
+        start: u64,
+        end: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, FetchError> {
+        let mut pos = start;
+        let mut got = 0u64;
+        let mut attempt = 0u32;
+        loop {
+            let permit = self.limiter.acquire().await;
+            let r = self
+                .range_attempt(url, part, &file, &mut pos, end, &mut got, progress)
+                .await;
+            drop(permit);
+            let Err(e) = r else { return Ok(got) };
+            if is_congestion(&e) {
+                self.limiter.shrink();
+            }
+            attempt += 1;
+            if is_transient(&e) && attempt < self.opts.retry.max_attempts && self.budget.take() {
+                let delay = self.opts.retry.delay(attempt - 1, retry_after(&e));
+                info!(url = %SafeUrl::from(url), pos, end, attempt, error = %e, "retrying range");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(e);
+        }
+    }
+
+    /// One request for `*pos..=end`; advances `*pos` past every byte written.
+    #[allow(clippy::too_many_arguments)]
+    async fn range_attempt(
+        &self,
+        url: &Url,
+        part: &Path,
+        file: &Arc<File>,
+        pos: &mut u64,
+        end: u64,
+        got: &mut u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), FetchError> {
+        let safe = || SafeUrl::from(url).to_string();
+        let (final_url, resp) = self.client.get(url, Some((*pos, Some(end))), true).await?;
+        let resp = self.client.check(&final_url, resp)?;
+        let start_ok = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(content_range_start)
+            == Some(*pos);
+        if resp.status() != StatusCode::PARTIAL_CONTENT || !start_ok {
+            return Err(FetchError::Transfer {
+                url: safe(),
+                message: format!("server did not honour Range bytes={}-{end}", *pos),
+            });
+        }
+        let mut body = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
+        let stall = self.opts.stall_timeout;
+        let mut failure = None;
+        loop {
+            let next = match tokio::time::timeout(stall, body.next()).await {
+                Err(_) => {
+                    failure = Some(FetchError::Stalled {
+                        url: safe(),
+                        secs: stall.as_secs_f64(),
+                    });
+                    None
+                }
+                Ok(None) => None,
+                Ok(Some(Err(e))) => {
+                    failure = Some(super::client::transfer(url, &e));
+                    None
+                }
+                Ok(Some(Ok(chunk))) => Some(chunk),
+            };
+            let done = next.is_none();
+            if let Some(chunk) = next {
+                if *pos + (buf.len() + chunk.len()) as u64 > end + 1 {
+                    failure = Some(FetchError::Transfer {
+                        url: safe(),
+                        message: "server sent more than the requested range".into(),
+                    });
+                } else {
+                    progress(chunk.len() as u64);
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+            // Write what arrived (also before giving up, so a retry resumes after it).
+            if buf.len() >= WRITE_BATCH || ((done || failure.is_some()) && !buf.is_empty()) {
+                let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BATCH));
+                let (f, at, n) = (file.clone(), *pos, data.len() as u64);
+                tokio::task::spawn_blocking(move || write_all_at(&f, &data, at))
+                    .await
+                    .map_err(|e| FetchError::io(part, std::io::Error::other(e)))?
+                    .map_err(|e| FetchError::io(part, e))?;
+                *pos += n;
+                *got += n;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if done {
+                break;
+            }
+        }
+        if *pos != end + 1 {
+            return Err(FetchError::Transfer {
+                url: safe(),
+                message: format!("range closed at byte {} of {}", *pos, end + 1),
+            });
+        }
+        debug!(url = %safe(), end, "range complete");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_file_exactly() {
+        let m = 16 << 20;
+        for (total, jobs) in [
+            (1u64, 8usize),
+            (m, 8),
+            (5 * m + 3, 4),
+            (1 << 30, 16),
+            (100 << 20, 1),
+            (MIN_RANGE * 3, 8),
+        ] {
+            let r = plan_ranges(total, jobs, m);
+            assert!(!r.is_empty() && r.len() <= jobs);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r.last().unwrap().1, total - 1);
+            for w in r.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+        }
+        assert_eq!(plan_ranges(1 << 30, 16, m).len(), 16);
+        assert_eq!(plan_ranges(40 << 20, 16, m).len(), 2);
+        assert!(plan_ranges(0, 4, m).is_empty());
+    }
+}
