@@ -175,8 +175,18 @@ impl Downloader {
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(|e| FetchError::io(parent, e))?;
-        // An interrupted split download cannot be resumed (see `split`): drop it.
-        let _ = tokio::fs::remove_file(super::split::ranges_part_path(dest)).await;
+        // An interrupted split download continues as one (see `split`).
+        let d = dest.to_path_buf();
+        let log = tokio::task::spawn_blocking(move || super::split::RangeLog::load(&d))
+            .await
+            .ok()
+            .flatten();
+        if let Some(log) = log {
+            let total = log.total;
+            return self
+                .download_split(url, dest, expected, total, Some(log), progress)
+                .await;
+        }
         let with_md5 = expected.md5.is_some();
         let mut state = self.resume_state(&part, expected, with_md5).await?;
         let resumed_from = state.len();
@@ -192,7 +202,7 @@ impl Downloader {
                 Ok(Step::Done(n)) => transferred += n,
                 Ok(Step::Split(total)) => {
                     return self
-                        .download_split(url, dest, expected, total, progress)
+                        .download_split(url, dest, expected, total, None, progress)
                         .await;
                 }
                 Err((n, e)) => {

@@ -7,12 +7,17 @@
 //! is a second pass, over bytes still in the page cache — and renamed only if it
 //! verifies.
 //!
-//! A split download interrupted by a crash is not resumed (its `.ranges.part` has holes
-//! and no record of them); the next run removes it and starts over.
+//! Progress is recorded in `.physio-ranges-<name>.json` next to the file (each range's
+//! next byte, saved about once a second), so a run that is killed resumes every range
+//! where it stopped; the final hash check catches any bytes the record over-claims
+//! (then the file is fetched once more from zero).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -27,7 +32,7 @@ use super::retry::{is_congestion, is_transient, retry_after};
 use crate::auth::SafeUrl;
 
 /// Bytes buffered per range before one positioned write.
-const WRITE_BATCH: usize = 1 << 20;
+const WRITE_BATCH: usize = 256 << 10;
 
 /// The smallest range ever given its own connection.
 const MIN_RANGE: u64 = 64 << 10;
@@ -37,6 +42,76 @@ pub fn ranges_part_path(dest: &Path) -> PathBuf {
     let mut s = dest.as_os_str().to_owned();
     s.push(".ranges.part");
     PathBuf::from(s)
+}
+
+/// The progress record of a split download: `.physio-ranges-<file name>.json` in the
+/// file's directory (a `.physio*` entry, as the contract requires of physio's state).
+pub fn ranges_log_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".physio-ranges-{name}.json"))
+}
+
+/// What a split download has written so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeLog {
+    /// Size of the whole file.
+    pub total: u64,
+    /// `[start, end, next]` per range: bytes `start..next` are written, `next..=end` not.
+    pub ranges: Vec<[u64; 3]>,
+}
+
+impl RangeLog {
+    /// Reads the record for `dest` if it and a `.ranges.part` of the recorded size exist
+    /// and it is consistent; otherwise removes whatever is left of an earlier split.
+    pub fn load(dest: &Path) -> Option<RangeLog> {
+        let (log_path, part) = (ranges_log_path(dest), ranges_part_path(dest));
+        let log = std::fs::read_to_string(&log_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<RangeLog>(&t).ok())
+            .filter(|l| {
+                std::fs::metadata(&part).is_ok_and(|m| m.len() == l.total)
+                    && !l.ranges.is_empty()
+                    && l.ranges
+                        .iter()
+                        .all(|[a, b, n]| a <= n && *n <= b + 1 && *b < l.total)
+            });
+        if log.is_none() {
+            let _ = std::fs::remove_file(&log_path);
+            let _ = std::fs::remove_file(&part);
+        }
+        log
+    }
+
+    fn save(&self, path: &Path) {
+        // Not fsynced: the record only saves work after a crash, and the final hash check
+        // catches anything it over-claims.
+        if let Ok(text) = serde_json::to_vec(self) {
+            let tmp = path.with_extension("json.tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+    }
+}
+
+/// Shared progress of the ranges of one download, saved at most once a second.
+struct Progress {
+    log: RangeLog,
+    path: PathBuf,
+    saved: Instant,
+}
+
+impl Progress {
+    fn advance(&mut self, i: usize, next: u64) {
+        self.log.ranges[i][2] = next;
+        if self.saved.elapsed() >= Duration::from_secs(1) {
+            self.saved = Instant::now();
+            self.log.save(&self.path);
+        }
+    }
 }
 
 /// Splits `0..total` into at most `jobs` inclusive ranges of at least `min_range`
@@ -51,6 +126,11 @@ pub fn plan_ranges(total: u64, jobs: usize, min_range: u64) -> Vec<(u64, u64)> {
         .map(|i| (i * size, ((i + 1) * size).min(total) - 1))
         .filter(|(a, b)| a <= b)
         .collect()
+}
+
+/// The complete length in `Content-Range: bytes <a>-<b>/<total>` (`None` for `*`).
+fn content_range_total(v: &str) -> Option<u64> {
+    v.rsplit('/').next()?.trim().parse().ok()
 }
 
 /// Writes all of `buf` at `pos` (positioned write: ranges never share a file offset).
@@ -76,13 +156,14 @@ fn write_all_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
 
 impl Downloader {
     /// Fetches `url` (of `total` bytes) as parallel ranges into `dest`, verifying
-    /// `expected` before the rename.
+    /// `expected` before the rename; continues the ranges of `resume` when given.
     pub(super) async fn download_split(
         &self,
         url: &Url,
         dest: &Path,
         expected: &Expected,
         total: u64,
+        resume: Option<RangeLog>,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Downloaded, FetchError> {
         if let Some(size) = expected.size
@@ -94,14 +175,26 @@ impl Downloader {
             });
         }
         let part = ranges_part_path(dest);
-        let ranges = plan_ranges(total, self.opts.jobs, self.opts.split_min / 4);
-        info!(url = %SafeUrl::from(url), total, ranges = ranges.len(), "fetching in parallel ranges");
+        let log_path = ranges_log_path(dest);
+        let resumed = resume.is_some();
+        let log = match resume {
+            Some(l) => l,
+            None => RangeLog {
+                total,
+                ranges: plan_ranges(total, self.opts.jobs, self.opts.split_min / 4)
+                    .into_iter()
+                    .map(|(a, b)| [a, b, a])
+                    .collect(),
+            },
+        };
+        let resumed_from: u64 = log.ranges.iter().map(|[a, _, n]| n - a).sum();
+        info!(url = %SafeUrl::from(url), total, ranges = log.ranges.len(), resumed_from, "fetching in parallel ranges");
         let p = part.clone();
         let file = tokio::task::spawn_blocking(move || {
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .write(true)
-                .truncate(true)
+                .truncate(!resumed)
                 .open(&p)?;
             f.set_len(total)?;
             Ok::<_, std::io::Error>(f)
@@ -110,21 +203,50 @@ impl Downloader {
         .map_err(|e| FetchError::io(&part, std::io::Error::other(e)))?
         .map_err(|e| FetchError::io(&part, e))?;
         let file = Arc::new(file);
-        let results = futures_util::future::join_all(
-            ranges
-                .iter()
-                .map(|&(a, b)| self.fetch_range(url, &part, file.clone(), a, b, progress)),
-        )
-        .await;
+        let ranges = log.ranges.clone();
+        let shared = Mutex::new(Progress {
+            log,
+            path: log_path.clone(),
+            saved: Instant::now(),
+        });
+        if let Ok(p) = shared.lock() {
+            p.log.save(&p.path);
+        }
+        let results =
+            futures_util::future::join_all(ranges.iter().enumerate().map(|(i, &[_, b, n])| {
+                self.fetch_range(
+                    url,
+                    &part,
+                    file.clone(),
+                    (i, n, b),
+                    &shared,
+                    total,
+                    progress,
+                )
+            }))
+            .await;
         let mut transferred = 0;
+        let mut failure = None;
         for r in results {
             match r {
                 Ok(n) => transferred += n,
-                Err(e) => {
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            // Keep the bytes and the record for the next run, unless they are wrong.
+            match &e {
+                FetchError::Integrity { .. } => {
                     let _ = tokio::fs::remove_file(&part).await;
-                    return Err(e);
+                    let _ = tokio::fs::remove_file(&log_path).await;
+                }
+                _ => {
+                    if let Ok(p) = shared.lock() {
+                        p.log.save(&p.path);
+                    }
                 }
             }
+            return Err(e);
         }
         let (p, with_md5) = (part.clone(), expected.md5.is_some());
         let digests = tokio::task::spawn_blocking(move || {
@@ -135,8 +257,16 @@ impl Downloader {
         .await
         .map_err(|e| FetchError::io(&part, std::io::Error::other(e)))?
         .map_err(|e| FetchError::io(&part, e))?;
+        let _ = tokio::fs::remove_file(&log_path).await;
         if let Err(e) = check(dest, expected, &digests) {
             let _ = tokio::fs::remove_file(&part).await;
+            if resumed {
+                // The record may have claimed bytes that never reached the disk: once
+                // more from zero before calling the file corrupt.
+                debug!(path = %dest.display(), "resumed ranges did not verify; restarting");
+                return Box::pin(self.download_split(url, dest, expected, total, None, progress))
+                    .await;
+            }
             return Err(e);
         }
         let (p, d) = (part.clone(), dest.to_path_buf());
@@ -152,27 +282,46 @@ impl Downloader {
         Ok(Downloaded {
             digests,
             transferred,
-            resumed_from: 0,
+            resumed_from,
         })
     }
 
-    /// One range `start..=end`, retried and resumed from the last byte written.
+    /// Range `i`, from byte `start` to `end` inclusive, retried and resumed from the last
+    /// byte written.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_range(
         &self,
         url: &Url,
         part: &Path,
         file: Arc<File>,
-        start: u64,
-        end: u64,
+        (i, start, end): (usize, u64, u64),
+        shared: &Mutex<Progress>,
+        total: u64,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FetchError> {
         let mut pos = start;
         let mut got = 0u64;
         let mut attempt = 0u32;
+        if pos > end {
+            return Ok(0);
+        }
         loop {
             let permit = self.limiter.acquire().await;
+            let note = |next: u64| {
+                if let Ok(mut p) = shared.lock() {
+                    p.advance(i, next);
+                }
+            };
             let r = self
-                .range_attempt(url, part, &file, &mut pos, end, &mut got, progress)
+                .range_attempt(
+                    url,
+                    part,
+                    &file,
+                    (&mut pos, end, total),
+                    &mut got,
+                    &note,
+                    progress,
+                )
                 .await;
             drop(permit);
             let Err(e) = r else { return Ok(got) };
@@ -190,27 +339,36 @@ impl Downloader {
         }
     }
 
-    /// One request for `*pos..=end`; advances `*pos` past every byte written.
+    /// One request for `*pos..=end`; advances `*pos` past every byte written and calls
+    /// `note` with it.
     #[allow(clippy::too_many_arguments)]
     async fn range_attempt(
         &self,
         url: &Url,
         part: &Path,
         file: &Arc<File>,
-        pos: &mut u64,
-        end: u64,
+        (pos, end, total): (&mut u64, u64, u64),
         got: &mut u64,
+        note: &(dyn Fn(u64) + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), FetchError> {
         let safe = || SafeUrl::from(url).to_string();
         let (final_url, resp) = self.client.get(url, Some((*pos, Some(end))), true).await?;
         let resp = self.client.check(&final_url, resp)?;
-        let start_ok = resp
+        let content_range = resp
             .headers()
             .get(CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
-            .and_then(content_range_start)
-            == Some(*pos);
+            .unwrap_or_default()
+            .to_string();
+        // The file must still be the one the other ranges (and any record) came from.
+        if content_range_total(&content_range).is_some_and(|t| t != total) {
+            return Err(FetchError::Integrity {
+                path: part.to_path_buf(),
+                what: format!("the file changed size on the server ({content_range})"),
+            });
+        }
+        let start_ok = content_range_start(&content_range) == Some(*pos);
         if resp.status() != StatusCode::PARTIAL_CONTENT || !start_ok {
             return Err(FetchError::Transfer {
                 url: safe(),
@@ -259,6 +417,7 @@ impl Downloader {
                     .map_err(|e| FetchError::io(part, e))?;
                 *pos += n;
                 *got += n;
+                note(*pos);
             }
             if let Some(e) = failure {
                 return Err(e);

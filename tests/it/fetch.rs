@@ -576,6 +576,104 @@ fn sigkill_mid_download_resumes_with_range() {
 }
 
 #[test]
+fn sigkill_mid_split_download_resumes_every_range() {
+    let s = TestServer::start();
+    let big = data(21, 4_000_000);
+    s.add_project(
+        "demo",
+        "1.0.0",
+        &[("big.dat".to_string(), big.clone())],
+        true,
+    );
+    let p = "/files/demo/1.0.0/big.dat";
+    // ~320 KB/s per range: each 1 MB range takes about three seconds, long enough for
+    // the once-a-second progress record to be written mid-way.
+    s.throttle(p, 16 * 1024, Duration::from_millis(50));
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "fetch",
+        "demo@1.0.0",
+        "--quiet",
+        "--jobs",
+        "4",
+        "--split-min",
+        "1000000",
+        "--base-url",
+    ];
+    let bin = assert_cmd::cargo::cargo_bin("physio");
+    let mut child = std::process::Command::new(&bin)
+        .args(args)
+        .arg(s.url())
+        .arg("--out")
+        .arg(tmp.path())
+        .spawn()
+        .unwrap();
+    let vdir = tmp.path().join("demo/1.0.0");
+    let log = vdir.join(".physio-ranges-big.dat.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no range progress recorded"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the download ended before it could be killed"
+        );
+        let written: u64 = std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|v| {
+                v["ranges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r[2].as_u64().unwrap() - r[0].as_u64().unwrap())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if written >= 1_000_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(vdir.join("big.dat.ranges.part").exists() && !vdir.join("big.dat").exists());
+    s.clear_log();
+    physio()
+        .args(args)
+        .arg(s.url())
+        .arg("--out")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(vdir.join("big.dat")).unwrap(), big);
+    let spans: Vec<(u64, u64)> = s
+        .log()
+        .into_iter()
+        .filter(|l| l.path == p)
+        .map(|l| {
+            let r = l.range.expect("a resumed split sends only ranges");
+            let (a, b) = r["bytes=".len()..].split_once('-').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    assert!(!spans.is_empty() && spans.len() <= 4, "{spans:?}");
+    assert!(
+        spans.iter().all(|(a, _)| a % 1_000_000 != 0),
+        "ranges resumed mid-way: {spans:?}"
+    );
+    let refetched: u64 = spans.iter().map(|(a, b)| b + 1 - a).sum();
+    assert!(
+        refetched <= 3_000_000,
+        "at most what was missing was fetched again: {spans:?}"
+    );
+    let left = tree(&vdir);
+    assert!(!left.iter().any(|p| p.contains("ranges")), "{left:?}");
+}
+
+#[test]
 fn include_exclude_records_and_shards_select_files() {
     let s = TestServer::start();
     let files = project(9);
