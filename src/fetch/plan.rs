@@ -1,5 +1,5 @@
 //! Which files of a manifest a run fetches: `--include`/`--exclude` globs on server
-//! paths, `--records FILE` (record names → their files), and `--shard I/N` (a stable
+//! paths, `--records FILE` (record names → their files), and `--shard I/N` ([`crate::shard`], a stable
 //! hash of the path). A glob without `/` matches a file's name in any directory
 //! (`*.hea`); a glob with `/` matches the whole path, `*` within one component and `**`
 //! across them (`records100/**`).
@@ -7,6 +7,7 @@
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, Result};
+use crate::shard::Shard;
 use crate::source::Entry;
 
 /// A parsed selection.
@@ -16,47 +17,6 @@ pub struct Selection {
     exclude: Option<(GlobSet, GlobSet)>,
     records: Option<Vec<String>>,
     shard: Option<Shard>,
-}
-
-/// One shard of a run: `index` in `0..count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// 0-based shard index.
-    pub index: u64,
-    /// Number of shards.
-    pub count: u64,
-}
-
-impl Shard {
-    /// Parses `I/N` with `I < N`.
-    pub fn parse(s: &str) -> Result<Shard> {
-        let bad = || Error::Usage(format!("--shard {s:?}: expected I/N with 0 <= I < N"));
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u64, u64) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// True when `path` belongs to this shard (FNV-1a 64 of the path: stable across
-    /// runs, platforms and versions of physio).
-    pub fn contains(&self, path: &str) -> bool {
-        stable_hash(path) % self.count == self.index
-    }
-}
-
-/// FNV-1a, 64-bit.
-pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 fn build(globs: &[String]) -> Result<Option<(GlobSet, GlobSet)>> {
@@ -222,18 +182,14 @@ mod tests {
 
     #[test]
     fn shards_partition() {
-        let shards: Vec<_> = (0..3)
-            .map(|i| Shard::parse(&format!("{i}/3")).unwrap())
+        // Parsing and the hash itself are tested in `crate::shard`; here: the selection
+        // puts every path in exactly one shard.
+        let shards: Vec<Selection> = (0..3)
+            .map(|index| Selection::new(&[], &[], None, Some(Shard { index, count: 3 })).unwrap())
             .collect();
         for i in 0..500 {
             let p = format!("p{i}/file.dat");
-            assert_eq!(shards.iter().filter(|s| s.contains(&p)).count(), 1);
+            assert_eq!(shards.iter().filter(|s| s.selects(&p)).count(), 1);
         }
-        assert!(
-            Shard::parse("3/3").is_err()
-                && Shard::parse("0/0").is_err()
-                && Shard::parse("x").is_err()
-        );
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -13,9 +13,10 @@ use crate::auth::Credentials;
 use crate::cli::args::{FetchArgs, GlobalArgs, SourceArg};
 use crate::cli::reporter::ProgressReporter;
 use crate::error::Error;
-use crate::fetch::plan::{Selection, Shard};
+use crate::fetch::plan::Selection;
 use crate::fetch::retry::RetryPolicy;
 use crate::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient};
+use crate::shard::Shard;
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
 use crate::source::{DatasetSpec, Layout, Manifest, PhysioNet, SourceError};
 
@@ -90,7 +91,12 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     if !(args.stall_timeout > 0.0 && args.stall_timeout.is_finite()) || args.retries == 0 {
         return Err(Error::Usage("--stall-timeout must be > 0 and --retries >= 1".into()).into());
     }
-    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| s.parse::<Shard>())
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--shard: {e}")))?;
     let records = match &args.records {
         Some(p) => Some(
             std::fs::read_to_string(p)
