@@ -1,5 +1,5 @@
 //! Redaction types: [`Secret`] holds a password or token and never shows it through
-//! `Display` or `Debug`; [`SafeUrl`] prints a URL without its user-info, so URLs can go
+//! `Display` or `Debug`; [`SafeUrl`] prints a URL without its user-info or signed-query values, so URLs can go
 //! into logs and error messages without leaking credentials (as uv's `DisplaySafeUrl`).
 
 use std::fmt;
@@ -59,8 +59,42 @@ impl SafeUrl {
         if u.password().is_some() {
             let _ = u.set_password(None);
         }
+        if u.query().is_some() {
+            // Signed storage URLs (Kaggle's redirect to GCS, S3 presigned URLs) carry
+            // their credential in the query: keep the names, hide the sensitive values.
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if is_sensitive_param(&k) {
+                        "****".to_string()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+        }
         u.to_string()
     }
+}
+
+/// True for query parameters that carry credentials: signatures (`X-Goog-Signature`,
+/// `X-Amz-Signature`, `Signature`, `sig`), tokens, keys, credentials and passwords.
+fn is_sensitive_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "signature",
+        "sig",
+        "token",
+        "key",
+        "credential",
+        "password",
+        "secret",
+        "auth",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 impl From<Url> for SafeUrl {
@@ -105,5 +139,24 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("alice"), "{shown}");
         assert!(shown.contains("physionet.org/files/x/"));
+    }
+
+    #[test]
+    fn safe_url_hides_signed_query_values() {
+        let u = Url::parse(
+            "https://storage.googleapis.com/b/o.zip?X-Goog-Algorithm=GOOG4-RSA-SHA256\
+             &X-Goog-Credential=svc%40x&X-Goog-Signature=deadbeef&generation=7&access_token=t0k",
+        )
+        .unwrap();
+        let shown = SafeUrl::new(u).to_string();
+        for secret in ["deadbeef", "svc", "t0k"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("X-Goog-Signature=****"), "{shown}");
+        assert!(shown.contains("generation=7"), "{shown}");
+        assert!(
+            shown.contains("X-Goog-Algorithm=GOOG4-RSA-SHA256"),
+            "{shown}"
+        );
     }
 }
