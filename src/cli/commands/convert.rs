@@ -16,6 +16,16 @@ use crate::error::{EXIT_OK, EXIT_PARTIAL};
 
 /// Runs `physio convert`.
 pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    execute(args, global, None)
+}
+
+/// Runs a conversion. With `capture`, the JSON summary (the `--json` document) is stored
+/// there instead of printed, so `physio sync` can put it in its run report.
+pub(crate) fn execute(
+    args: &ConvertArgs,
+    global: &GlobalArgs,
+    capture: Option<&mut serde_json::Value>,
+) -> anyhow::Result<u8> {
     let opts = options(args).map_err(crate::Error::Convert)?;
     let bar = progress_bar(global.quiet);
     let reporter = BarReporter { bar: bar.clone() };
@@ -28,7 +38,7 @@ pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     for (name, e) in &report.failed {
         writeln!(err, "error: skipped {name}: {e}")?;
     }
-    if args.json {
+    if args.json || capture.is_some() {
         let summary = serde_json::json!({
             "records_written": report.records_written,
             "rows": report.rows,
@@ -36,7 +46,10 @@ pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             "failed": report.failed.iter().map(|(n, e)| serde_json::json!({
                 "record": n, "error": e.to_string() })).collect::<Vec<_>>(),
         });
-        writeln!(std::io::stdout().lock(), "{summary}")?;
+        match capture {
+            Some(slot) => *slot = summary,
+            None => writeln!(std::io::stdout().lock(), "{summary}")?,
+        }
     } else if !global.quiet {
         writeln!(
             err,

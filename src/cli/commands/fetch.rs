@@ -78,8 +78,18 @@ pub(crate) async fn resolve(
 
 /// Runs `physio fetch`.
 pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    execute(args, global, None)
+}
+
+/// Runs a fetch. With `capture`, the JSON summary (the `--json` document) is stored
+/// there instead of printed, so `physio sync` can put it in its run report.
+pub(crate) fn execute(
+    args: &FetchArgs,
+    global: &GlobalArgs,
+    capture: Option<&mut serde_json::Value>,
+) -> anyhow::Result<u8> {
     if super::kaggle::is_kaggle(&args.dataset) {
-        return super::kaggle::run(args, global);
+        return super::kaggle::execute(args, global, capture);
     }
     if args.max_rate.is_some() {
         return Err(Error::Usage("--max-rate is not supported by this build yet".into()).into());
@@ -138,7 +148,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             entries.retain(|e| !present.contains(&e.path));
             let total: u64 = entries.iter().filter_map(|e| e.size).sum();
             let unknown = entries.iter().filter(|e| e.size.is_none()).count();
-            if args.json {
+            if args.json || capture.is_some() {
                 let files: Vec<_> = entries
                     .iter()
                     .map(|e| json!({"path": e.path, "size": e.size, "sha256": e.sha256.map(hex::encode)}))
@@ -149,7 +159,10 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
                     "files": files, "total_files": entries.len(), "total_bytes": total,
                     "unknown_sizes": unknown, "already_verified": present.len(),
                 });
-                writeln!(out, "{doc}")?;
+                match capture {
+                    Some(slot) => *slot = doc,
+                    None => writeln!(out, "{doc}")?,
+                }
             } else {
                 for e in &entries {
                     let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
@@ -193,7 +206,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             }
         }
         let code = report.exit_code();
-        if args.json {
+        if args.json || capture.is_some() {
             let errors: Vec<_> = report
                 .failed
                 .iter()
@@ -210,7 +223,10 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
                 "removed_upstream": report.removed_upstream, "deleted": report.deleted,
                 "errors": errors, "exit_code": code,
             });
-            writeln!(out, "{doc}")?;
+            match capture {
+                Some(slot) => *slot = doc,
+                None => writeln!(out, "{doc}")?,
+            }
         } else if !global.quiet {
             writeln!(
                 err,

@@ -22,8 +22,13 @@ pub fn is_kaggle(dataset: &str) -> bool {
     dataset.starts_with(kaggle::SPEC_PREFIX)
 }
 
-/// Runs `physio fetch` for a `kaggle:` dataset.
-pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+/// Runs `physio fetch` for a `kaggle:` dataset; with `capture`, the JSON summary is
+/// stored there instead of printed (for `physio sync`).
+pub(crate) fn execute(
+    args: &FetchArgs,
+    global: &GlobalArgs,
+    capture: Option<&mut serde_json::Value>,
+) -> anyhow::Result<u8> {
     let dataset = KaggleRef::parse(&args.dataset).map_err(crate::Error::from)?;
     // PhysioNet-only options: refuse them rather than silently ignore them.
     for (given, flag) in [
@@ -90,7 +95,7 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     for (name, why) in &report.failed {
         writeln!(err, "error: {name}: {why}")?;
     }
-    if args.json {
+    if args.json || capture.is_some() {
         // The keys of PhysioNet fetches' summary, plus Kaggle's `mode` and `total_bytes`.
         let errors: Vec<_> = report
             .failed
@@ -105,7 +110,10 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             "failed": report.failed.len(), "bytes": report.downloaded,
             "seconds": seconds, "errors": errors, "exit_code": code,
         });
-        writeln!(std::io::stdout().lock(), "{doc}")?;
+        match capture {
+            Some(slot) => *slot = doc,
+            None => writeln!(std::io::stdout().lock(), "{doc}")?,
+        }
     } else if args.dry_run {
         // What would be fetched is the result of a dry run: stdout.
         writeln!(
