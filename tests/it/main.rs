@@ -11,6 +11,7 @@ mod convert;
 mod fetch;
 mod info;
 mod kaggle;
+mod shard;
 mod sync;
 mod wfdb_bad_input;
 mod wfdb_conformance;
