@@ -104,13 +104,15 @@ pub fn build(opts: &ConvertOptions, shape: &Shape, extra: &ExtraColumns) -> Sche
     Schema::new(fields)
 }
 
-/// Parquet leaf paths (`.`-joined, as `ColumnPath::from` expects) of the columns holding
-/// signal values, which get the signal encoding; everything else keeps the defaults.
-pub fn signal_leaf_paths(opts: &ConvertOptions, shape: &Shape) -> Vec<String> {
+/// Parquet leaf paths (one part per nesting level, as `ColumnPath::new` takes them) of
+/// the columns holding signal values, which get the signal encoding; everything else
+/// keeps the defaults. Parts are kept apart because signal names may contain `.`.
+pub fn signal_leaf_paths(opts: &ConvertOptions, shape: &Shape) -> Vec<Vec<String>> {
+    let parts = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match opts.layout {
-        Layout::Record => vec!["signal.list.item.list.item".to_string()],
-        Layout::Windows => vec!["signal.list.item".to_string()],
-        Layout::Samples => shape.column_names.clone(),
+        Layout::Record => vec![parts(&["signal", "list", "item", "list", "item"])],
+        Layout::Windows => vec![parts(&["signal", "list", "item"])],
+        Layout::Samples => shape.column_names.iter().map(|c| vec![c.clone()]).collect(),
     }
 }
 

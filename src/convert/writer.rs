@@ -70,7 +70,7 @@ pub fn writer_properties(
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_key_value_metadata(Some(provenance(opts, shape, found)));
     for path in super::schema::signal_leaf_paths(opts, shape) {
-        let col = ColumnPath::from(path.as_str());
+        let col = ColumnPath::new(path);
         match (opts.tuning.signal_encoding, opts.dtype) {
             (SignalEncoding::Dict, _) => {
                 b = b.set_column_dictionary_enabled(col, true);
