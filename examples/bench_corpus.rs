@@ -63,7 +63,13 @@ fn ptbxl(dir: &Path, n: usize) -> Result<(), Box<dyn std::error::Error>> {
         let digital = (0..12)
             .map(|c| ecg_like(i as u64, c, 500.0, 0, 5000))
             .collect();
-        write_record(&d, &name, 500.0, 5000, &signals(&LEADS, &format!("{name}.dat"), digital))?;
+        write_record(
+            &d,
+            &name,
+            500.0,
+            5000,
+            &signals(&LEADS, &format!("{name}.dat"), digital),
+        )?;
         records.push_str(&format!("{sub}/{name}\n"));
     }
     std::fs::write(dir.join("RECORDS"), records)?;
@@ -81,7 +87,13 @@ fn holter(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let digital = (0..names.len())
             .map(|c| ecg_like(1, c, FS, h * HOUR, HOUR))
             .collect();
-        write_record(dir, &seg, FS, HOUR, &signals(&names, &format!("{seg}.dat"), digital))?;
+        write_record(
+            dir,
+            &seg,
+            FS,
+            HOUR,
+            &signals(&names, &format!("{seg}.dat"), digital),
+        )?;
         header.push_str(&format!("{seg} {HOUR}\n"));
     }
     std::fs::write(dir.join("holter.hea"), header)?;
@@ -91,7 +103,12 @@ fn holter(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["ptbxl", dir, n] => ptbxl(Path::new(dir), n.parse()?),
         ["holter", dir] => holter(Path::new(dir)),
         _ => Err("usage: bench_corpus ptbxl DIR N | holter DIR".into()),

@@ -318,12 +318,10 @@ pub fn build_row_group(
     };
     for piece in &group.pieces {
         let meta = &ctx.metas[piece.rec];
-        // Build the piece into a scratch accumulator first, so a record failing half-way
-        // leaves no rows behind.
-        let mut scratch = Acc::new(ctx);
-        match add_piece(ctx, &mut scratch, meta, piece) {
+        // `add_piece` does every fallible read before it appends anything, so a record
+        // that fails leaves no rows behind.
+        match add_piece(ctx, &mut acc, meta, piece) {
             Ok(()) => {
-                append_acc(&mut acc, scratch, ctx);
                 out.records.push(piece.rec);
                 if piece.rows.start == 0 {
                     match ctx.opener.input_digests(&meta.name) {
@@ -339,61 +337,6 @@ pub fn build_row_group(
     }
     out.batch = acc.finish(ctx)?;
     Ok(out)
-}
-
-/// Moves the rows of `src` (one piece) to the end of `dst`.
-fn append_acc(dst: &mut Acc, mut src: Acc, ctx: &BatchContext<'_>) {
-    // Fast path: the first piece of a group is simply taken over.
-    if dst.record.is_empty() {
-        *dst = src;
-        return;
-    }
-    let value_base = dst.values.len() as i32;
-    let inner_base = (dst.inner_offsets.len() - 1) as i32;
-    dst.record.append(&mut src.record);
-    dst.fs.append(&mut src.fs);
-    dst.n_samples.append(&mut src.n_samples);
-    dst.sample.append(&mut src.sample);
-    dst.time.append(&mut src.time);
-    dst.start.append(&mut src.start);
-    dst.base_date.append(&mut src.base_date);
-    dst.base_time.append(&mut src.base_time);
-    dst.meta_rows.append(&mut src.meta_rows);
-    dst.inner_offsets
-        .extend(src.inner_offsets[1..].iter().map(|o| o + value_base));
-    dst.outer_offsets
-        .extend(src.outer_offsets[1..].iter().map(|o| o + inner_base));
-    append_values(&mut dst.values, src.values);
-    for (d, s) in dst.columns.iter_mut().zip(src.columns) {
-        append_values(d, s);
-    }
-    dst.sig_name.append(src.sig_name);
-    dst.units.append(src.units);
-    dst.comments.append(src.comments);
-    dst.gain.append(src.gain);
-    dst.baseline.append(src.baseline);
-    if ctx.opts.annotations.is_some() {
-        let ann_base = dst.ann_sample.len() as i32;
-        dst.ann_offsets
-            .extend(src.ann_offsets[1..].iter().map(|o| o + ann_base));
-        dst.ann_valid.append(&mut src.ann_valid);
-        dst.ann_sample.append(&mut src.ann_sample);
-        let sym = src.ann_symbol.finish();
-        let aux = src.ann_aux.finish();
-        for i in 0..sym.len() {
-            dst.ann_symbol.append_value(sym.value(i));
-            dst.ann_aux.append_value(aux.value(i));
-        }
-    }
-}
-
-fn append_values(dst: &mut Values, src: Values) {
-    match (dst, src) {
-        (Values::F32(d), Values::F32(mut s)) => d.append(&mut s),
-        (Values::F16(d), Values::F16(mut s)) => d.append(&mut s),
-        (Values::I16(d), Values::I16(mut s)) => d.append(&mut s),
-        _ => {}
-    }
 }
 
 /// Reads and appends the rows of one piece.
@@ -428,6 +371,8 @@ fn add_piece(
                 ctx.opts.dtype,
                 false,
             )?;
+            let new_values: usize = (0..sel.len()).map(|k| chans.len(k)).sum();
+            offset(acc.values.len() + new_values, &meta.name)?;
             acc.fs.push(meta.fs);
             acc.n_samples.push(meta.n_frames as i64);
             acc.sig_name
@@ -436,11 +381,9 @@ fn add_piece(
                 .push_row(sel.iter().map(|&j| meta.channels[j].units.clone()));
             for k in 0..sel.len() {
                 acc.values.extend(&chans, k, 0..chans.len(k));
-                acc.inner_offsets
-                    .push(offset(acc.values.len(), &meta.name)?);
+                acc.inner_offsets.push(acc.values.len() as i32);
             }
-            acc.outer_offsets
-                .push(offset(acc.inner_offsets.len() - 1, &meta.name)?);
+            acc.outer_offsets.push((acc.inner_offsets.len() - 1) as i32);
             acc.base_date.push(meta.base_date.clone());
             acc.base_time.push(meta.base_time.clone());
             acc.comments.push_row(meta.comments.iter().cloned());
@@ -607,13 +550,6 @@ impl<T> FlatList<T> {
     fn push_row(&mut self, row: impl IntoIterator<Item = T>) {
         self.values.extend(row);
         self.offsets.push(self.values.len() as i32);
-    }
-
-    fn append(&mut self, mut other: FlatList<T>) {
-        let base = self.values.len() as i32;
-        self.offsets
-            .extend(other.offsets[1..].iter().map(|o| o + base));
-        self.values.append(&mut other.values);
     }
 }
 

@@ -6,5 +6,5 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // tests report skips and diagnostics
 
 mod cli;
-mod convert;
 mod common;
+mod convert;
