@@ -162,6 +162,88 @@ impl Header {
         self.segments.is_some()
     }
 
+    /// The header as wfdb-python's `rdheader` reports it: one JSON object keyed by the
+    /// `Record`/`MultiRecord` attribute names (the contract of `physio info --json`),
+    /// read defaults applied, absent values `null`. `derived_sig_len` is used when the
+    /// header has no signal length (wfdb-python's `rdrecord` infers it from the file).
+    pub fn wfdb_python_fields(&self, derived_sig_len: Option<u64>) -> serde_json::Value {
+        use serde_json::{Value, json};
+        let sigs = &self.signals;
+        let multi = self.segments.is_some();
+        let list = |f: &dyn Fn(&SignalSpec) -> Value| -> Value {
+            if multi {
+                Value::Null
+            } else {
+                Value::Array(sigs.iter().map(f).collect())
+            }
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("record_name".into(), json!(self.record_name));
+        m.insert("n_sig".into(), json!(self.n_sig));
+        m.insert("fs".into(), json!(self.fs));
+        m.insert("counter_freq".into(), json!(self.counter_freq));
+        m.insert("base_counter".into(), json!(self.base_counter));
+        m.insert("sig_len".into(), json!(self.sig_len.or(derived_sig_len)));
+        m.insert(
+            "base_time".into(),
+            json!(self.base_time.map(|t| t.to_string())),
+        );
+        m.insert(
+            "base_date".into(),
+            json!(self.base_date.map(|d| d.to_string())),
+        );
+        m.insert("comments".into(), json!(self.comments));
+        m.insert(
+            "sig_name".into(),
+            list(&|s| {
+                if s.description.is_empty() {
+                    Value::Null
+                } else {
+                    json!(s.description)
+                }
+            }),
+        );
+        m.insert("file_name".into(), list(&|s| json!(s.file_name)));
+        m.insert("fmt".into(), list(&|s| json!(s.format.code().to_string())));
+        m.insert(
+            "samps_per_frame".into(),
+            list(&|s| json!(s.samps_per_frame)),
+        );
+        m.insert(
+            "skew".into(),
+            list(&|s| json!(s.present.skew.then_some(s.skew))),
+        );
+        m.insert(
+            "byte_offset".into(),
+            list(&|s| json!(s.present.byte_offset.then_some(s.byte_offset))),
+        );
+        m.insert("adc_gain".into(), list(&|s| json!(s.adc_gain)));
+        m.insert("baseline".into(), list(&|s| json!(s.baseline)));
+        m.insert("units".into(), list(&|s| json!(s.units)));
+        m.insert("adc_res".into(), list(&|s| json!(s.adc_res)));
+        m.insert("adc_zero".into(), list(&|s| json!(s.adc_zero)));
+        m.insert("init_value".into(), list(&|s| json!(s.init_value)));
+        m.insert("checksum".into(), list(&|s| json!(s.checksum)));
+        m.insert("block_size".into(), list(&|s| json!(s.block_size)));
+        if let Some(segs) = &self.segments {
+            m.insert("n_seg".into(), json!(segs.len()));
+            let variable = segs.first().is_some_and(|g| g.len == 0);
+            m.insert(
+                "layout".into(),
+                json!(if variable { "variable" } else { "fixed" }),
+            );
+            m.insert(
+                "seg_name".into(),
+                json!(segs.iter().map(|s| &s.name).collect::<Vec<_>>()),
+            );
+            m.insert(
+                "seg_len".into(),
+                json!(segs.iter().map(|s| s.len).collect::<Vec<_>>()),
+            );
+        }
+        Value::Object(m)
+    }
+
     /// The directory holding the header (where signal files and segments are found).
     pub fn dir(&self) -> &Path {
         self.origin.parent().unwrap_or_else(|| Path::new(""))

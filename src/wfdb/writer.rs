@@ -80,7 +80,7 @@ pub fn write_record(
         if s.units.contains([' ', '\t', '/', '(', ')']) || s.name.contains(['\t', '\n', '\r']) {
             return Err(bad(format!("signal {i}: units or name contain separators")));
         }
-        let expected = n_frames * u64::from(s.samps_per_frame);
+        let expected = n_frames.saturating_mul(u64::from(s.samps_per_frame));
         if s.digital.len() as u64 != expected {
             return Err(bad(format!(
                 "signal {i}: {} samples, expected {expected}",

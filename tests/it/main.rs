@@ -8,3 +8,8 @@
 mod cli;
 mod common;
 mod convert;
+mod info;
+mod wfdb_bad_input;
+mod wfdb_conformance;
+mod wfdb_python;
+mod wfdb_roundtrip;

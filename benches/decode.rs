@@ -1,0 +1,104 @@
+//! Decode benchmark for WFDB formats 16 and 212 (run by `scripts/bench-decode`).
+//!
+//! `decode DIR [MB]` writes (once) two records of about MB megabytes of signal data
+//! each with physio's writer — `b16` (format 16) and `b212` (format 212), 12 signals in
+//! one file, like a 12-lead ECG — then decodes each whole record on one thread several
+//! times and prints one JSON line per record and mode with the best time and the
+//! throughput in MB of signal file per second. Modes: `digital` (i32 samples) and
+//! `physical_f32` (what the Parquet converter stores).
+
+#![allow(clippy::print_stdout)] // a benchmark's output is its result
+
+use std::path::Path;
+use std::time::Instant;
+
+use physio::wfdb::{RecordReader, SignalFormat, WriteSignal, write_record};
+
+const N_SIG: usize = 12;
+
+fn generate(dir: &Path, name: &str, format: SignalFormat, mb: u64) {
+    if dir.join(format!("{name}.hea")).exists() {
+        return;
+    }
+    let bytes_per_frame = match format {
+        SignalFormat::F212 => N_SIG as u64 * 3 / 2,
+        _ => N_SIG as u64 * 2,
+    };
+    let n_frames = mb * 1_000_000 / bytes_per_frame;
+    let bits = format.bits();
+    let mut rng = fastrand::Rng::with_seed(42);
+    let signals: Vec<WriteSignal> = (0..N_SIG)
+        .map(|j| {
+            // A slow random walk plus noise: realistic entropy, full range exercised.
+            let hi = (1i32 << (bits - 1)) - 1;
+            let mut v = 0i32;
+            let digital = (0..n_frames)
+                .map(|_| {
+                    v = (v + rng.i32(-40..=40)).clamp(-hi, hi);
+                    v
+                })
+                .collect();
+            WriteSignal {
+                name: format!("lead{j}"),
+                units: "mV".into(),
+                format,
+                adc_gain: 200.0,
+                baseline: 0,
+                adc_res: bits,
+                samps_per_frame: 1,
+                file_name: format!("{name}.dat"),
+                digital,
+            }
+        })
+        .collect();
+    if let Err(e) = write_record(dir, name, 500.0, n_frames, &signals) {
+        panic!("writing benchmark record {name}: {e}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let (dir, mb) = match args.as_slice() {
+        [cmd, dir, rest @ ..] if cmd == "decode" => (
+            Path::new(dir).to_path_buf(),
+            rest.first().and_then(|m| m.parse().ok()).unwrap_or(64u64),
+        ),
+        _ => {
+            println!("usage: decode DIR [MB]   (see scripts/bench-decode)");
+            return;
+        }
+    };
+    std::fs::create_dir_all(&dir).expect("benchmark directory");
+    for (name, format) in [("b16", SignalFormat::F16), ("b212", SignalFormat::F212)] {
+        generate(&dir, name, format, mb);
+        let path = dir.join(name);
+        let size = std::fs::metadata(dir.join(format!("{name}.dat")))
+            .expect("signal file")
+            .len();
+        let rec = RecordReader::open(&path).expect("open benchmark record");
+        let n = rec.n_frames();
+        for mode in ["digital", "physical_f32"] {
+            let mut best = f64::INFINITY;
+            let mut checksum = 0i64;
+            for _ in 0..5 {
+                let t = Instant::now();
+                checksum = match mode {
+                    "digital" => {
+                        let d = rec.read_digital(0..n).expect("decode");
+                        d.iter().map(|s| i64::from(s[s.len() / 2])).sum()
+                    }
+                    _ => {
+                        let p = rec.read_physical_f32(0..n).expect("decode");
+                        p.iter().map(|s| s[s.len() / 2] as i64).sum()
+                    }
+                };
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{{\"record\":\"{name}\",\"format\":{},\"mode\":\"{mode}\",\"bytes\":{size},\"frames\":{n},\"seconds\":{best:.6},\"mb_per_s\":{:.1},\"check\":{checksum}}}",
+                format.code(),
+                size as f64 / 1e6 / best
+            );
+        }
+    }
+}
