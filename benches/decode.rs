@@ -57,7 +57,10 @@ fn generate(dir: &Path, name: &str, format: SignalFormat, mb: u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let (dir, mb) = match args.as_slice() {
         [cmd, dir, rest @ ..] if cmd == "decode" => (
             Path::new(dir).to_path_buf(),

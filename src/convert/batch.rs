@@ -123,7 +123,10 @@ impl Values {
 
 /// Column accumulators for one row group.
 struct Acc {
-    record: Vec<String>,
+    /// Record names as runs `(name, rows)`: a 24-hour record in `samples` layout has
+    /// millions of rows of one name, which should not mean millions of `String`s.
+    record: Vec<(String, usize)>,
+    rows: usize,
     fs: Vec<f64>,
     n_samples: Vec<i64>,
     sig_name: FlatList<String>,
@@ -152,6 +155,7 @@ impl Acc {
     fn new(ctx: &BatchContext<'_>) -> Self {
         Acc {
             record: Vec::new(),
+            rows: 0,
             fs: Vec::new(),
             n_samples: Vec::new(),
             sig_name: FlatList::default(),
@@ -193,7 +197,11 @@ impl Acc {
         frames: Range<i64>,
         meta_row: Option<u32>,
     ) {
-        self.record.push(meta.name.clone());
+        match self.record.last_mut() {
+            Some((name, n)) if *name == meta.name => *n += 1,
+            _ => self.record.push((meta.name.clone(), 1)),
+        }
+        self.rows += 1;
         if ctx.opts.dtype == Dtype::I16 {
             let chans = sel.iter().map(|&j| &meta.channels[j]);
             self.gain
@@ -221,13 +229,20 @@ impl Acc {
     }
 
     fn finish(mut self, ctx: &BatchContext<'_>) -> Result<Option<RecordBatch>, ConvertError> {
-        let rows = self.record.len();
+        let rows = self.rows;
         if rows == 0 {
             return Ok(None);
         }
         let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
         let value_type = schema::value_type(ctx.opts.dtype);
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(&self.record))];
+        let mut names =
+            StringBuilder::with_capacity(rows, self.record.iter().map(|(n, k)| n.len() * k).sum());
+        for (name, n) in &self.record {
+            for _ in 0..*n {
+                names.append_value(name);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(names.finish())];
         match ctx.opts.layout {
             Layout::Record => {
                 cols.push(Arc::new(Float64Array::from(self.fs)));
