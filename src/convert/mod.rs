@@ -437,22 +437,22 @@ fn run(
         schema: Arc::clone(&schema),
     };
 
-    // A wave of row groups is decoded and encoded in parallel, then appended in order;
-    // two per worker keeps both cores busy while bounding memory to a few row groups.
-    let wave = (rayon::current_num_threads() * 2).max(2);
+    // A wave of row groups (one per worker) is decoded and encoded in parallel while the
+    // previous wave is appended to the file in order: the file I/O overlaps the CPU
+    // work, and memory holds two waves of row groups at most.
+    let wave = rayon::current_num_threads().max(1);
     let mut written_records = vec![false; metas.len()];
-    for groups in plan.row_groups.chunks(wave) {
-        let encoded: Vec<Result<writer::EncodedRowGroup, ConvertError>> = groups
-            .par_iter()
-            .map(|g| encoder.encode(batch::build_row_group(&ctx, g)?))
-            .collect();
+    let mut pending: Vec<Result<writer::EncodedRowGroup, ConvertError>> = Vec::new();
+    let mut append = |encoded: Vec<Result<writer::EncodedRowGroup, ConvertError>>,
+                      failed: &mut BTreeMap<String, ConvertError>|
+     -> Result<(), ConvertError> {
         for enc in encoded {
             let mut enc = enc?;
             for (idx, e) in std::mem::take(&mut enc.failures) {
                 if opts.fail_fast {
                     return Err(e);
                 }
-                fail(&mut failed, &metas[idx].name, e);
+                fail(failed, &metas[idx].name, e);
             }
             for idx in &enc.records {
                 written_records[*idx] = true;
@@ -460,7 +460,24 @@ fn run(
             reporter.on_rows_written(enc.rows);
             out.append(enc)?;
         }
+        Ok(())
+    };
+    for groups in plan.row_groups.chunks(wave) {
+        let previous = std::mem::take(&mut pending);
+        let (appended, encoded) = rayon::join(
+            || append(previous, &mut failed),
+            || {
+                groups
+                    .par_iter()
+                    .map(|g| encoder.encode(batch::build_row_group(&ctx, g)?))
+                    .collect::<Vec<_>>()
+            },
+        );
+        appended?;
+        pending = encoded;
     }
+    append(pending, &mut failed)?;
+    drop(append);
     let (files, rows) = out.finish()?;
     let records_written = metas
         .iter()
