@@ -804,6 +804,23 @@ mod tests {
     }
 
     #[test]
+    fn f16_stores_half_precision_physical_values() {
+        let o = corpus();
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ConvertOptions::new("mem", dir.path().join("h.parquet"));
+        opts.dtype = Dtype::F16;
+        let report = run(&o, &opts);
+        let b = &read_all(&report.files)[0];
+        let sig = b.column_by_name("signal").unwrap().as_list::<i32>();
+        let chans = sig.value(2);
+        let ch1 = chans.as_list::<i32>().value(1);
+        let vals = ch1.as_primitive::<arrow_array::types::Float16Type>();
+        let r = &o.records["c/3"];
+        assert_eq!(vals.value(3), half::f16::from_f32(physical(r, 1, 3)));
+        assert!(vals.value(5).is_nan());
+    }
+
+    #[test]
     fn missing_signal_is_reported_by_name() {
         let mut o = corpus();
         o.add(record("z", 10, &["I"], 9));
