@@ -483,9 +483,28 @@ fn read_channels(
             _ => Chans::F32(vec![Vec::new(); sel.len()]),
         });
     }
+    // The reader promises `frames * samps_per_frame` values per signal; a short answer
+    // would make the slicing below panic, so it is an error for this record instead.
+    let n = (frames.end - frames.start) as usize;
+    let check = |lens: Vec<usize>| -> Result<(), ConvertError> {
+        let ok = lens.len() == meta.channels.len()
+            && lens
+                .iter()
+                .zip(&meta.channels)
+                .all(|(&l, c)| l == n * c.samps_per_frame.max(1) as usize);
+        if ok {
+            Ok(())
+        } else {
+            Err(ConvertError::unsuitable(
+                &meta.name,
+                "the reader returned fewer samples than the header promises",
+            ))
+        }
+    };
     match dtype {
         Dtype::F32 | Dtype::F16 => {
             let mut all = src.read_physical_f32(frames)?;
+            check(all.iter().map(Vec::len).collect())?;
             let mut out = Vec::with_capacity(sel.len());
             for &j in sel {
                 let spf = meta.channels[j].samps_per_frame.max(1) as usize;
@@ -507,6 +526,7 @@ fn read_channels(
         }
         Dtype::I16 => {
             let all = src.read_digital(frames)?;
+            check(all.iter().map(Vec::len).collect())?;
             let mut out = Vec::with_capacity(sel.len());
             for &j in sel {
                 let spf = meta.channels[j].samps_per_frame.max(1) as usize;

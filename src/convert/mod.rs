@@ -477,7 +477,6 @@ fn run(
         pending = encoded;
     }
     append(pending, &mut failed)?;
-    drop(append);
     let (files, rows) = out.finish()?;
     let records_written = metas
         .iter()
