@@ -750,16 +750,43 @@ impl FileGroup {
         n_frames: u64,
         out: &mut [Vec<i32>],
     ) -> Result<(), WfdbError> {
-        let n = frames.end - frames.start;
-        let fill = self.fill_value();
-        for (c, &ch) in self.channels.iter().enumerate() {
-            out[ch] = filled(&self.path, frames, self.spf[c] as u32, fill)?;
-        }
-        if n == 0 {
-            return Ok(());
-        }
         let max_skew = self.skew.iter().copied().max().unwrap_or(0);
         let stored_end = frames.end.saturating_add(max_skew).min(n_frames);
+        for (c, &ch) in self.channels.iter().enumerate() {
+            out[ch] = if self.format.is_flac() {
+                // A FLAC length is not bounded by the file size: allocate fallibly.
+                filled(&self.path, frames, self.spf[c] as u32, 0)?
+            } else {
+                // Bounded by the file size (checked at open). Zeroed memory comes
+                // from the allocator untouched, so decoding writes it only once.
+                vec![0; ((frames.end - frames.start) * self.spf[c] as u64) as usize]
+            };
+        }
+        self.decode_into(frames, stored_end, n_frames, out)?;
+        // Samples past the stored data (a skewed signal's last frames) are invalid.
+        let fill = self.fill_value();
+        for (c, &ch) in self.channels.iter().enumerate() {
+            let covered = stored_end
+                .saturating_sub(self.skew[c])
+                .clamp(frames.start, frames.end);
+            let from = ((covered - frames.start) as usize) * self.spf[c];
+            out[ch][from..].fill(fill);
+        }
+        Ok(())
+    }
+
+    /// Decodes the stored frames `[frames.start, stored_end)` (from 0 for format 8)
+    /// into the zeroed `out` vectors of this file's channels.
+    fn decode_into(
+        &self,
+        frames: &Range<u64>,
+        stored_end: u64,
+        n_frames: u64,
+        out: &mut [Vec<i32>],
+    ) -> Result<(), WfdbError> {
+        if frames.start == frames.end {
+            return Ok(());
+        }
         if self.format.is_flac() {
             return self.read_flac(frames, stored_end, out);
         }
@@ -804,6 +831,13 @@ impl FileGroup {
                     io_err(&self.path, e)
                 }
             })?;
+            if self.simple && self.format == SignalFormat::F16 {
+                // The most common layout: convert straight from the bytes into the
+                // channels, no intermediate buffer.
+                self.scatter_f16(&bytes, c0, c1, frames, out);
+                c0 = c1;
+                continue;
+            }
             flat.clear();
             format::decode(self.format, &bytes, (s1 - aligned) as usize, &mut flat);
             let flat = &flat[skip..];
@@ -811,6 +845,40 @@ impl FileGroup {
             c0 = c1;
         }
         Ok(())
+    }
+
+    /// Fused decode and scatter of format 16 frames `[c0, c1)` (one sample per frame,
+    /// no skew: the chunk maps one-to-one onto output frames).
+    fn scatter_f16(
+        &self,
+        bytes: &[u8],
+        c0: u64,
+        c1: u64,
+        frames: &Range<u64>,
+        out: &mut [Vec<i32>],
+    ) {
+        let at = (c0 - frames.start) as usize;
+        let count = (c1 - c0) as usize;
+        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
+        let mut next = 0;
+        for (i, v) in out.iter_mut().enumerate() {
+            if self.channels.get(next) == Some(&i) {
+                dsts.push(&mut v[at..at + count]);
+                next += 1;
+            }
+        }
+        let frame_bytes = 2 * self.tspf;
+        if let [only] = dsts.as_mut_slice() {
+            for (d, b) in only.iter_mut().zip(bytes.chunks_exact(2)) {
+                *d = i32::from(i16::from_le_bytes([b[0], b[1]]));
+            }
+            return;
+        }
+        for (i, frame) in bytes.chunks_exact(frame_bytes).take(count).enumerate() {
+            for (d, b) in dsts.iter_mut().zip(frame.chunks_exact(2)) {
+                d[i] = i32::from(i16::from_le_bytes([b[0], b[1]]));
+            }
+        }
     }
 
     /// Distributes decoded frames `[c0, c1)` (flat, in file order) to the output
