@@ -838,6 +838,12 @@ impl FileGroup {
                 c0 = c1;
                 continue;
             }
+            if self.simple && self.format == SignalFormat::F212 && self.tspf % 2 == 0 {
+                // An even number of signals: every frame is whole 3-byte blocks.
+                self.scatter_f212(&bytes, c0, c1, frames, out);
+                c0 = c1;
+                continue;
+            }
             flat.clear();
             format::decode(self.format, &bytes, (s1 - aligned) as usize, &mut flat);
             let flat = &flat[skip..];
@@ -845,6 +851,38 @@ impl FileGroup {
             c0 = c1;
         }
         Ok(())
+    }
+
+    /// Fused decode and scatter of format 212 frames `[c0, c1)` of a file with an even
+    /// number of signals (one sample per frame, no skew): each 3-byte block holds the
+    /// samples of two consecutive signals of one frame.
+    fn scatter_f212(
+        &self,
+        bytes: &[u8],
+        c0: u64,
+        c1: u64,
+        frames: &Range<u64>,
+        out: &mut [Vec<i32>],
+    ) {
+        let at = (c0 - frames.start) as usize;
+        let count = (c1 - c0) as usize;
+        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
+        let mut next = 0;
+        for (i, v) in out.iter_mut().enumerate() {
+            if self.channels.get(next) == Some(&i) {
+                dsts.push(&mut v[at..at + count]);
+                next += 1;
+            }
+        }
+        let frame_bytes = 3 * self.tspf / 2;
+        for (i, frame) in bytes.chunks_exact(frame_bytes).take(count).enumerate() {
+            for (pair, b) in dsts.chunks_exact_mut(2).zip(frame.chunks_exact(3)) {
+                let (b0, b1, b2) = (i32::from(b[0]), i32::from(b[1]), i32::from(b[2]));
+                // signal(5): 12-bit two's complement, low byte then shared nibbles.
+                pair[0][i] = ((b0 | ((b1 & 0x0f) << 8)) << 20) >> 20;
+                pair[1][i] = ((b2 | ((b1 & 0xf0) << 4)) << 20) >> 20;
+            }
+        }
     }
 
     /// Fused decode and scatter of format 16 frames `[c0, c1)` (one sample per frame,
