@@ -752,17 +752,18 @@ impl FileGroup {
     ) -> Result<(), WfdbError> {
         let max_skew = self.skew.iter().copied().max().unwrap_or(0);
         let stored_end = frames.end.saturating_add(max_skew).min(n_frames);
-        for (c, &ch) in self.channels.iter().enumerate() {
-            out[ch] = if self.format.is_flac() {
-                // A FLAC length is not bounded by the file size: allocate fallibly.
-                filled(&self.path, frames, self.spf[c] as u32, 0)?
-            } else {
-                // Bounded by the file size (checked at open). Zeroed memory comes
-                // from the allocator untouched, so decoding writes it only once.
-                vec![0; ((frames.end - frames.start) * self.spf[c] as u64) as usize]
-            };
+        if self.format.is_flac() {
+            // Decoded before the outputs are allocated: a FLAC stream's declared length
+            // is not bounded by the file size, the samples it really holds are.
+            self.read_flac(frames, stored_end, out)?;
+        } else {
+            for (c, &ch) in self.channels.iter().enumerate() {
+                // Bounded by the file size (checked at open). Zeroed memory comes from
+                // the allocator untouched, so decoding writes it only once.
+                out[ch] = vec![0; ((frames.end - frames.start) * self.spf[c] as u64) as usize];
+            }
+            self.decode_into(frames, stored_end, n_frames, out)?;
         }
-        self.decode_into(frames, stored_end, n_frames, out)?;
         // Samples past the stored data (a skewed signal's last frames) are invalid.
         let fill = self.fill_value();
         for (c, &ch) in self.channels.iter().enumerate() {
@@ -786,9 +787,6 @@ impl FileGroup {
     ) -> Result<(), WfdbError> {
         if frames.start == frames.end {
             return Ok(());
-        }
-        if self.format.is_flac() {
-            return self.read_flac(frames, stored_end, out);
         }
         // Format 8 needs every difference from frame 0.
         let first = if self.format == SignalFormat::F8 {
@@ -1008,9 +1006,34 @@ impl FileGroup {
         out: &mut [Vec<i32>],
     ) -> Result<(), WfdbError> {
         let spf = self.spf[0] as u64;
-        if frames.start >= stored_end {
-            return Ok(());
+        let n = (frames.end - frames.start) * spf;
+        let data = if frames.start < stored_end {
+            self.decode_flac(frames, stored_end)?
+        } else {
+            vec![Vec::new(); self.channels.len()]
+        };
+        for (c, &ch) in self.channels.iter().enumerate() {
+            out[ch] = vec![0; n as usize];
+            let skew = self.skew[c];
+            let lo = frames.start + skew;
+            let hi = stored_end.min(frames.end + skew);
+            if lo >= hi {
+                continue;
+            }
+            let src = ((lo - frames.start) * spf) as usize;
+            let count = ((hi - lo) * spf) as usize;
+            out[ch][..count].copy_from_slice(&data[c][src..src + count]);
         }
+        Ok(())
+    }
+
+    /// Decodes FLAC samples of stored frames `[frames.start, stored_end)`, per channel.
+    fn decode_flac(
+        &self,
+        frames: &Range<u64>,
+        stored_end: u64,
+    ) -> Result<Vec<Vec<i32>>, WfdbError> {
+        let spf = self.spf[0] as u64;
         // wfdb-python: the byte offset of a FLAC signal is a sample offset.
         let start = frames
             .start
@@ -1019,20 +1042,7 @@ impl FileGroup {
         let end = stored_end
             .saturating_mul(spf)
             .saturating_add(self.byte_offset);
-        let data = flac::read_range(&self.path, self.format, self.channels.len(), start, end)?;
-        for (c, &ch) in self.channels.iter().enumerate() {
-            let skew = self.skew[c];
-            let lo = frames.start.max(frames.start + skew);
-            let hi = stored_end.min(frames.end + skew);
-            if lo >= hi {
-                continue;
-            }
-            let src = ((lo - frames.start) * spf) as usize;
-            let dst = ((lo - skew - frames.start) * spf) as usize;
-            let count = ((hi - lo) * spf) as usize;
-            out[ch][dst..dst + count].copy_from_slice(&data[c][src..src + count]);
-        }
-        Ok(())
+        flac::read_range(&self.path, self.format, self.channels.len(), start, end)
     }
 }
 

@@ -274,3 +274,24 @@ proptest! {
         let _ = wfdb::annotation::parse_annotations(&bytes, Path::new("x.atr"));
     }
 }
+
+/// Regression (found by `cargo fuzz run decode_record`): a 410-byte FLAC file whose
+/// STREAMINFO claims billions of samples made the reader allocate 8.6 GB up front.
+#[test]
+fn flac_claiming_more_samples_than_its_size_allows_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        crate::common::repo_root().join("tests/it/data/flac_huge_streaminfo.dat"),
+        dir.path().join("f.dat"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("f.hea"),
+        "f 1 100\nf.dat 524 100 12 0 3 0 0 s0\n",
+    )
+    .unwrap();
+    let err = RecordReader::open(&dir.path().join("f")).unwrap_err();
+    assert!(matches!(err, WfdbError::Data { .. }), "{err}");
+    assert!(err.to_string().contains("more than"), "{err}");
+    names(&err, "f.dat");
+}
