@@ -836,7 +836,7 @@ impl FileGroup {
                 c0 = c1;
                 continue;
             }
-            if self.simple && self.format == SignalFormat::F212 && self.tspf % 2 == 0 {
+            if self.simple && self.format == SignalFormat::F212 && self.tspf.is_multiple_of(2) {
                 // An even number of signals: every frame is whole 3-byte blocks.
                 self.scatter_f212(&bytes, c0, c1, frames, out);
                 c0 = c1;
