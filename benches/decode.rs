@@ -4,8 +4,9 @@
 //! each with physio's writer — `b16` (format 16) and `b212` (format 212), 12 signals in
 //! one file, like a 12-lead ECG — then decodes each whole record on one thread several
 //! times and prints one JSON line per record and mode with the best time and the
-//! throughput in MB of signal file per second. Modes: `digital` (i32 samples) and
-//! `physical_f32` (what the Parquet converter stores).
+//! throughput in MB of signal file per second. Modes: `digital` (i32 samples into
+//! fresh vectors), `digital_reuse` (into vectors reused between reads, no page
+//! faults) and `physical_f32` (what the Parquet converter stores).
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its result
 
@@ -88,7 +89,8 @@ fn main() {
             .len();
         let rec = RecordReader::open(&path).expect("open benchmark record");
         let n = rec.n_frames();
-        for mode in ["digital", "physical_f32"] {
+        let mut reuse: Vec<Vec<i32>> = Vec::new();
+        for mode in ["digital", "digital_reuse", "physical_f32"] {
             let mut best = f64::INFINITY;
             let mut best_cpu = f64::INFINITY;
             let mut checksum = 0i64;
@@ -99,6 +101,10 @@ fn main() {
                     "digital" => {
                         let d = rec.read_digital(0..n).expect("decode");
                         d.iter().map(|s| i64::from(s[s.len() / 2])).sum()
+                    }
+                    "digital_reuse" => {
+                        rec.read_digital_into(0..n, &mut reuse).expect("decode");
+                        reuse.iter().map(|s| i64::from(s[s.len() / 2])).sum()
                     }
                     _ => {
                         let p = rec.read_physical_f32(0..n).expect("decode");

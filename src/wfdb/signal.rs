@@ -276,6 +276,24 @@ impl RecordReader {
         }
     }
 
+    /// [`RecordReader::read_digital`] into caller-owned vectors (resized as needed), so
+    /// a loop over many ranges or records reuses its memory instead of faulting in
+    /// fresh pages for every read.
+    pub fn read_digital_into(
+        &self,
+        frames: Range<u64>,
+        out: &mut Vec<Vec<i32>>,
+    ) -> Result<(), WfdbError> {
+        self.check_range(&frames)?;
+        match &self.kind {
+            Kind::Single(s) => s.read_digital_into(frames, out),
+            Kind::Multi { .. } => {
+                *out = self.read_digital(frames)?;
+                Ok(())
+            }
+        }
+    }
+
     /// Physical values `(d - baseline) / gain` in f64 exactly as wfdb-python computes
     /// them; NaN for the format's invalid value, gap segments and signals absent from a
     /// segment.
@@ -640,10 +658,21 @@ impl Single {
 
     fn read_digital(&self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, WfdbError> {
         let mut out: Vec<Vec<i32>> = vec![Vec::new(); self.header.signals.len()];
-        for g in &self.files {
-            g.read(&frames, self.n_frames, &mut out)?;
-        }
+        self.read_digital_into(frames, &mut out)?;
         Ok(out)
+    }
+
+    fn read_digital_into(
+        &self,
+        frames: Range<u64>,
+        out: &mut Vec<Vec<i32>>,
+    ) -> Result<(), WfdbError> {
+        out.resize_with(self.header.signals.len(), Vec::new);
+        out.truncate(self.header.signals.len());
+        for g in &self.files {
+            g.read(&frames, self.n_frames, out)?;
+        }
+        Ok(())
     }
 
     fn read_physical(&self, frames: Range<u64>) -> Result<Vec<Vec<f64>>, WfdbError> {
@@ -760,7 +789,19 @@ impl FileGroup {
             for (c, &ch) in self.channels.iter().enumerate() {
                 // Bounded by the file size (checked at open). Zeroed memory comes from
                 // the allocator untouched, so decoding writes it only once.
-                out[ch] = vec![0; ((frames.end - frames.start) * self.spf[c] as u64) as usize];
+                // Every element is overwritten (decoded, or filled past the stored
+                // data), so a reused vector of the right length needs no clearing;
+                // a fresh one is zeroed memory the allocator hands out untouched.
+                let len = ((frames.end - frames.start) * self.spf[c] as u64) as usize;
+                let v = &mut out[ch];
+                if v.len() != len {
+                    if v.capacity() >= len {
+                        v.truncate(len);
+                        v.resize(len, 0);
+                    } else {
+                        *v = vec![0; len];
+                    }
+                }
             }
             self.decode_into(frames, stored_end, n_frames, out)?;
         }
