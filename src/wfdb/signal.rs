@@ -336,25 +336,49 @@ impl RecordReader {
     /// [`RecordReader::read_physical`] rounded to f32 (what the Parquet writer stores).
     pub fn read_physical_f32(&self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, WfdbError> {
         if let Kind::Single(single) = &self.kind {
-            // Same values without the intermediate f64 vectors.
+            // Same values without the intermediate f64 vectors, converted chunk by
+            // chunk from one reused digital buffer (cache-resident, no page faults).
+            // Format 8 and FLAC decode from the start of the file on every read, so
+            // they are read in one piece.
             self.check_range(&frames)?;
-            let digital = single.read_digital(frames)?;
-            return Ok(digital
+            let convert = |d: &[i32], s: &super::header::SignalSpec, out: &mut Vec<f32>| {
+                let (base, gain) = (s.baseline as f64, s.adc_gain);
+                // Invalid marker out of range for format 8 (which has none).
+                let bad = s.format.invalid_value().map_or(i64::MIN, i64::from);
+                out.extend(d.iter().map(|&v| {
+                    let x = ((f64::from(v) - base) / gain) as f32;
+                    if i64::from(v) == bad { f32::NAN } else { x }
+                }));
+            };
+            let signals = &single.header.signals;
+            let whole = signals
                 .iter()
-                .zip(&single.header.signals)
-                .map(|(d, s)| {
-                    let (base, gain) = (s.baseline as f64, s.adc_gain);
-                    let bad = s.format.invalid_value();
-                    // Invalid marker out of range for format 8 (which has none).
-                    let bad = bad.map_or(i64::MIN, i64::from);
-                    d.iter()
-                        .map(|&v| {
-                            let x = ((f64::from(v) - base) / gain) as f32;
-                            if i64::from(v) == bad { f32::NAN } else { x }
-                        })
-                        .collect()
+                .any(|s| s.format == SignalFormat::F8 || s.format.is_flac());
+            let tspf: u64 = signals.iter().map(|s| u64::from(s.samps_per_frame)).sum();
+            let step = if whole {
+                (frames.end - frames.start).max(1)
+            } else {
+                (CHUNK_SAMPLES / tspf.max(1)).max(1)
+            };
+            let mut out: Vec<Vec<f32>> = signals
+                .iter()
+                .map(|s| {
+                    let n =
+                        (frames.end - frames.start).saturating_mul(u64::from(s.samps_per_frame));
+                    Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 28))
                 })
-                .collect());
+                .collect();
+            let mut buf = Vec::new();
+            let mut a = frames.start;
+            while a < frames.end {
+                let b = (a + step).min(frames.end);
+                single.read_digital_into(a..b, &mut buf)?;
+                for ((d, s), o) in buf.iter().zip(signals).zip(&mut out) {
+                    convert(d, s, o);
+                }
+                a = b;
+            }
+            return Ok(out);
         }
         Ok(self
             .read_physical(frames)?

@@ -153,9 +153,15 @@ fn absurd_lengths_are_errors_not_aborts() {
 fn physical_f32_is_the_f64_value_rounded() {
     for name in ["100", "binformats", "s25047-2704-05-04-10-44n", "041s"] {
         let rec = RecordReader::open(&conformance_dir().join("records").join(name)).unwrap();
-        let n = rec.n_frames().min(5000);
-        let p64 = rec.read_physical(0..n).unwrap();
-        let p32 = rec.read_physical_f32(0..n).unwrap();
+        // 100 is read whole and from an odd offset: many conversion chunks.
+        let n = rec.n_frames();
+        let start = if name == "100" { 12_345 } else { 0 };
+        let p64 = rec.read_physical(start..n).unwrap();
+        let p32 = rec.read_physical_f32(start..n).unwrap();
+        assert_eq!(
+            p32.iter().map(Vec::len).collect::<Vec<_>>(),
+            p64.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         for (a, b) in p64.iter().zip(&p32) {
             for (x, y) in a.iter().zip(b) {
                 assert!(
