@@ -75,6 +75,14 @@ enum Values {
 }
 
 impl Values {
+    fn reserve(&mut self, n: usize) {
+        match self {
+            Values::F32(v) => v.reserve_exact(n),
+            Values::F16(v) => v.reserve_exact(n),
+            Values::I16(v) => v.reserve_exact(n),
+        }
+    }
+
     fn new(dtype: Dtype) -> Self {
         match dtype {
             Dtype::F32 => Values::F32(Vec::new()),
@@ -325,6 +333,7 @@ pub fn build_row_group(
     group: &RowGroupPlan,
 ) -> Result<BuiltRowGroup, ConvertError> {
     let mut acc = Acc::new(ctx);
+    reserve(ctx, &mut acc, group);
     let mut out = BuiltRowGroup {
         batch: None,
         records: Vec::new(),
@@ -352,6 +361,33 @@ pub fn build_row_group(
     }
     out.batch = acc.finish(ctx)?;
     Ok(out)
+}
+
+/// Sizes the value buffers for the whole group up front (from the headers), so they
+/// are allocated once instead of grown by doubling and copying.
+fn reserve(ctx: &BatchContext<'_>, acc: &mut Acc, group: &RowGroupPlan) {
+    let mut total = 0usize;
+    let mut rows = 0usize;
+    for p in &group.pieces {
+        let meta = &ctx.metas[p.rec];
+        let n = (p.rows.end - p.rows.start) as usize;
+        rows += n;
+        if let (Layout::Record, Some(sel)) = (ctx.opts.layout, ctx.shape.selections.get(&meta.name))
+        {
+            let spf: usize = sel
+                .iter()
+                .map(|&j| meta.channels[j].samps_per_frame.max(1) as usize)
+                .sum();
+            total += meta.n_frames as usize * spf;
+        }
+    }
+    match ctx.opts.layout {
+        Layout::Record => acc.values.reserve(total),
+        Layout::Windows => acc
+            .values
+            .reserve(rows * ctx.shape.channel_names.len() * ctx.shape.window_samples()),
+        Layout::Samples => acc.columns.iter_mut().for_each(|c| c.reserve(rows)),
+    }
 }
 
 /// Reads and appends the rows of one piece.
