@@ -498,3 +498,43 @@ fn training_example_loads_every_layout() {
         }
     }
 }
+
+#[test]
+fn samples_and_windows_of_multi_segment_records_match_wfdb_python() {
+    // s25047-...: variable layout, a leading gap, gains that differ between segments,
+    // a signal present in only some segments; 100: 650,000 frames of format 212.
+    let dir = tempfile::tempdir().unwrap();
+    let records = conformance_dir().join("records");
+    for name in ["s25047-2704-05-04-10-44", "100"] {
+        let samples = dir.path().join(format!("{name}-samples"));
+        convert(&[
+            s(&records),
+            "--out",
+            s(&samples),
+            "--layout",
+            "samples",
+            "--records",
+            name,
+        ])
+        .success();
+        let windows = dir.path().join(format!("{name}-windows.parquet"));
+        convert(&[
+            s(&records),
+            "--out",
+            s(&windows),
+            "--layout",
+            "windows",
+            "--window",
+            "30",
+            "--records",
+            name,
+        ])
+        .success();
+        if have_python_modules(READERS) {
+            assert_eq!(check(&samples, "samples", &records, "f32", &[]), 1);
+            let fs = if name == "100" { 360 } else { 125 };
+            let len = (30 * fs).to_string();
+            assert!(check(&windows, "windows", &records, "f32", &[&len, &len, "drop"]) > 0);
+        }
+    }
+}
