@@ -538,3 +538,33 @@ fn samples_and_windows_of_multi_segment_records_match_wfdb_python() {
         }
     }
 }
+
+#[test]
+fn interrupted_convert_leaves_no_file_at_the_final_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ptbxl");
+    generated_corpus(&root, 200);
+    let bin = assert_cmd::cargo::cargo_bin("physio");
+    let mut killed = 0;
+    for delay_ms in [5u64, 30, 100, 400] {
+        let out = dir.path().join(format!("o{delay_ms}.parquet"));
+        let mut child = Command::new(&bin)
+            .args(["convert", s(&root), "--out", s(&out), "--jobs", "1", "-q"])
+            .args(["--row-group-rows", "1"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() {
+            // Finished before the kill: the file must then be complete.
+            let bytes = std::fs::read(&out).unwrap();
+            assert_eq!(&bytes[bytes.len() - 4..], b"PAR1");
+        } else {
+            killed += 1;
+            assert!(!out.exists(), "killed run left {}", out.display());
+        }
+    }
+    // At least the earliest kill must land mid-run, or the test proves nothing.
+    assert!(killed > 0, "every run finished before it was killed");
+}
