@@ -1190,6 +1190,13 @@ mod tests {
     }
 
     #[test]
+    fn reader_can_be_shared_across_threads() {
+        // Converters decode records on rayon worker threads.
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RecordReader>();
+    }
+
+    #[test]
     fn format_8_ranges_integrate_from_the_start() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("d.dat"), [1u8, 2, 3, 0xff, 0xfe]).unwrap();
