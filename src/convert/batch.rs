@@ -258,13 +258,17 @@ impl Acc {
                 cols.push(self.sig_name.into_strings()?);
                 cols.push(self.units.into_strings()?);
                 let inner = ListArray::try_new(
-                    item(value_type.clone()),
+                    Arc::new(Field::new("item", value_type.clone(), false)),
                     OffsetBuffer::new(ScalarBuffer::from(self.inner_offsets)),
                     self.values.into_array(),
                     None,
                 )?;
                 let outer = ListArray::try_new(
-                    item(schema::list_of(value_type)),
+                    Arc::new(Field::new(
+                        "item",
+                        DataType::List(Arc::new(Field::new("item", value_type, false))),
+                        false,
+                    )),
                     OffsetBuffer::new(ScalarBuffer::from(self.outer_offsets)),
                     Arc::new(inner),
                     None,

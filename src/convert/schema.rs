@@ -29,6 +29,13 @@ pub fn list_of(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", item, true)))
 }
 
+/// `--layout record`'s `signal`: `list<list<value>>` whose lists and values are never
+/// null (an invalid sample is NaN, not null), so Parquet needs fewer definition levels.
+pub fn signal_type(value: DataType) -> DataType {
+    let inner = DataType::List(Arc::new(Field::new("item", value, false)));
+    DataType::List(Arc::new(Field::new("item", inner, false)))
+}
+
 /// The type of the `annotations` column: one list of `(sample, symbol, aux)` per row.
 pub fn annotation_type() -> DataType {
     list_of(DataType::Struct(annotation_fields()))
@@ -70,7 +77,7 @@ pub fn build(opts: &ConvertOptions, shape: &Shape, extra: &ExtraColumns) -> Sche
             fields.push(Field::new("n_samples", DataType::Int64, false));
             fields.push(Field::new("sig_name", list_of(DataType::Utf8), false));
             fields.push(Field::new("units", list_of(DataType::Utf8), false));
-            fields.push(Field::new("signal", list_of(list_of(value)), false));
+            fields.push(Field::new("signal", signal_type(value), false));
         }
         Layout::Samples => {
             fields.push(Field::new("sample", DataType::Int64, false));
