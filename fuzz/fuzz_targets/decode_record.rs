@@ -45,6 +45,11 @@ fuzz_target!(|data: &[u8]| {
         let n = rec.n_frames();
         let _ = rec.read_digital(0..n);
         let _ = rec.read_physical(n / 3..n / 2 + 1);
+        let _ = rec.read_physical_f32(n / 4..n);
+        // Reused buffers: a long read, then a shorter one into the same vectors.
+        let mut buf = Vec::new();
+        let _ = rec.read_digital_into(0..n, &mut buf);
+        let _ = rec.read_digital_into(n / 2..n, &mut buf);
         let _ = wfdb::verify_checksums(&rec);
     }
 });

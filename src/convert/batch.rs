@@ -75,6 +75,14 @@ enum Values {
 }
 
 impl Values {
+    fn reserve(&mut self, n: usize) {
+        match self {
+            Values::F32(v) => v.reserve_exact(n),
+            Values::F16(v) => v.reserve_exact(n),
+            Values::I16(v) => v.reserve_exact(n),
+        }
+    }
+
     fn new(dtype: Dtype) -> Self {
         match dtype {
             Dtype::F32 => Values::F32(Vec::new()),
@@ -123,7 +131,10 @@ impl Values {
 
 /// Column accumulators for one row group.
 struct Acc {
-    record: Vec<String>,
+    /// Record names as runs `(name, rows)`: a 24-hour record in `samples` layout has
+    /// millions of rows of one name, which should not mean millions of `String`s.
+    record: Vec<(String, usize)>,
+    rows: usize,
     fs: Vec<f64>,
     n_samples: Vec<i64>,
     sig_name: FlatList<String>,
@@ -152,6 +163,7 @@ impl Acc {
     fn new(ctx: &BatchContext<'_>) -> Self {
         Acc {
             record: Vec::new(),
+            rows: 0,
             fs: Vec::new(),
             n_samples: Vec::new(),
             sig_name: FlatList::default(),
@@ -193,7 +205,11 @@ impl Acc {
         frames: Range<i64>,
         meta_row: Option<u32>,
     ) {
-        self.record.push(meta.name.clone());
+        match self.record.last_mut() {
+            Some((name, n)) if *name == meta.name => *n += 1,
+            _ => self.record.push((meta.name.clone(), 1)),
+        }
+        self.rows += 1;
         if ctx.opts.dtype == Dtype::I16 {
             let chans = sel.iter().map(|&j| &meta.channels[j]);
             self.gain
@@ -221,13 +237,20 @@ impl Acc {
     }
 
     fn finish(mut self, ctx: &BatchContext<'_>) -> Result<Option<RecordBatch>, ConvertError> {
-        let rows = self.record.len();
+        let rows = self.rows;
         if rows == 0 {
             return Ok(None);
         }
         let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
         let value_type = schema::value_type(ctx.opts.dtype);
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(&self.record))];
+        let mut names =
+            StringBuilder::with_capacity(rows, self.record.iter().map(|(n, k)| n.len() * k).sum());
+        for (name, n) in &self.record {
+            for _ in 0..*n {
+                names.append_value(name);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(names.finish())];
         match ctx.opts.layout {
             Layout::Record => {
                 cols.push(Arc::new(Float64Array::from(self.fs)));
@@ -235,13 +258,17 @@ impl Acc {
                 cols.push(self.sig_name.into_strings()?);
                 cols.push(self.units.into_strings()?);
                 let inner = ListArray::try_new(
-                    item(value_type.clone()),
+                    Arc::new(Field::new("item", value_type.clone(), false)),
                     OffsetBuffer::new(ScalarBuffer::from(self.inner_offsets)),
                     self.values.into_array(),
                     None,
                 )?;
                 let outer = ListArray::try_new(
-                    item(schema::list_of(value_type)),
+                    Arc::new(Field::new(
+                        "item",
+                        DataType::List(Arc::new(Field::new("item", value_type, false))),
+                        false,
+                    )),
                     OffsetBuffer::new(ScalarBuffer::from(self.outer_offsets)),
                     Arc::new(inner),
                     None,
@@ -310,6 +337,7 @@ pub fn build_row_group(
     group: &RowGroupPlan,
 ) -> Result<BuiltRowGroup, ConvertError> {
     let mut acc = Acc::new(ctx);
+    reserve(ctx, &mut acc, group);
     let mut out = BuiltRowGroup {
         batch: None,
         records: Vec::new(),
@@ -318,12 +346,10 @@ pub fn build_row_group(
     };
     for piece in &group.pieces {
         let meta = &ctx.metas[piece.rec];
-        // Build the piece into a scratch accumulator first, so a record failing half-way
-        // leaves no rows behind.
-        let mut scratch = Acc::new(ctx);
-        match add_piece(ctx, &mut scratch, meta, piece) {
+        // `add_piece` does every fallible read before it appends anything, so a record
+        // that fails leaves no rows behind.
+        match add_piece(ctx, &mut acc, meta, piece) {
             Ok(()) => {
-                append_acc(&mut acc, scratch, ctx);
                 out.records.push(piece.rec);
                 if piece.rows.start == 0 {
                     match ctx.opener.input_digests(&meta.name) {
@@ -341,58 +367,30 @@ pub fn build_row_group(
     Ok(out)
 }
 
-/// Moves the rows of `src` (one piece) to the end of `dst`.
-fn append_acc(dst: &mut Acc, mut src: Acc, ctx: &BatchContext<'_>) {
-    // Fast path: the first piece of a group is simply taken over.
-    if dst.record.is_empty() {
-        *dst = src;
-        return;
-    }
-    let value_base = dst.values.len() as i32;
-    let inner_base = (dst.inner_offsets.len() - 1) as i32;
-    dst.record.append(&mut src.record);
-    dst.fs.append(&mut src.fs);
-    dst.n_samples.append(&mut src.n_samples);
-    dst.sample.append(&mut src.sample);
-    dst.time.append(&mut src.time);
-    dst.start.append(&mut src.start);
-    dst.base_date.append(&mut src.base_date);
-    dst.base_time.append(&mut src.base_time);
-    dst.meta_rows.append(&mut src.meta_rows);
-    dst.inner_offsets
-        .extend(src.inner_offsets[1..].iter().map(|o| o + value_base));
-    dst.outer_offsets
-        .extend(src.outer_offsets[1..].iter().map(|o| o + inner_base));
-    append_values(&mut dst.values, src.values);
-    for (d, s) in dst.columns.iter_mut().zip(src.columns) {
-        append_values(d, s);
-    }
-    dst.sig_name.append(src.sig_name);
-    dst.units.append(src.units);
-    dst.comments.append(src.comments);
-    dst.gain.append(src.gain);
-    dst.baseline.append(src.baseline);
-    if ctx.opts.annotations.is_some() {
-        let ann_base = dst.ann_sample.len() as i32;
-        dst.ann_offsets
-            .extend(src.ann_offsets[1..].iter().map(|o| o + ann_base));
-        dst.ann_valid.append(&mut src.ann_valid);
-        dst.ann_sample.append(&mut src.ann_sample);
-        let sym = src.ann_symbol.finish();
-        let aux = src.ann_aux.finish();
-        for i in 0..sym.len() {
-            dst.ann_symbol.append_value(sym.value(i));
-            dst.ann_aux.append_value(aux.value(i));
+/// Sizes the value buffers for the whole group up front (from the headers), so they
+/// are allocated once instead of grown by doubling and copying.
+fn reserve(ctx: &BatchContext<'_>, acc: &mut Acc, group: &RowGroupPlan) {
+    let mut total = 0usize;
+    let mut rows = 0usize;
+    for p in &group.pieces {
+        let meta = &ctx.metas[p.rec];
+        let n = (p.rows.end - p.rows.start) as usize;
+        rows += n;
+        if let (Layout::Record, Some(sel)) = (ctx.opts.layout, ctx.shape.selections.get(&meta.name))
+        {
+            let spf: usize = sel
+                .iter()
+                .map(|&j| meta.channels[j].samps_per_frame.max(1) as usize)
+                .sum();
+            total += meta.n_frames as usize * spf;
         }
     }
-}
-
-fn append_values(dst: &mut Values, src: Values) {
-    match (dst, src) {
-        (Values::F32(d), Values::F32(mut s)) => d.append(&mut s),
-        (Values::F16(d), Values::F16(mut s)) => d.append(&mut s),
-        (Values::I16(d), Values::I16(mut s)) => d.append(&mut s),
-        _ => {}
+    match ctx.opts.layout {
+        Layout::Record => acc.values.reserve(total),
+        Layout::Windows => acc
+            .values
+            .reserve(rows * ctx.shape.channel_names.len() * ctx.shape.window_samples()),
+        Layout::Samples => acc.columns.iter_mut().for_each(|c| c.reserve(rows)),
     }
 }
 
@@ -428,6 +426,8 @@ fn add_piece(
                 ctx.opts.dtype,
                 false,
             )?;
+            let new_values: usize = (0..sel.len()).map(|k| chans.len(k)).sum();
+            offset(acc.values.len() + new_values, &meta.name)?;
             acc.fs.push(meta.fs);
             acc.n_samples.push(meta.n_frames as i64);
             acc.sig_name
@@ -436,11 +436,9 @@ fn add_piece(
                 .push_row(sel.iter().map(|&j| meta.channels[j].units.clone()));
             for k in 0..sel.len() {
                 acc.values.extend(&chans, k, 0..chans.len(k));
-                acc.inner_offsets
-                    .push(offset(acc.values.len(), &meta.name)?);
+                acc.inner_offsets.push(acc.values.len() as i32);
             }
-            acc.outer_offsets
-                .push(offset(acc.inner_offsets.len() - 1, &meta.name)?);
+            acc.outer_offsets.push((acc.inner_offsets.len() - 1) as i32);
             acc.base_date.push(meta.base_date.clone());
             acc.base_time.push(meta.base_time.clone());
             acc.comments.push_row(meta.comments.iter().cloned());
@@ -525,9 +523,28 @@ fn read_channels(
             _ => Chans::F32(vec![Vec::new(); sel.len()]),
         });
     }
+    // The reader promises `frames * samps_per_frame` values per signal; a short answer
+    // would make the slicing below panic, so it is an error for this record instead.
+    let n = (frames.end - frames.start) as usize;
+    let check = |lens: Vec<usize>| -> Result<(), ConvertError> {
+        let ok = lens.len() == meta.channels.len()
+            && lens
+                .iter()
+                .zip(&meta.channels)
+                .all(|(&l, c)| l == n * c.samps_per_frame.max(1) as usize);
+        if ok {
+            Ok(())
+        } else {
+            Err(ConvertError::unsuitable(
+                &meta.name,
+                "the reader returned fewer samples than the header promises",
+            ))
+        }
+    };
     match dtype {
         Dtype::F32 | Dtype::F16 => {
             let mut all = src.read_physical_f32(frames)?;
+            check(all.iter().map(Vec::len).collect())?;
             let mut out = Vec::with_capacity(sel.len());
             for &j in sel {
                 let spf = meta.channels[j].samps_per_frame.max(1) as usize;
@@ -549,6 +566,7 @@ fn read_channels(
         }
         Dtype::I16 => {
             let all = src.read_digital(frames)?;
+            check(all.iter().map(Vec::len).collect())?;
             let mut out = Vec::with_capacity(sel.len());
             for &j in sel {
                 let spf = meta.channels[j].samps_per_frame.max(1) as usize;
@@ -607,13 +625,6 @@ impl<T> FlatList<T> {
     fn push_row(&mut self, row: impl IntoIterator<Item = T>) {
         self.values.extend(row);
         self.offsets.push(self.values.len() as i32);
-    }
-
-    fn append(&mut self, mut other: FlatList<T>) {
-        let base = self.values.len() as i32;
-        self.offsets
-            .extend(other.offsets[1..].iter().map(|o| o + base));
-        self.values.append(&mut other.values);
     }
 }
 

@@ -29,6 +29,13 @@ pub fn list_of(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", item, true)))
 }
 
+/// `--layout record`'s `signal`: `list<list<value>>` whose lists and values are never
+/// null (an invalid sample is NaN, not null), so Parquet needs fewer definition levels.
+pub fn signal_type(value: DataType) -> DataType {
+    let inner = DataType::List(Arc::new(Field::new("item", value, false)));
+    DataType::List(Arc::new(Field::new("item", inner, false)))
+}
+
 /// The type of the `annotations` column: one list of `(sample, symbol, aux)` per row.
 pub fn annotation_type() -> DataType {
     list_of(DataType::Struct(annotation_fields()))
@@ -70,7 +77,7 @@ pub fn build(opts: &ConvertOptions, shape: &Shape, extra: &ExtraColumns) -> Sche
             fields.push(Field::new("n_samples", DataType::Int64, false));
             fields.push(Field::new("sig_name", list_of(DataType::Utf8), false));
             fields.push(Field::new("units", list_of(DataType::Utf8), false));
-            fields.push(Field::new("signal", list_of(list_of(value)), false));
+            fields.push(Field::new("signal", signal_type(value), false));
         }
         Layout::Samples => {
             fields.push(Field::new("sample", DataType::Int64, false));
@@ -104,13 +111,15 @@ pub fn build(opts: &ConvertOptions, shape: &Shape, extra: &ExtraColumns) -> Sche
     Schema::new(fields)
 }
 
-/// Parquet leaf paths (`.`-joined, as `ColumnPath::from` expects) of the columns holding
-/// signal values, which get the signal encoding; everything else keeps the defaults.
-pub fn signal_leaf_paths(opts: &ConvertOptions, shape: &Shape) -> Vec<String> {
+/// Parquet leaf paths (one part per nesting level, as `ColumnPath::new` takes them) of
+/// the columns holding signal values, which get the signal encoding; everything else
+/// keeps the defaults. Parts are kept apart because signal names may contain `.`.
+pub fn signal_leaf_paths(opts: &ConvertOptions, shape: &Shape) -> Vec<Vec<String>> {
+    let parts = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match opts.layout {
-        Layout::Record => vec!["signal.list.item.list.item".to_string()],
-        Layout::Windows => vec!["signal.list.item".to_string()],
-        Layout::Samples => shape.column_names.clone(),
+        Layout::Record => vec![parts(&["signal", "list", "item", "list", "item"])],
+        Layout::Windows => vec![parts(&["signal", "list", "item"])],
+        Layout::Samples => shape.column_names.iter().map(|c| vec![c.clone()]).collect(),
     }
 }
 

@@ -216,6 +216,11 @@ impl SourceOpener for WfdbOpener {
     }
 }
 
+thread_local! {
+    /// Reused digital sample buffer of each worker thread (see `read_physical_f32`).
+    static DIGITAL: std::cell::RefCell<Vec<Vec<i32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// An open WFDB record.
 struct WfdbSource {
     reader: RecordReader,
@@ -251,22 +256,29 @@ impl RecordSource for WfdbSource {
                 .read_physical_f32(frames)
                 .map_err(|e| self.err(e));
         };
-        let digital = self.reader.read_digital(frames).map_err(|e| self.err(e))?;
-        Ok(digital
-            .iter()
-            .zip(params)
-            .map(|(d, (base, gain, invalid))| {
-                d.iter()
-                    .map(|&x| {
-                        if Some(x) == invalid {
-                            f32::NAN
-                        } else {
-                            ((f64::from(x) - base) / gain) as f32
-                        }
-                    })
-                    .collect()
-            })
-            .collect())
+        // The digital samples are decoded into a per-thread buffer that lives across
+        // records, so a worker does not fault in fresh pages for every record.
+        DIGITAL.with(|buf| {
+            let mut digital = buf.borrow_mut();
+            self.reader
+                .read_digital_into(frames, &mut digital)
+                .map_err(|e| self.err(e))?;
+            Ok(digital
+                .iter()
+                .zip(params)
+                .map(|(d, (base, gain, invalid))| {
+                    d.iter()
+                        .map(|&x| {
+                            if Some(x) == invalid {
+                                f32::NAN
+                            } else {
+                                ((f64::from(x) - base) / gain) as f32
+                            }
+                        })
+                        .collect()
+                })
+                .collect())
+        })
     }
 
     fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {

@@ -62,15 +62,21 @@ pub fn writer_properties(
     rows_per_group: u64,
 ) -> Result<WriterProperties, ConvertError> {
     let mut b = WriterProperties::builder()
-        .set_compression(parse_compression(&opts.tuning.compression)?)
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(rows_per_group as usize))
         // Statistics per column chunk for every column (record names, sample ranges and
         // signal min/max let DuckDB/pyarrow skip row groups); page-level indexes would
         // add footer bytes for the large signal columns with little pruning value.
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_key_value_metadata(Some(provenance(opts, shape, found)));
+    let signal_compression = parse_compression(&opts.tuning.compression)?;
     for path in super::schema::signal_leaf_paths(opts, shape) {
-        let col = ColumnPath::from(path.as_str());
+        let col = ColumnPath::new(path);
+        // Min/max of sample values prune nothing useful and cost a pass over every
+        // value (arrow-rs also writes no min/max for these nested leaves).
+        b = b
+            .set_column_statistics_enabled(col.clone(), EnabledStatistics::None)
+            .set_column_compression(col.clone(), signal_compression);
         match (opts.tuning.signal_encoding, opts.dtype) {
             (SignalEncoding::Dict, _) => {
                 b = b.set_column_dictionary_enabled(col, true);

@@ -32,6 +32,7 @@ fn open(
         path: path.to_path_buf(),
         source,
     })?;
+    let file_len = file.metadata().map_or(0, |m| m.len());
     let reader = claxon::FlacReader::new(BufReader::new(file))
         .map_err(|e| data_err(path, format!("not a valid FLAC stream: {e}")))?;
     let info = reader.streaminfo();
@@ -55,8 +56,22 @@ fn open(
             ),
         ));
     }
+    // A FLAC frame takes at least a few bytes and holds at most 65535 samples per
+    // channel, so no stream holds more than ~6554 samples per byte: a larger claim is
+    // corrupt (and must not drive allocations).
+    if let Some(total) = info.samples
+        && total > file_len.saturating_mul(MAX_SAMPLES_PER_BYTE)
+    {
+        return Err(data_err(
+            path,
+            format!("FLAC stream declares {total} samples, more than {file_len} bytes can hold"),
+        ));
+    }
     Ok(reader)
 }
+
+/// Upper bound on samples per channel per byte of a FLAC file (see `open`).
+const MAX_SAMPLES_PER_BYTE: u64 = 8192;
 
 /// Number of samples per channel the stream's STREAMINFO declares (`None` if unknown).
 pub fn total_samples(
@@ -79,7 +94,11 @@ pub fn read_range(
     let mut reader = open(path, format, n_channels)?;
     let want = usize::try_from(end.saturating_sub(start))
         .map_err(|_| data_err(path, "range too large".into()))?;
-    let mut out: Vec<Vec<i32>> = (0..n_channels).map(|_| Vec::with_capacity(want)).collect();
+    // Grown as samples are decoded: the requested length may exceed what the stream
+    // really holds, and memory should follow the data, not the claim.
+    let mut out: Vec<Vec<i32>> = (0..n_channels)
+        .map(|_| Vec::with_capacity(want.min(1 << 20)))
+        .collect();
     let mut blocks = reader.blocks();
     let mut pos = 0u64;
     let mut buffer = Vec::new();

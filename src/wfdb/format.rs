@@ -217,11 +217,13 @@ pub fn decode(format: SignalFormat, bytes: &[u8], n: usize, out: &mut Vec<i32>) 
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         ),
         SignalFormat::F212 => {
-            let mut blocks = bytes.chunks_exact(3);
-            for c in blocks.by_ref().take(n / 2) {
+            // Whole blocks into a pre-sized slice (no per-sample capacity checks).
+            let pairs = (n / 2).min(bytes.len() / 3);
+            out.resize(start + 2 * pairs, 0);
+            for (d, c) in out[start..].chunks_exact_mut(2).zip(bytes.chunks_exact(3)) {
                 let (b0, b1, b2) = (i32::from(c[0]), i32::from(c[1]), i32::from(c[2]));
-                out.push(sign_extend(b0 | ((b1 & 0x0f) << 8), 12));
-                out.push(sign_extend(b2 | ((b1 & 0xf0) << 4), 12));
+                d[0] = sign_extend(b0 | ((b1 & 0x0f) << 8), 12);
+                d[1] = sign_extend(b2 | ((b1 & 0xf0) << 4), 12);
             }
             let mut done = out.len() - start;
             if done < n {

@@ -227,6 +227,11 @@ impl Header {
         m.insert("block_size".into(), list(&|s| json!(s.block_size)));
         if let Some(segs) = &self.segments {
             m.insert("n_seg".into(), json!(segs.len()));
+            let variable = segs.first().is_some_and(|g| g.len == 0);
+            m.insert(
+                "layout".into(),
+                json!(if variable { "variable" } else { "fixed" }),
+            );
             m.insert(
                 "seg_name".into(),
                 json!(segs.iter().map(|s| &s.name).collect::<Vec<_>>()),

@@ -10,11 +10,17 @@ use std::path::PathBuf;
 
 use crate::error::EXIT_PARTIAL;
 
+/// MIT-format annotation files.
 pub mod annotation;
+/// FLAC signal files (formats 508, 516, 524).
 pub mod flac;
+/// Signal formats and their byte-level codecs.
 pub mod format;
+/// The `.hea` header grammar.
 pub mod header;
+/// Reading samples: `RecordReader`.
 pub mod signal;
+/// Writing records.
 pub mod writer;
 
 pub use annotation::{Annotation, read_annotations};
@@ -22,7 +28,7 @@ pub use format::SignalFormat;
 pub use header::{
     BaseDate, BaseTime, Header, SegmentSpec, SignalSpec, header_path, parse_header, read_header,
 };
-pub use signal::{ChecksumResult, RecordReader, SignalInfo, verify_checksums};
+pub use signal::{ChecksumResult, RecordReader, SignalInfo, to_physical, verify_checksums};
 pub use writer::{WriteSignal, write_record};
 
 /// Errors reading or writing WFDB files. Every variant names the file involved.

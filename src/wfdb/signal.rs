@@ -33,10 +33,17 @@ use super::header::{Header, read_header};
 /// skewed signal): WFDB's `WFDB_INVALID_SAMPLE`.
 const WFDB_INVALID_SAMPLE: i32 = -32768;
 
-/// Frames decoded per read call: bounded memory for any record size, large enough
-/// that per-call overhead vanishes. A multiple of 6 so that every chunk starts on a
-/// block boundary of every packed format when the first one does.
-const CHUNK_FRAMES: u64 = 6 * 8192;
+/// Samples decoded per read call: bounded memory for any record size, large enough
+/// that per-call overhead vanishes, small enough that the decoded chunk stays in the
+/// CPU's L2 cache while it is distributed to the channels.
+const CHUNK_SAMPLES: u64 = 1 << 16;
+
+/// Frames per read call for a file with `tspf` samples per frame: a multiple of 6 so
+/// that every chunk starts on a block boundary of every packed format when the first
+/// one does.
+fn chunk_frames(tspf: usize) -> u64 {
+    (CHUNK_SAMPLES / tspf.max(1) as u64 / 6).max(1) * 6
+}
 
 /// One signal of the record as read (for multi-segment records, merged over segments).
 #[derive(Debug, Clone, PartialEq)]
@@ -269,6 +276,24 @@ impl RecordReader {
         }
     }
 
+    /// [`RecordReader::read_digital`] into caller-owned vectors (resized as needed), so
+    /// a loop over many ranges or records reuses its memory instead of faulting in
+    /// fresh pages for every read.
+    pub fn read_digital_into(
+        &self,
+        frames: Range<u64>,
+        out: &mut Vec<Vec<i32>>,
+    ) -> Result<(), WfdbError> {
+        self.check_range(&frames)?;
+        match &self.kind {
+            Kind::Single(s) => s.read_digital_into(frames, out),
+            Kind::Multi { .. } => {
+                *out = self.read_digital(frames)?;
+                Ok(())
+            }
+        }
+    }
+
     /// Physical values `(d - baseline) / gain` in f64 exactly as wfdb-python computes
     /// them; NaN for the format's invalid value, gap segments and signals absent from a
     /// segment.
@@ -311,26 +336,49 @@ impl RecordReader {
     /// [`RecordReader::read_physical`] rounded to f32 (what the Parquet writer stores).
     pub fn read_physical_f32(&self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, WfdbError> {
         if let Kind::Single(single) = &self.kind {
-            // Same values without the intermediate f64 vectors.
+            // Same values without the intermediate f64 vectors, converted chunk by
+            // chunk from one reused digital buffer (cache-resident, no page faults).
+            // Format 8 and FLAC decode from the start of the file on every read, so
+            // they are read in one piece.
             self.check_range(&frames)?;
-            let digital = single.read_digital(frames)?;
-            return Ok(digital
+            let convert = |d: &[i32], s: &super::header::SignalSpec, out: &mut Vec<f32>| {
+                let (base, gain) = (s.baseline as f64, s.adc_gain);
+                // Invalid marker out of range for format 8 (which has none).
+                let bad = s.format.invalid_value().map_or(i64::MIN, i64::from);
+                out.extend(d.iter().map(|&v| {
+                    let x = ((f64::from(v) - base) / gain) as f32;
+                    if i64::from(v) == bad { f32::NAN } else { x }
+                }));
+            };
+            let signals = &single.header.signals;
+            let whole = signals
                 .iter()
-                .zip(&single.header.signals)
-                .map(|(d, s)| {
-                    let (base, gain) = (s.baseline as f64, s.adc_gain);
-                    let bad = s.format.invalid_value();
-                    d.iter()
-                        .map(|&v| {
-                            if Some(v) == bad {
-                                f32::NAN
-                            } else {
-                                ((f64::from(v) - base) / gain) as f32
-                            }
-                        })
-                        .collect()
+                .any(|s| s.format == SignalFormat::F8 || s.format.is_flac());
+            let tspf: u64 = signals.iter().map(|s| u64::from(s.samps_per_frame)).sum();
+            let step = if whole {
+                (frames.end - frames.start).max(1)
+            } else {
+                (CHUNK_SAMPLES / tspf.max(1)).max(1)
+            };
+            let mut out: Vec<Vec<f32>> = signals
+                .iter()
+                .map(|s| {
+                    let n =
+                        (frames.end - frames.start).saturating_mul(u64::from(s.samps_per_frame));
+                    Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 28))
                 })
-                .collect());
+                .collect();
+            let mut buf = Vec::new();
+            let mut a = frames.start;
+            while a < frames.end {
+                let b = (a + step).min(frames.end);
+                single.read_digital_into(a..b, &mut buf)?;
+                for ((d, s), o) in buf.iter().zip(signals).zip(&mut out) {
+                    convert(d, s, o);
+                }
+                a = b;
+            }
+            return Ok(out);
         }
         Ok(self
             .read_physical(frames)?
@@ -634,10 +682,21 @@ impl Single {
 
     fn read_digital(&self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, WfdbError> {
         let mut out: Vec<Vec<i32>> = vec![Vec::new(); self.header.signals.len()];
-        for g in &self.files {
-            g.read(&frames, self.n_frames, &mut out)?;
-        }
+        self.read_digital_into(frames, &mut out)?;
         Ok(out)
+    }
+
+    fn read_digital_into(
+        &self,
+        frames: Range<u64>,
+        out: &mut Vec<Vec<i32>>,
+    ) -> Result<(), WfdbError> {
+        out.resize_with(self.header.signals.len(), Vec::new);
+        out.truncate(self.header.signals.len());
+        for g in &self.files {
+            g.read(&frames, self.n_frames, out)?;
+        }
+        Ok(())
     }
 
     fn read_physical(&self, frames: Range<u64>) -> Result<Vec<Vec<f64>>, WfdbError> {
@@ -655,14 +714,12 @@ impl Single {
 pub fn to_physical(digital: &[i32], format: SignalFormat, baseline: i64, gain: f64) -> Vec<f64> {
     let base = baseline as f64;
     match format.invalid_value() {
+        // Computed for every sample, then selected: branch-free, so it vectorises.
         Some(bad) => digital
             .iter()
             .map(|&d| {
-                if d == bad {
-                    f64::NAN
-                } else {
-                    (f64::from(d) - base) / gain
-                }
+                let v = (f64::from(d) - base) / gain;
+                if d == bad { f64::NAN } else { v }
             })
             .collect(),
         None => digital
@@ -746,18 +803,55 @@ impl FileGroup {
         n_frames: u64,
         out: &mut [Vec<i32>],
     ) -> Result<(), WfdbError> {
-        let n = frames.end - frames.start;
-        let fill = self.fill_value();
-        for (c, &ch) in self.channels.iter().enumerate() {
-            out[ch] = filled(&self.path, frames, self.spf[c] as u32, fill)?;
-        }
-        if n == 0 {
-            return Ok(());
-        }
         let max_skew = self.skew.iter().copied().max().unwrap_or(0);
         let stored_end = frames.end.saturating_add(max_skew).min(n_frames);
         if self.format.is_flac() {
-            return self.read_flac(frames, stored_end, out);
+            // Decoded before the outputs are allocated: a FLAC stream's declared length
+            // is not bounded by the file size, the samples it really holds are.
+            self.read_flac(frames, stored_end, out)?;
+        } else {
+            for (c, &ch) in self.channels.iter().enumerate() {
+                // Bounded by the file size (checked at open). Zeroed memory comes from
+                // the allocator untouched, so decoding writes it only once.
+                // Every element is overwritten (decoded, or filled past the stored
+                // data), so a reused vector of the right length needs no clearing;
+                // a fresh one is zeroed memory the allocator hands out untouched.
+                let len = ((frames.end - frames.start) * self.spf[c] as u64) as usize;
+                let v = &mut out[ch];
+                if v.len() != len {
+                    if v.capacity() >= len {
+                        v.truncate(len);
+                        v.resize(len, 0);
+                    } else {
+                        *v = vec![0; len];
+                    }
+                }
+            }
+            self.decode_into(frames, stored_end, n_frames, out)?;
+        }
+        // Samples past the stored data (a skewed signal's last frames) are invalid.
+        let fill = self.fill_value();
+        for (c, &ch) in self.channels.iter().enumerate() {
+            let covered = stored_end
+                .saturating_sub(self.skew[c])
+                .clamp(frames.start, frames.end);
+            let from = ((covered - frames.start) as usize) * self.spf[c];
+            out[ch][from..].fill(fill);
+        }
+        Ok(())
+    }
+
+    /// Decodes the stored frames `[frames.start, stored_end)` (from 0 for format 8)
+    /// into the zeroed `out` vectors of this file's channels.
+    fn decode_into(
+        &self,
+        frames: &Range<u64>,
+        stored_end: u64,
+        n_frames: u64,
+        out: &mut [Vec<i32>],
+    ) -> Result<(), WfdbError> {
+        if frames.start == frames.end {
+            return Ok(());
         }
         // Format 8 needs every difference from frame 0.
         let first = if self.format == SignalFormat::F8 {
@@ -775,7 +869,7 @@ impl FileGroup {
         let tspf = self.tspf as u64;
         let mut c0 = first;
         while c0 < stored_end {
-            let c1 = (c0 + CHUNK_FRAMES).min(stored_end);
+            let c1 = (c0 + chunk_frames(self.tspf)).min(stored_end);
             let (s0, s1) = (c0 * tspf, c1 * tspf);
             let (spb, bpb) = self.format.block().unwrap_or((1, 1));
             let aligned = s0 - s0 % spb;
@@ -800,6 +894,19 @@ impl FileGroup {
                     io_err(&self.path, e)
                 }
             })?;
+            if self.simple && self.format == SignalFormat::F16 {
+                // The most common layout: convert straight from the bytes into the
+                // channels, no intermediate buffer.
+                self.scatter_f16(&bytes, c0, c1, frames, out);
+                c0 = c1;
+                continue;
+            }
+            if self.simple && self.format == SignalFormat::F212 && self.tspf.is_multiple_of(2) {
+                // An even number of signals: every frame is whole 3-byte blocks.
+                self.scatter_f212(&bytes, c0, c1, frames, out);
+                c0 = c1;
+                continue;
+            }
             flat.clear();
             format::decode(self.format, &bytes, (s1 - aligned) as usize, &mut flat);
             let flat = &flat[skip..];
@@ -807,6 +914,72 @@ impl FileGroup {
             c0 = c1;
         }
         Ok(())
+    }
+
+    /// Fused decode and scatter of format 212 frames `[c0, c1)` of a file with an even
+    /// number of signals (one sample per frame, no skew): each 3-byte block holds the
+    /// samples of two consecutive signals of one frame.
+    fn scatter_f212(
+        &self,
+        bytes: &[u8],
+        c0: u64,
+        c1: u64,
+        frames: &Range<u64>,
+        out: &mut [Vec<i32>],
+    ) {
+        let at = (c0 - frames.start) as usize;
+        let count = (c1 - c0) as usize;
+        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
+        let mut next = 0;
+        for (i, v) in out.iter_mut().enumerate() {
+            if self.channels.get(next) == Some(&i) {
+                dsts.push(&mut v[at..at + count]);
+                next += 1;
+            }
+        }
+        let frame_bytes = 3 * self.tspf / 2;
+        for (i, frame) in bytes.chunks_exact(frame_bytes).take(count).enumerate() {
+            for (pair, b) in dsts.chunks_exact_mut(2).zip(frame.chunks_exact(3)) {
+                let (b0, b1, b2) = (i32::from(b[0]), i32::from(b[1]), i32::from(b[2]));
+                // signal(5): 12-bit two's complement, low byte then shared nibbles.
+                pair[0][i] = ((b0 | ((b1 & 0x0f) << 8)) << 20) >> 20;
+                pair[1][i] = ((b2 | ((b1 & 0xf0) << 4)) << 20) >> 20;
+            }
+        }
+    }
+
+    /// Fused decode and scatter of format 16 frames `[c0, c1)` (one sample per frame,
+    /// no skew: the chunk maps one-to-one onto output frames).
+    fn scatter_f16(
+        &self,
+        bytes: &[u8],
+        c0: u64,
+        c1: u64,
+        frames: &Range<u64>,
+        out: &mut [Vec<i32>],
+    ) {
+        let at = (c0 - frames.start) as usize;
+        let count = (c1 - c0) as usize;
+        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
+        let mut next = 0;
+        for (i, v) in out.iter_mut().enumerate() {
+            if self.channels.get(next) == Some(&i) {
+                dsts.push(&mut v[at..at + count]);
+                next += 1;
+            }
+        }
+        let frame_bytes = 2 * self.tspf;
+        if let [only] = dsts.as_mut_slice() {
+            for (d, b) in only.iter_mut().zip(bytes.chunks_exact(2)) {
+                *d = i32::from(i16::from_le_bytes([b[0], b[1]]));
+            }
+            return;
+        }
+        for (i, frame) in bytes.chunks_exact(frame_bytes).take(count).enumerate() {
+            for (d, b) in dsts.iter_mut().zip(frame.chunks_exact(2)) {
+                d[i] = i32::from(i16::from_le_bytes([b[0], b[1]]));
+            }
+        }
     }
 
     /// Distributes decoded frames `[c0, c1)` (flat, in file order) to the output
@@ -898,9 +1071,34 @@ impl FileGroup {
         out: &mut [Vec<i32>],
     ) -> Result<(), WfdbError> {
         let spf = self.spf[0] as u64;
-        if frames.start >= stored_end {
-            return Ok(());
+        let n = (frames.end - frames.start) * spf;
+        let data = if frames.start < stored_end {
+            self.decode_flac(frames, stored_end)?
+        } else {
+            vec![Vec::new(); self.channels.len()]
+        };
+        for (c, &ch) in self.channels.iter().enumerate() {
+            out[ch] = vec![0; n as usize];
+            let skew = self.skew[c];
+            let lo = frames.start + skew;
+            let hi = stored_end.min(frames.end + skew);
+            if lo >= hi {
+                continue;
+            }
+            let src = ((lo - frames.start) * spf) as usize;
+            let count = ((hi - lo) * spf) as usize;
+            out[ch][..count].copy_from_slice(&data[c][src..src + count]);
         }
+        Ok(())
+    }
+
+    /// Decodes FLAC samples of stored frames `[frames.start, stored_end)`, per channel.
+    fn decode_flac(
+        &self,
+        frames: &Range<u64>,
+        stored_end: u64,
+    ) -> Result<Vec<Vec<i32>>, WfdbError> {
+        let spf = self.spf[0] as u64;
         // wfdb-python: the byte offset of a FLAC signal is a sample offset.
         let start = frames
             .start
@@ -909,20 +1107,7 @@ impl FileGroup {
         let end = stored_end
             .saturating_mul(spf)
             .saturating_add(self.byte_offset);
-        let data = flac::read_range(&self.path, self.format, self.channels.len(), start, end)?;
-        for (c, &ch) in self.channels.iter().enumerate() {
-            let skew = self.skew[c];
-            let lo = frames.start.max(frames.start + skew);
-            let hi = stored_end.min(frames.end + skew);
-            if lo >= hi {
-                continue;
-            }
-            let src = ((lo - frames.start) * spf) as usize;
-            let dst = ((lo - skew - frames.start) * spf) as usize;
-            let count = ((hi - lo) * spf) as usize;
-            out[ch][dst..dst + count].copy_from_slice(&data[c][src..src + count]);
-        }
-        Ok(())
+        flac::read_range(&self.path, self.format, self.channels.len(), start, end)
     }
 }
 
@@ -1002,6 +1187,13 @@ mod tests {
         assert!(n <= 452, "read {n} bytes for 100 frames");
         let (_, n) = bytes_read(|| rec.read_digital(frames - 7..frames).unwrap());
         assert!(n <= 36, "read {n} bytes for the last 7 frames");
+    }
+
+    #[test]
+    fn reader_can_be_shared_across_threads() {
+        // Converters decode records on rayon worker threads.
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RecordReader>();
     }
 
     #[test]

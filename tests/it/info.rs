@@ -70,7 +70,7 @@ fn json_matches_wfdb_python_for_every_corpus_record() {
             checked += 1;
         }
         if r["kind"] == "multi" {
-            for k in ["n_seg", "seg_name", "seg_len"] {
+            for k in ["n_seg", "seg_name", "seg_len", "layout"] {
                 assert_eq!(got[k], r[k], "{}: {k}", r["name"]);
             }
         }

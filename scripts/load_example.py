@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Load physio Parquet into [batch, channels, samples] arrays (docs/training.md).
+
+    python scripts/load_example.py OUT            # OUT: a .parquet file or a directory
+    python scripts/load_example.py OUT --check ROOT   # also compare with wfdb-python
+
+Works for every dtype physio writes: float32 and float16 are returned as stored;
+int16 (`--dtype i16`) is scaled with the per-row `gain` / `baseline` columns, as a loader
+would do on the GPU. Arrow buffers are viewed, not copied, wherever Arrow allows it:
+`to_numpy(zero_copy_only=True)` raises instead of silently copying, and the returned
+array's `.base` chain ends in Arrow memory. PyTorch, when installed, wraps the same
+memory with `torch.from_numpy`.
+"""
+
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def parquet_files(path):
+    """A .parquet file, or the part-*.parquet files of an output directory, in order."""
+    if os.path.isdir(path):
+        return sorted(glob.glob(os.path.join(path, "*.parquet")))
+    return [path]
+
+
+def record_batch_to_array(batch):
+    """`--layout record` or `windows` batch -> [rows, channels, samples] (zero-copy view)."""
+    col = batch.column("signal")
+    if isinstance(col.type, pa.FixedShapeTensorType):
+        # windows: Arrow's fixed-shape tensor; numpy view of the storage buffer.
+        return col.to_numpy_ndarray()
+    # record: list<list<value>>; flattening twice is offset arithmetic, no copy.
+    rows = len(col)
+    channels = col.flatten()
+    values = channels.flatten().to_numpy(zero_copy_only=True)
+    if rows == 0:
+        return values.reshape(0, 0, 0)
+    n_ch = len(channels) // rows
+    per_channel = len(values) // len(channels)
+    lengths = np.diff(channels.offsets.to_numpy())
+    if not (lengths == per_channel).all() or len(channels) != rows * n_ch:
+        raise ValueError("records differ in shape; use --layout windows for a uniform tensor")
+    return values.reshape(rows, n_ch, per_channel)
+
+
+def scale_int16(batch, arr):
+    """`--dtype i16`: (digital - baseline) / gain per row and channel, in float32."""
+    gain = np.stack(batch.column("gain").to_pylist()).astype(np.float32)
+    base = np.stack(batch.column("baseline").to_pylist()).astype(np.float32)
+    out = (arr.astype(np.float32) - base[:, :, None]) / gain[:, :, None]
+    out[arr == np.iinfo(np.int16).min] = np.nan  # the invalid/padding value
+    return out
+
+
+def iter_batches(path, batch_size=256):
+    """Yields (record names, [batch, channels, samples] array) per Arrow batch; memory
+    stays at one batch, so this is the shape of a PyTorch IterableDataset."""
+    for f in parquet_files(path):
+        pf = pq.ParquetFile(f)
+        for batch in pf.iter_batches(batch_size=batch_size):
+            arr = record_batch_to_array(batch)
+            if arr.dtype == np.int16:
+                arr = scale_int16(batch, arr)
+            yield batch.column("record").to_pylist(), arr
+
+
+def load(path):
+    """The whole output as one array: read once, then one flatten per row group."""
+    table = pq.read_table(path)
+    parts = [record_batch_to_array(b) for b in table.to_batches()]
+    names = table.column("record").to_pylist()
+    arr = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    if arr.dtype == np.int16:
+        arr = scale_int16(table.combine_chunks().to_batches()[0], arr)
+    return names, arr
+
+
+def check_against_wfdb(path, root):
+    """Every row equals wfdb-python's physical signal (record layout)."""
+    import wfdb
+
+    names, arr = load(path)
+    for k, name in enumerate(names):
+        signal, _ = wfdb.rdsamp(os.path.join(root, name))
+        want = signal.T.astype(np.float32)
+        got = arr[k].astype(np.float32)
+        if arr.dtype == np.float16:
+            assert np.allclose(got, want, rtol=1e-3, atol=1e-3, equal_nan=True), name
+        else:
+            assert np.allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True), name
+    return len(names)
+
+
+def main():
+    path = sys.argv[1]
+    names, arr = load(path)
+    summary = {"rows": len(names), "shape": list(arr.shape), "dtype": str(arr.dtype)}
+    # Zero-copy evidence: a float32/float16 batch is a view whose base is Arrow memory.
+    _, first = next(iter_batches(path))
+    summary["zero_copy"] = first.base is not None and first.dtype != np.int16
+    try:
+        import torch
+
+        t = torch.from_numpy(first)
+        summary["torch_shape"] = list(t.shape)
+    except ImportError:
+        pass
+    if "--check" in sys.argv:
+        summary["checked"] = check_against_wfdb(path, sys.argv[sys.argv.index("--check") + 1])
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
