@@ -81,9 +81,9 @@ pub struct FetchArgs {
     /// Fetch only shard I of N (0-based), split by a stable hash of the file path.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Limit total download rate (bytes per second; suffixes K, M, G).
-    #[arg(long, value_name = "RATE")]
-    pub max_rate: Option<String>,
+    /// Limit the total download rate of the run, in bytes per second (suffixes K, M, G).
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub max_rate: Option<u64>,
     /// Server layout: `physionet` (`/files/<slug>/<version>/`) or `aws` (the public S3
     /// mirror, `<slug>/<version>/`).
     #[arg(long, value_enum, default_value = "physionet")]
@@ -99,8 +99,8 @@ pub struct FetchArgs {
     pub split_min: u64,
     /// Refuse archives (Kaggle) that expand past this many bytes (suffixes K, M, G, T);
     /// archives are always limited to 200x their size.
-    #[arg(long, value_name = "BYTES")]
-    pub max_extract: Option<String>,
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_extract: Option<u64>,
 }
 
 /// Where a PhysioNet dataset is served from (`--source`).
@@ -273,4 +273,42 @@ pub struct SyncArgs {
     /// Run only shard I of N (0-based) of every dataset.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+}
+
+/// Parses a byte size with an optional K/M/G/T suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("invalid size {s:?}: unknown suffix")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid size {s:?}: expected e.g. 500M or 20G"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2K"), Ok(2048));
+        assert_eq!(parse_size("3g"), Ok(3 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("1Q").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

@@ -19,6 +19,8 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
+
+use super::rate::RateLimiter;
 use tracing::{debug, info};
 use url::Url;
 
@@ -66,6 +68,8 @@ pub struct DownloaderOptions {
     /// Files at least this large are fetched as parallel byte ranges when the server
     /// supports them (0 = never).
     pub split_min: u64,
+    /// Total bandwidth for the whole run in bytes per second (`--max-rate`), if limited.
+    pub max_rate: Option<u64>,
 }
 
 impl Default for DownloaderOptions {
@@ -76,6 +80,7 @@ impl Default for DownloaderOptions {
             retry_budget: 1000,
             stall_timeout: Duration::from_secs(30),
             split_min: DEFAULT_SPLIT_MIN,
+            max_rate: None,
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct Downloader {
     pub(super) opts: DownloaderOptions,
     pub(super) budget: Arc<RetryBudget>,
     pub(super) limiter: HostLimiter,
+    /// The run's shared bandwidth budget (`--max-rate`).
+    pub(super) rate: Option<Arc<RateLimiter>>,
 }
 
 /// The temporary name a download is written under: `<dest>.part`.
@@ -135,6 +142,7 @@ impl Downloader {
         Downloader {
             budget: Arc::new(RetryBudget::new(opts.retry_budget)),
             limiter: HostLimiter::new(opts.jobs),
+            rate: opts.max_rate.map(|r| Arc::new(RateLimiter::new(r))),
             client,
             opts,
         }
@@ -486,6 +494,9 @@ impl Downloader {
                 }
                 Ok(Some(Ok(chunk))) => {
                     let n = chunk.len() as u64;
+                    if let Some(rate) = &self.rate {
+                        rate.acquire(n).await;
+                    }
                     if tx.send(chunk).await.is_err() {
                         break; // the writer failed; its error is reported below
                     }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod download;
 pub mod hash;
 pub mod plan;
+pub mod rate;
 pub mod reporter;
 pub mod retry;
 pub mod split;

@@ -971,3 +971,51 @@ fn a_second_run_on_a_locked_directory_is_refused() {
         .assert()
         .success();
 }
+
+#[test]
+fn max_rate_caps_the_whole_run_not_each_connection() {
+    let s = TestServer::start();
+    let files = project(8);
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    s.add_project("demo", "1.0.0", &files, true);
+    s.set_latest("demo", "1.0.0");
+    let tmp = tempfile::tempdir().unwrap();
+    // A budget of a third of the project per second, shared by 8 connections: the last
+    // chunk is due only after the rest has used up ~3 s of budget (8 uncapped
+    // connections on loopback take milliseconds). A lower bound only: a loaded machine
+    // can make the run slower, never faster.
+    let rate = total / 3;
+    let started = std::time::Instant::now();
+    physio()
+        .args([
+            "fetch",
+            "demo",
+            "--jobs",
+            "8",
+            "--max-rate",
+            &rate.to_string(),
+        ])
+        .args(["--base-url", &s.url(), "--out"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1800),
+        "{elapsed:?} for {total} bytes at {rate}/s"
+    );
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+    physio()
+        .args([
+            "fetch",
+            "demo",
+            "--max-rate",
+            "0",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .code(2);
+}

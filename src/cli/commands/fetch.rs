@@ -91,8 +91,8 @@ pub(crate) fn execute(
     if super::kaggle::is_kaggle(&args.dataset) {
         return super::kaggle::execute(args, global, capture);
     }
-    if args.max_rate.is_some() {
-        return Err(Error::Usage("--max-rate is not supported by this build yet".into()).into());
+    if args.max_rate == Some(0) {
+        return Err(Error::Usage("--max-rate must be at least 1 byte per second".into()).into());
     }
     let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
     if jobs == 0 || jobs > 256 {
@@ -124,6 +124,7 @@ pub(crate) fn execute(
         retry_budget: 1000,
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
         split_min: args.split_min,
+        max_rate: args.max_rate,
     };
     let rt = crate::cli::runtime()?;
     rt.block_on(async {

@@ -35,7 +35,6 @@ pub(crate) fn execute(
         (args.records.is_some(), "--records"),
         (args.shard.is_some(), "--shard"),
         (args.delete, "--delete"),
-        (args.max_rate.is_some(), "--max-rate"),
         (args.source != SourceArg::Physionet, "--source"),
     ] {
         if given {
@@ -48,12 +47,7 @@ pub(crate) fn execute(
     let credentials = find_credentials(&|k| std::env::var(k).ok())
         .map_err(|e| crate::Error::from(kaggle::KaggleError::from(e)))?;
     let api_base = api_base();
-    let max_bytes = args
-        .max_extract
-        .as_deref()
-        .map(parse_size)
-        .transpose()
-        .map_err(crate::Error::Usage)?;
+    let max_bytes = args.max_extract;
     let opts = KaggleFetchOptions {
         dataset,
         out: args.out.clone(),
@@ -78,6 +72,7 @@ pub(crate) fn execute(
             retry_budget: 1000,
             stall_timeout: Duration::from_secs_f64(args.stall_timeout.max(0.1)),
             split_min: args.split_min,
+            max_rate: args.max_rate,
         },
     };
     let reporter = ProgressReporter::new(global.quiet || args.json);
@@ -199,42 +194,4 @@ fn api_base() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_API_BASE.to_string())
-}
-
-/// Parses a byte size with an optional K/M/G/T suffix (powers of 1024).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return Err(format!("invalid size {s:?}: unknown suffix")),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("invalid size {s:?}: expected e.g. 500M or 20G"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("2K"), Ok(2048));
-        assert_eq!(parse_size("3g"), Ok(3 << 30));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("1Q").is_err());
-        assert!(parse_size("99999999999T").is_err());
-    }
 }
