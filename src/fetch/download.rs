@@ -131,6 +131,20 @@ pub fn part_path(dest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Renames the verified (and already fsynced) `part` to `dest` and syncs the directory
+/// so the rename survives a crash; blocking file system calls run off the async threads.
+pub(super) async fn rename_into_place(part: &Path, dest: &Path) -> Result<(), FetchError> {
+    let (p, d) = (part.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        std::fs::rename(&p, &d)?;
+        crate::fsutil::sync_dir(d.parent().unwrap_or(Path::new(".")));
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(|e| FetchError::io(dest, std::io::Error::other(e)))?
+    .map_err(|e| FetchError::io(dest, e))
+}
+
 /// Chunks in flight between the network task and the writer thread. hyper hands out
 /// chunks of at most its read buffer (a few hundred KiB), so this bounds the bytes
 /// buffered per download to a few megabytes whatever the file size.
@@ -248,15 +262,7 @@ impl Downloader {
                     return Err(e);
                 }
             }
-            let (p, d) = (part.clone(), dest.to_path_buf());
-            tokio::task::spawn_blocking(move || {
-                std::fs::rename(&p, &d)?;
-                crate::fsutil::sync_dir(d.parent().unwrap_or(Path::new(".")));
-                Ok::<_, std::io::Error>(())
-            })
-            .await
-            .map_err(|e| FetchError::io(dest, std::io::Error::other(e)))?
-            .map_err(|e| FetchError::io(dest, e))?;
+            rename_into_place(&part, dest).await?;
             self.limiter.record_success();
             return Ok(Downloaded {
                 digests,

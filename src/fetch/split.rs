@@ -269,15 +269,7 @@ impl Downloader {
             }
             return Err(e);
         }
-        let (p, d) = (part.clone(), dest.to_path_buf());
-        tokio::task::spawn_blocking(move || {
-            std::fs::rename(&p, &d)?;
-            crate::fsutil::sync_dir(d.parent().unwrap_or(Path::new(".")));
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(|e| FetchError::io(dest, std::io::Error::other(e)))?
-        .map_err(|e| FetchError::io(dest, e))?;
+        super::download::rename_into_place(&part, dest).await?;
         self.limiter.record_success();
         Ok(Downloaded {
             digests,

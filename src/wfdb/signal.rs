@@ -255,25 +255,41 @@ impl RecordReader {
                         filled(&self.header.origin, &frames, s.samps_per_frame, fill)
                     })
                     .collect::<Result<_, _>>()?;
-                for seg in segments {
-                    let SegmentData::Data { reader, map } = &seg.data else {
-                        continue;
-                    };
-                    let Some(local) = overlap(seg, &frames) else {
-                        continue;
-                    };
-                    let part = reader.read_digital(local.clone())?;
-                    for (j, m) in map.iter().enumerate() {
-                        if let Some(k) = m {
-                            let spf = self.signals[j].samps_per_frame as usize;
-                            let at = ((seg.start + local.start - frames.start) as usize) * spf;
-                            out[j][at..at + part[*k].len()].copy_from_slice(&part[*k]);
-                        }
-                    }
-                }
+                self.scatter_segments(segments, &frames, &mut out, |r, local| {
+                    r.read_digital(local)
+                })?;
                 Ok(out)
             }
         }
+    }
+
+    /// Copies each data segment's part of `frames` (read with `read`) into the merged,
+    /// channel-major `out`, matching segment signals to record signals by name (`map`).
+    /// Gaps and signals a segment lacks keep whatever `out` was filled with.
+    fn scatter_segments<T: Copy>(
+        &self,
+        segments: &[Segment],
+        frames: &Range<u64>,
+        out: &mut [Vec<T>],
+        read: impl Fn(&Single, Range<u64>) -> Result<Vec<Vec<T>>, WfdbError>,
+    ) -> Result<(), WfdbError> {
+        for seg in segments {
+            let SegmentData::Data { reader, map } = &seg.data else {
+                continue;
+            };
+            let Some(local) = overlap(seg, frames) else {
+                continue;
+            };
+            let part = read(reader, local.clone())?;
+            for (j, m) in map.iter().enumerate() {
+                if let Some(k) = m {
+                    let spf = self.signals[j].samps_per_frame as usize;
+                    let at = ((seg.start + local.start - frames.start) as usize) * spf;
+                    out[j][at..at + part[*k].len()].copy_from_slice(&part[*k]);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// [`RecordReader::read_digital`] into caller-owned vectors (resized as needed), so
@@ -312,22 +328,9 @@ impl RecordReader {
                         ]
                     })
                     .collect();
-                for seg in segments {
-                    let SegmentData::Data { reader, map } = &seg.data else {
-                        continue;
-                    };
-                    let Some(local) = overlap(seg, &frames) else {
-                        continue;
-                    };
-                    let part = reader.read_physical(local.clone())?;
-                    for (j, m) in map.iter().enumerate() {
-                        if let Some(k) = m {
-                            let spf = self.signals[j].samps_per_frame as usize;
-                            let at = ((seg.start + local.start - frames.start) as usize) * spf;
-                            out[j][at..at + part[*k].len()].copy_from_slice(&part[*k]);
-                        }
-                    }
-                }
+                self.scatter_segments(segments, &frames, &mut out, |r, local| {
+                    r.read_physical(local)
+                })?;
                 Ok(out)
             }
         }
