@@ -721,3 +721,47 @@ fn kaggle_max_extract_caps_expansion() {
     assert!(stderr_of(&a).contains("1024 bytes"), "{}", stderr_of(&a));
     assert!(!version_dir(tmp.path(), 2).exists());
 }
+
+#[test]
+fn kaggle_tree_converts_to_parquet_unchanged() {
+    // Issue 6 item 4: a WFDB tree from a Kaggle archive converts as a PhysioNet one does
+    // (its RECORDS file names `mitdb/100`), with values equal to the digital samples
+    // scaled by the header's gain and baseline.
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("data");
+    fetch(&s, &out, &["kaggle:o/ecg"]).success();
+    let parquet = tmp.path().join("ecg.parquet");
+    let a = physio()
+        .arg("convert")
+        .arg(version_dir(&out, 2))
+        .args(["--to", "parquet", "--json", "--out"])
+        .arg(&parquet)
+        .assert()
+        .success();
+    let summary: serde_json::Value = serde_json::from_str(stdout_of(&a).trim()).unwrap();
+    assert_eq!(summary["records_written"], 1);
+
+    use arrow_array::{Array, Float32Array, ListArray, StringArray};
+    let file = std::fs::File::open(&parquet).unwrap();
+    let mut reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batch = reader.next().unwrap().unwrap();
+    let name = batch.column_by_name("record").unwrap();
+    let name = name.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(name.value(0), "mitdb/100");
+    let signal = batch.column_by_name("signal").unwrap();
+    let signal = signal
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .unwrap()
+        .value(0);
+    let channels = signal.as_any().downcast_ref::<ListArray>().unwrap();
+    let mlii = channels.value(0);
+    let mlii = mlii.as_any().downcast_ref::<Float32Array>().unwrap();
+    assert_eq!(mlii.len(), 650_000);
+    // 100.dat starts with MLII = 995 (gain 200, baseline 1024): (995 - 1024) / 200.
+    assert_eq!(mlii.value(0), ((995.0 - 1024.0) / 200.0) as f32);
+}
