@@ -60,25 +60,26 @@ pub enum ObjectStoreError {
         /// The URL scheme, e.g. `gs`.
         scheme: String,
     },
+    // The store's error is shown in the message but deliberately not exposed as
+    // `source()`: object_store's `Display` already embeds its whole cause chain, so the
+    // CLI's `{:#}` chain printing would repeat it once per level.
     /// The store refused our credentials (HTTP 401/403).
     #[error(
-        "object store {url}: access denied, check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {source}"
+        "object store {url}: access denied, check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {error}"
     )]
     Denied {
         /// The target URL, redacted.
         url: String,
         /// The store's error.
-        #[source]
-        source: object_store::Error,
+        error: object_store::Error,
     },
     /// Any other store operation failed (network, missing bucket, server error).
-    #[error("object store {url}: {source}")]
+    #[error("object store {url}: {error}")]
     Store {
         /// The target URL or object key, redacted.
         url: String,
         /// The store's error.
-        #[source]
-        source: object_store::Error,
+        error: object_store::Error,
     },
     /// Reading a staged file failed.
     #[error("{}: {source}", path.display())]
@@ -104,14 +105,21 @@ impl ObjectStoreError {
     }
 
     /// Wraps a store error, separating credential refusals (exit 3) from the rest.
-    fn store(url: &str, source: object_store::Error) -> Self {
+    fn store(url: &str, error: object_store::Error) -> Self {
         let url = url.to_string();
-        match source {
+        let denied = match &error {
             object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => {
-                ObjectStoreError::Denied { url, source }
+            | object_store::Error::Unauthenticated { .. } => true,
+            // Listing failures arrive as `Generic`, with the HTTP status only in the text
+            // (object_store's `RetryError` that carries it is crate-private).
+            other => {
+                let text = other.to_string();
+                text.contains("403 Forbidden") || text.contains("401 Unauthorized")
             }
-            source => ObjectStoreError::Store { url, source },
+        };
+        match denied {
+            true => ObjectStoreError::Denied { url, error },
+            false => ObjectStoreError::Store { url, error },
         }
     }
 }
