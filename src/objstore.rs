@@ -251,15 +251,44 @@ pub fn upload_dir(
     target: &ObjectUrl,
     opts: &UploadOptions,
 ) -> Result<UploadReport, ObjectStoreError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = runtime()?;
+    let store = build_store(target)?;
+    runtime.block_on(upload_dir_to(store.as_ref(), staging, target, opts))
+}
+
+/// Checks, before any conversion work, that the bucket exists and the credentials are
+/// accepted, by listing the target's prefix (the stale-part cleanup needs that right
+/// anyway): a typo in the bucket or a wrong secret then costs a second, not a whole
+/// conversion.
+pub fn preflight(target: &ObjectUrl) -> Result<(), ObjectStoreError> {
+    let runtime = runtime()?;
+    let store = build_store(target)?;
+    let prefix = match target.single_file {
+        true => parent(&target.key),
+        false => target.key.clone(),
+    };
+    let prefix = (!prefix.as_ref().is_empty()).then_some(&prefix);
+    runtime
+        .block_on(store.list_with_delimiter(prefix))
+        .map(drop)
+        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))
+}
+
+/// `a/b/c.parquet` → `a/b`.
+fn parent(key: &ObjectPath) -> ObjectPath {
+    let parts: Vec<_> = key.parts().collect();
+    ObjectPath::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned())
+}
+
+/// A single-threaded Tokio runtime for the blocking entry points.
+fn runtime() -> Result<tokio::runtime::Runtime, ObjectStoreError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| ObjectStoreError::Io {
-            path: staging.to_path_buf(),
+            path: PathBuf::from("<tokio runtime>"),
             source,
-        })?;
-    let store = build_store(target)?;
-    runtime.block_on(upload_dir_to(store.as_ref(), staging, target, opts))
+        })
 }
 
 /// Builds the S3 client for `target` from the standard AWS environment variables.
@@ -519,6 +548,12 @@ mod tests {
     fn credentials_in_url_are_not_echoed() {
         let e = ObjectUrl::parse("ftp://user:hunter2@b/p").expect_err("unknown scheme");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn parent_prefix() {
+        assert_eq!(parent(&ObjectPath::from("a/b/c.parquet")).as_ref(), "a/b");
+        assert_eq!(parent(&ObjectPath::from("c.parquet")).as_ref(), "");
     }
 
     #[test]

@@ -331,6 +331,15 @@ fn single_file_key_matches_local_bytes() {
         Some(sha256_file(&local_file).as_str())
     );
     assert!(objects["one/all.parquet"]["rows"].as_u64() > Some(0));
+
+    // A missing bucket is found before converting, with the store's reason.
+    let out = moto
+        .convert(&records(), "s3://no-such-bucket/one/all.parquet", &[])
+        .output()
+        .expect("run convert");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("NoSuchBucket"), "stderr: {stderr}");
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub(crate) fn execute(
     // `--out s3://…`: convert into a local staging directory, then upload (objstore.rs).
     let remote = crate::objstore::ObjectUrl::parse(&args.out.to_string_lossy())
         .map_err(crate::Error::from)?;
+    if let Some(t) = &remote {
+        crate::objstore::preflight(t).map_err(crate::Error::from)?;
+    }
     let staging = remote.as_ref().map(|_| tempfile::tempdir()).transpose()?;
     if let (Some(t), Some(dir)) = (&remote, &staging) {
         opts.out = match t.is_single_file() {
