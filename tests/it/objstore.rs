@@ -38,7 +38,8 @@ print(k["AccessKeyId"], k["SecretAccessKey"])
 "#;
 
 /// Prints one JSON object: every object key with its sha256 (read through pyarrow's
-/// S3FileSystem), the rows pyarrow reads from each, and the open multipart uploads.
+/// S3FileSystem), the rows pyarrow reads from each and its ETag, and the open multipart
+/// uploads.
 const INSPECT_PY: &str = r#"
 import sys, json, hashlib, boto3, pyarrow.fs as pafs, pyarrow.parquet as pq
 ep, bucket, key, secret = sys.argv[1:5]
@@ -54,6 +55,8 @@ for info in fs.get_file_info(pafs.FileSelector(bucket, recursive=True)):
     objects[info.path[len(bucket) + 1:]] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": rows}
 s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1",
                   aws_access_key_id=key, aws_secret_access_key=secret)
+for name, obj in objects.items():
+    obj["etag"] = s3.head_object(Bucket=bucket, Key=name)["ETag"].strip('"')
 uploads = [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 print(json.dumps({"objects": objects, "uploads": uploads}))
 "#;
@@ -340,6 +343,70 @@ fn single_file_key_matches_local_bytes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(stderr.contains("NoSuchBucket"), "stderr: {stderr}");
+}
+
+/// Writes one 12-signal record of 700,000 random samples (16.8 MB of format 16), so its
+/// Parquet file is larger than one upload part.
+const BIG_RECORD_PY: &str = r#"
+import sys, numpy as np, wfdb
+d = np.random.default_rng(7).integers(-2000, 2000, size=(700_000, 12)).astype(np.int16)
+wfdb.wrsamp("big", fs=500, units=["mV"] * 12, sig_name=[f"s{j}" for j in range(12)],
+            d_signal=d, fmt=["16"] * 12, adc_gain=[200.0] * 12, baseline=[0] * 12,
+            write_dir=sys.argv[1])
+"#;
+
+#[test]
+fn large_file_is_uploaded_in_several_parts() {
+    if !have_deps() || !common::have_python_modules(&["wfdb", "numpy"]) {
+        return;
+    }
+    let input = tempfile::tempdir().expect("tempdir");
+    let status = Command::new(python())
+        .args(["-c", BIG_RECORD_PY])
+        .arg(input.path())
+        .status()
+        .expect("generate record");
+    assert!(status.success());
+    let moto = Moto::start(false);
+    let local = tempfile::tempdir().expect("tempdir");
+    let local_file = local.path().join("big.parquet");
+    let out = physio()
+        .arg("convert")
+        .arg(input.path())
+        .arg("--out")
+        .arg(&local_file)
+        .output()
+        .expect("local convert");
+    assert!(out.status.success());
+    let size = std::fs::metadata(&local_file).expect("local file").len();
+    assert!(
+        size > 8 * 1024 * 1024,
+        "want more than one 8 MiB part: {size}"
+    );
+    let out = moto
+        .convert(input.path(), &format!("s3://{BUCKET}/big.parquet"), &[])
+        .output()
+        .expect("run convert");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = moto.inspect();
+    let obj = &seen["objects"]["big.parquet"];
+    assert_eq!(
+        obj["sha256"].as_str(),
+        Some(sha256_file(&local_file).as_str())
+    );
+    // A multipart object's ETag is `<md5 of part md5s>-<part count>`.
+    let parts = size.div_ceil(8 * 1024 * 1024);
+    assert!(
+        obj["etag"]
+            .as_str()
+            .is_some_and(|e| e.ends_with(&format!("-{parts}"))),
+        "{obj}"
+    );
+    assert_eq!(obj["rows"].as_u64(), Some(1));
 }
 
 #[test]
