@@ -491,25 +491,24 @@ fn redact_str(s: &str) -> String {
         .unwrap_or_else(|_| "<unparsable URL>".to_string())
 }
 
-/// Lists objects under `prefix` (every level), for callers that report or verify.
-pub async fn list_keys(
-    store: &dyn ObjectStore,
-    prefix: Option<&ObjectPath>,
-) -> Result<Vec<String>, object_store::Error> {
-    let mut stream = store.list(prefix);
-    let mut keys = Vec::new();
-    while let Some(meta) = stream.next().await {
-        keys.push(meta?.location.to_string());
-    }
-    keys.sort();
-    Ok(keys)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::PutPayload;
     use object_store::memory::InMemory;
+
+    /// Every key under `prefix`, sorted.
+    async fn list_keys(
+        store: &dyn ObjectStore,
+        prefix: Option<&ObjectPath>,
+    ) -> Result<Vec<String>, object_store::Error> {
+        let mut stream = store.list(prefix);
+        let mut keys = Vec::new();
+        while let Some(meta) = stream.next().await {
+            keys.push(meta?.location.to_string());
+        }
+        keys.sort();
+        Ok(keys)
+    }
 
     fn url(s: &str) -> ObjectUrl {
         ObjectUrl::parse(s).expect("valid").expect("an object URL")
