@@ -40,6 +40,9 @@ pub enum Error {
     /// Extracting an archive failed or was refused as hostile.
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
+    /// Writing to object storage (`--out s3://…`) failed or was refused.
+    #[error(transparent)]
+    ObjectStore(#[from] crate::objstore::ObjectStoreError),
     /// A file system operation on `path` failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -80,6 +83,7 @@ impl Error {
             Error::Fetch(e) => e.exit_code(),
             Error::Extract(e) => e.exit_code(),
             Error::Kaggle(e) => e.exit_code(),
+            Error::ObjectStore(e) => e.exit_code(),
             Error::UnsafePath { .. } => EXIT_INTEGRITY,
             Error::Usage(_) => EXIT_USAGE,
             Error::Io { .. } => EXIT_PARTIAL,

@@ -11,6 +11,7 @@
 //! * [`auth`] — credentials, realms and redaction of secrets.
 //! * [`extract`] — safe zip extraction (zip-slip, symlinks, zip bombs refused).
 //! * [`fsutil`] — atomic writes and safe relative paths.
+//! * [`objstore`] — Parquet output to object storage (`--out s3://bucket/prefix/`).
 //! * [`cli`] — the command-line interface (the only module that prints).
 
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod fetch;
 pub mod fsutil;
+pub mod objstore;
 pub mod shard;
 pub mod source;
 pub mod sync;

@@ -11,6 +11,7 @@ mod convert;
 mod fetch;
 mod info;
 mod kaggle;
+mod objstore;
 mod shard;
 mod sync;
 mod wfdb_bad_input;

@@ -26,26 +26,55 @@ pub(crate) fn execute(
     global: &GlobalArgs,
     capture: Option<&mut serde_json::Value>,
 ) -> anyhow::Result<u8> {
-    let opts = options(args).map_err(crate::Error::Convert)?;
+    let mut opts = options(args).map_err(crate::Error::Convert)?;
+    // `--out s3://…`: convert into a local staging directory, then upload (objstore.rs).
+    let remote = crate::objstore::ObjectUrl::parse(&args.out.to_string_lossy())
+        .map_err(crate::Error::from)?;
+    if let Some(t) = &remote {
+        crate::objstore::preflight(t).map_err(crate::Error::from)?;
+    }
+    let staging = remote.as_ref().map(|_| tempfile::tempdir()).transpose()?;
+    if let (Some(t), Some(dir)) = (&remote, &staging) {
+        opts.out = match t.is_single_file() {
+            true => dir.path().join("out.parquet"),
+            false => dir.path().to_path_buf(),
+        };
+    }
     let bar = progress_bar(global.quiet);
     let reporter = BarReporter { bar: bar.clone() };
     let report = crate::convert::convert(&opts, &reporter)
         .map_err(crate::Error::Convert)
         .context("convert")?;
     bar.finish_and_clear();
+    let upload = crate::objstore::UploadOptions {
+        shard_prefix: (opts.shard.count > 1).then_some(opts.shard.index),
+        pause_before_complete: crate::objstore::pause_from_env(),
+    };
+    let uploaded = match (&remote, &staging) {
+        (Some(t), Some(dir)) => {
+            Some(crate::objstore::upload_dir(dir.path(), t, &upload).map_err(crate::Error::from)?)
+        }
+        _ => None,
+    };
 
     let mut err = std::io::stderr().lock();
     for (name, e) in &report.failed {
         writeln!(err, "error: skipped {name}: {e}")?;
     }
     if args.json || capture.is_some() {
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "records_written": report.records_written,
             "rows": report.rows,
-            "files": report.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "files": match &uploaded {
+                Some(u) => u.uploaded.clone(),
+                None => report.files.iter().map(|f| f.display().to_string()).collect(),
+            },
             "failed": report.failed.iter().map(|(n, e)| serde_json::json!({
                 "record": n, "error": e.to_string() })).collect::<Vec<_>>(),
         });
+        if let Some(u) = &uploaded {
+            summary["deleted_stale"] = serde_json::json!(u.deleted);
+        }
         match capture {
             Some(slot) => *slot = summary,
             None => writeln!(std::io::stdout().lock(), "{summary}")?,

@@ -88,6 +88,12 @@ pub(crate) fn execute(
     global: &GlobalArgs,
     capture: Option<&mut serde_json::Value>,
 ) -> anyhow::Result<u8> {
+    // Object-store output exists for convert only so far (docs/object-store.md).
+    if args.out.to_string_lossy().contains("://") {
+        return Err(crate::Error::Usage(
+            "fetch --out must be a local directory; object-store output (s3://) is supported by convert only".to_string(),
+        ).into());
+    }
     if super::kaggle::is_kaggle(&args.dataset) {
         return super::kaggle::execute(args, global, capture);
     }

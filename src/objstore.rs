@@ -1,0 +1,677 @@
+//! Object-storage output (`--out s3://bucket/prefix/`): parses object URLs and uploads
+//! the Parquet files a conversion wrote into a local staging directory.
+//!
+//! Why staging + upload rather than streaming Parquet into the store: the converter
+//! already guarantees byte-identical, atomically renamed files on disk; uploading each
+//! *finished* file with an S3 multipart upload keeps both properties remotely. An object
+//! becomes visible at its key only when `CompleteMultipartUpload` succeeds (S3 API
+//! reference, "CompleteMultipartUpload": "Until you complete the upload, the object is not
+//! visible"), so a killed run leaves at most an incomplete upload, never a partial object;
+//! on error the upload is aborted. Re-running with the same input rewrites the same bytes,
+//! and `part-…` keys of this run's naming scheme that it did not write are deleted, as the
+//! local writer removes stale part files (`convert::writer::PartWriter::finish`).
+//!
+//! Credentials and endpoint come from the standard AWS variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, …) through
+//! [`object_store::aws::AmazonS3Builder::from_env`]. Only the `aws` backend is compiled
+//! in; `gs://` and `az://` are recognised and refused with a clear error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::AsyncReadExt;
+use url::Url;
+
+use crate::auth::SafeUrl;
+use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
+
+/// Test-only fault injection: milliseconds to wait after a file's bytes are sent and
+/// before its multipart upload is completed, so a test can kill the process while an
+/// upload is open and check that no object appeared. Read by the CLI, never set by users.
+pub const PAUSE_BEFORE_COMPLETE_ENV: &str = "PHYSIO_TEST_UPLOAD_PAUSE_MS";
+
+/// Size of each uploaded part. S3 requires at least 5 MiB for every part but the last
+/// (S3 API reference, "UploadPart"); larger parts mean fewer requests for big files.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded concurrently per file.
+const PART_CONCURRENCY: usize = 4;
+
+/// Errors of object-store output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectStoreError {
+    /// The `--out` URL is not a usable object URL (no bucket, bad syntax).
+    #[error("invalid object-store URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The scheme is an object store this build has no backend for.
+    #[error("{scheme}:// output is not supported by this build (only s3:// is)")]
+    Unsupported {
+        /// The URL scheme, e.g. `gs`.
+        scheme: String,
+    },
+    // The store's error is shown in the message but deliberately not exposed as
+    // `source()`: object_store's `Display` already embeds its whole cause chain, so the
+    // CLI's `{:#}` chain printing would repeat it once per level.
+    /// The store refused our credentials (HTTP 401/403).
+    #[error(
+        "object store {url}: access denied, check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {error}"
+    )]
+    Denied {
+        /// The target URL, redacted.
+        url: String,
+        /// The store's error.
+        error: object_store::Error,
+    },
+    /// Any other store operation failed (network, missing bucket, server error).
+    #[error("object store {url}: {error}")]
+    Store {
+        /// The target URL or object key, redacted.
+        url: String,
+        /// The store's error.
+        error: object_store::Error,
+    },
+    /// Reading a staged file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The staged file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ObjectStoreError {
+    /// The process exit code: 2 for a bad URL, 3 for refused credentials, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ObjectStoreError::InvalidUrl { .. } | ObjectStoreError::Unsupported { .. } => {
+                EXIT_USAGE
+            }
+            ObjectStoreError::Denied { .. } => EXIT_AUTH,
+            ObjectStoreError::Store { .. } | ObjectStoreError::Io { .. } => EXIT_PARTIAL,
+        }
+    }
+
+    /// Wraps a store error, separating credential refusals (exit 3) from the rest.
+    fn store(url: &str, error: object_store::Error) -> Self {
+        let url = url.to_string();
+        let denied = match &error {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => true,
+            // Listing failures arrive as `Generic`, with the HTTP status only in the text
+            // (object_store's `RetryError` that carries it is crate-private).
+            other => {
+                let text = other.to_string();
+                text.contains("403 Forbidden") || text.contains("401 Unauthorized")
+            }
+        };
+        match denied {
+            true => ObjectStoreError::Denied { url, error },
+            false => ObjectStoreError::Store { url, error },
+        }
+    }
+}
+
+/// Where object-store output goes: a bucket and a key (one `.parquet` object) or a key
+/// prefix (a "directory" of part files).
+#[derive(Debug, Clone)]
+pub struct ObjectUrl {
+    url: SafeUrl,
+    bucket: String,
+    key: ObjectPath,
+    single_file: bool,
+}
+
+impl ObjectUrl {
+    /// Parses `out` as an object URL. Returns `Ok(None)` when it is not a URL at all (a
+    /// local path), so callers can fall back to writing on disk.
+    pub fn parse(out: &str) -> Result<Option<ObjectUrl>, ObjectStoreError> {
+        let Some((scheme, _)) = out.split_once("://") else {
+            return Ok(None);
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        match scheme.as_str() {
+            "s3" | "s3a" => {}
+            "gs" | "az" | "abfs" | "abfss" | "adl" | "azure" => {
+                return Err(ObjectStoreError::Unsupported { scheme });
+            }
+            "file" => return Ok(None),
+            _ => {
+                return Err(ObjectStoreError::InvalidUrl {
+                    url: redact_str(out),
+                    reason: format!("unknown scheme {scheme:?} (use s3://bucket/prefix/)"),
+                });
+            }
+        }
+        let url = Url::parse(out).map_err(|e| ObjectStoreError::InvalidUrl {
+            url: redact_str(out),
+            reason: e.to_string(),
+        })?;
+        let invalid = |reason: &str| ObjectStoreError::InvalidUrl {
+            url: SafeUrl::new(url.clone()).redacted(),
+            reason: reason.to_string(),
+        };
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| invalid("no bucket"))?
+            .to_string();
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("query strings and fragments are not allowed"));
+        }
+        let raw_key = url.path().trim_start_matches('/');
+        let single_file = raw_key.to_ascii_lowercase().ends_with(".parquet");
+        let key = ObjectPath::parse(raw_key.trim_end_matches('/'))
+            .map_err(|e| invalid(&e.to_string()))?;
+        if single_file && key.filename().is_none() {
+            return Err(invalid("no object name"));
+        }
+        Ok(Some(ObjectUrl {
+            url: SafeUrl::new(url),
+            bucket,
+            key,
+            single_file,
+        }))
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The object key (one file) or key prefix (directory), without a trailing `/`.
+    pub fn key(&self) -> &str {
+        self.key.as_ref()
+    }
+
+    /// True when the URL names one `.parquet` object rather than a prefix.
+    pub fn is_single_file(&self) -> bool {
+        self.single_file
+    }
+
+    /// The URL with any user-info or query secrets hidden, for messages.
+    pub fn redacted(&self) -> String {
+        self.url.redacted()
+    }
+
+    /// The `s3://bucket/key` URL of `key`.
+    fn object_url(&self, key: &ObjectPath) -> String {
+        format!("{}://{}/{}", self.url.url().scheme(), self.bucket, key)
+    }
+
+    /// The key for a staged file called `name`.
+    fn key_for(&self, name: &str) -> ObjectPath {
+        if self.single_file {
+            self.key.clone()
+        } else {
+            self.key.clone().join(name)
+        }
+    }
+}
+
+/// How [`upload_dir`] treats the target and the stale keys under it.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// `Some(i)` for `--shard i/N` with N > 1: only `part-i-NNNNN.parquet` keys count as
+    /// this run's own, so concurrent shards never delete each other's objects.
+    pub shard_prefix: Option<u32>,
+    /// Fault injection for tests ([`PAUSE_BEFORE_COMPLETE_ENV`]).
+    pub pause_before_complete: Option<Duration>,
+}
+
+/// What [`upload_dir`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// `s3://bucket/key` of every object written, in upload order.
+    pub uploaded: Vec<String>,
+    /// `s3://bucket/key` of stale part objects deleted.
+    pub deleted: Vec<String>,
+    /// Bytes uploaded.
+    pub bytes: u64,
+}
+
+/// Uploads every `*.parquet` file in `staging` to `target` (blocking; runs its own
+/// Tokio runtime). A single-file target takes the one staged file; a prefix target gets
+/// each file under its own name, then loses the stale `part-…` keys this run did not
+/// write.
+pub fn upload_dir(
+    staging: &Path,
+    target: &ObjectUrl,
+    opts: &UploadOptions,
+) -> Result<UploadReport, ObjectStoreError> {
+    let runtime = runtime()?;
+    let store = build_store(target)?;
+    runtime.block_on(upload_dir_to(store.as_ref(), staging, target, opts))
+}
+
+/// Checks, before any conversion work, that the bucket exists and the credentials are
+/// accepted, by listing the target's prefix (the stale-part cleanup needs that right
+/// anyway): a typo in the bucket or a wrong secret then costs a second, not a whole
+/// conversion.
+pub fn preflight(target: &ObjectUrl) -> Result<(), ObjectStoreError> {
+    let runtime = runtime()?;
+    let store = build_store(target)?;
+    let prefix = match target.single_file {
+        true => parent(&target.key),
+        false => target.key.clone(),
+    };
+    let prefix = (!prefix.as_ref().is_empty()).then_some(&prefix);
+    runtime
+        .block_on(store.list_with_delimiter(prefix))
+        .map(drop)
+        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))
+}
+
+/// `a/b/c.parquet` → `a/b`.
+fn parent(key: &ObjectPath) -> ObjectPath {
+    let parts: Vec<_> = key.parts().collect();
+    ObjectPath::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned())
+}
+
+/// A single-threaded Tokio runtime for the blocking entry points.
+fn runtime() -> Result<tokio::runtime::Runtime, ObjectStoreError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ObjectStoreError::Io {
+            path: PathBuf::from("<tokio runtime>"),
+            source,
+        })
+}
+
+/// Builds the S3 client for `target` from the standard AWS environment variables.
+fn build_store(target: &ObjectUrl) -> Result<Box<dyn ObjectStore>, ObjectStoreError> {
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(&target.bucket)
+        .build()
+        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))?;
+    Ok(Box::new(store))
+}
+
+/// [`upload_dir`] against any store (unit tests use the in-memory one).
+pub async fn upload_dir_to(
+    store: &dyn ObjectStore,
+    staging: &Path,
+    target: &ObjectUrl,
+    opts: &UploadOptions,
+) -> Result<UploadReport, ObjectStoreError> {
+    let files = staged_files(staging)?;
+    if target.single_file && files.len() != 1 {
+        return Err(ObjectStoreError::Io {
+            path: staging.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "expected one staged file for {}, found {}",
+                target.redacted(),
+                files.len()
+            )),
+        });
+    }
+    let mut report = UploadReport::default();
+    let mut written = Vec::with_capacity(files.len());
+    for (name, path) in &files {
+        let key = target.key_for(name);
+        report.bytes += upload_file(store, path, &key, target, opts).await?;
+        report.uploaded.push(target.object_url(&key));
+        written.push(key);
+    }
+    if !target.single_file {
+        report.deleted = remove_stale(store, target, &written, opts.shard_prefix).await?;
+    }
+    Ok(report)
+}
+
+/// The `*.parquet` files directly in `staging`, sorted by name (the writer's order).
+fn staged_files(staging: &Path) -> Result<Vec<(String, PathBuf)>, ObjectStoreError> {
+    let io = |source| ObjectStoreError::Io {
+        path: staging.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(staging).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".parquet") && entry.file_type().map_err(io)?.is_file() {
+            files.push((name, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Uploads one file as a multipart upload at `key`. The object appears only when the
+/// upload is completed; on any error the upload is aborted, so neither an object nor
+/// (where the store honours the abort) orphaned parts remain.
+async fn upload_file(
+    store: &dyn ObjectStore,
+    path: &Path,
+    key: &ObjectPath,
+    target: &ObjectUrl,
+    opts: &UploadOptions,
+) -> Result<u64, ObjectStoreError> {
+    let url = target.object_url(key);
+    tracing::debug!(file = %path.display(), %url, "uploading");
+    let mut upload = store
+        .put_multipart(key)
+        .await
+        .map_err(|e| ObjectStoreError::store(&url, e))?;
+    let sent = match send_parts(upload.as_mut(), path, &url).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            abort(upload.as_mut(), &url).await;
+            return Err(e);
+        }
+    };
+    if let Some(pause) = opts.pause_before_complete {
+        tracing::debug!(%url, ?pause, "pausing before completing the upload (test hook)");
+        tokio::time::sleep(pause).await;
+    }
+    if let Err(e) = upload.complete().await {
+        abort(upload.as_mut(), &url).await;
+        return Err(ObjectStoreError::store(&url, e));
+    }
+    Ok(sent)
+}
+
+/// Aborts an upload after a failure; a failed abort is only logged, since the original
+/// error is the one to report (the store expires incomplete uploads by its lifecycle).
+async fn abort(upload: &mut dyn MultipartUpload, url: &str) {
+    if let Err(e) = upload.abort().await {
+        tracing::warn!(%url, error = %e, "could not abort multipart upload");
+    }
+}
+
+/// Reads `path` in [`PART_SIZE`] chunks and uploads each as a part, at most
+/// [`PART_CONCURRENCY`] in flight (and in memory) at once; returns once every part is
+/// stored.
+async fn send_parts(
+    upload: &mut dyn MultipartUpload,
+    path: &Path,
+    url: &str,
+) -> Result<u64, ObjectStoreError> {
+    let io = |source| ObjectStoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+    let mut in_flight: FuturesUnordered<object_store::UploadPart> = FuturesUnordered::new();
+    let mut total = 0u64;
+    loop {
+        let mut chunk = Vec::with_capacity(PART_SIZE);
+        (&mut file)
+            .take(PART_SIZE as u64)
+            .read_to_end(&mut chunk)
+            .await
+            .map_err(io)?;
+        // An empty file still needs one (empty) part: S3 cannot complete an upload
+        // without parts.
+        if chunk.is_empty() && total > 0 {
+            break;
+        }
+        let last = chunk.len() < PART_SIZE;
+        total += chunk.len() as u64;
+        while in_flight.len() >= PART_CONCURRENCY {
+            if let Some(done) = in_flight.next().await {
+                done.map_err(|e| ObjectStoreError::store(url, e))?;
+            }
+        }
+        in_flight.push(upload.put_part(PutPayload::from(chunk)));
+        if last {
+            break;
+        }
+    }
+    while let Some(done) = in_flight.next().await {
+        done.map_err(|e| ObjectStoreError::store(url, e))?;
+    }
+    Ok(total)
+}
+
+/// Deletes `part-…` objects directly under the target prefix that follow this run's
+/// naming scheme but were not written by it (mirrors `PartWriter::remove_stale`).
+async fn remove_stale(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    written: &[ObjectPath],
+    shard_prefix: Option<u32>,
+) -> Result<Vec<String>, ObjectStoreError> {
+    let prefix = (!target.key().is_empty()).then_some(&target.key);
+    let listing = store
+        .list_with_delimiter(prefix)
+        .await
+        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))?;
+    let mut deleted = Vec::new();
+    for meta in listing.objects {
+        let name = meta.location.filename().unwrap_or_default();
+        if is_own_part(name, shard_prefix) && !written.contains(&meta.location) {
+            let url = target.object_url(&meta.location);
+            store
+                .delete(&meta.location)
+                .await
+                .map_err(|e| ObjectStoreError::store(&url, e))?;
+            deleted.push(url);
+        }
+    }
+    Ok(deleted)
+}
+
+/// True for `part-NNNNN.parquet` (or `part-I-NNNNN.parquet` for shard `I`).
+fn is_own_part(name: &str, shard_prefix: Option<u32>) -> bool {
+    let prefix = match shard_prefix {
+        Some(i) => format!("part-{i}-"),
+        None => "part-".to_string(),
+    };
+    name.strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(".parquet"))
+        .is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The test-only pause from [`PAUSE_BEFORE_COMPLETE_ENV`], if set to a number.
+pub fn pause_from_env() -> Option<Duration> {
+    std::env::var(PAUSE_BEFORE_COMPLETE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+/// Redacts a string that may be a URL with credentials; unparsable input is hidden.
+fn redact_str(s: &str) -> String {
+    Url::parse(s)
+        .map(|u| SafeUrl::new(u).redacted())
+        .unwrap_or_else(|_| "<unparsable URL>".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    /// Every key under `prefix`, sorted.
+    async fn list_keys(
+        store: &dyn ObjectStore,
+        prefix: Option<&ObjectPath>,
+    ) -> Result<Vec<String>, object_store::Error> {
+        let mut stream = store.list(prefix);
+        let mut keys = Vec::new();
+        while let Some(meta) = stream.next().await {
+            keys.push(meta?.location.to_string());
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn url(s: &str) -> ObjectUrl {
+        ObjectUrl::parse(s).expect("valid").expect("an object URL")
+    }
+
+    #[test]
+    fn parses_prefix_and_single_file_urls() {
+        let dir = url("s3://bkt/data/ptbxl/");
+        assert_eq!(dir.bucket(), "bkt");
+        assert_eq!(dir.key(), "data/ptbxl");
+        assert!(!dir.is_single_file());
+        let file = url("s3://bkt/a/out.parquet");
+        assert_eq!(file.key(), "a/out.parquet");
+        assert!(file.is_single_file());
+        let root = url("s3://bkt");
+        assert_eq!(root.key(), "");
+    }
+
+    #[test]
+    fn local_paths_are_not_urls() {
+        assert!(ObjectUrl::parse("out/dir").expect("ok").is_none());
+        assert!(ObjectUrl::parse("/tmp/x.parquet").expect("ok").is_none());
+    }
+
+    #[test]
+    fn other_schemes_are_refused_clearly() {
+        let e = ObjectUrl::parse("gs://b/p").expect_err("gs unsupported");
+        assert!(matches!(e, ObjectStoreError::Unsupported { .. }));
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+        let e = ObjectUrl::parse("ftp://b/p").expect_err("unknown scheme");
+        assert!(e.to_string().contains("unknown scheme"), "{e}");
+        assert!(ObjectUrl::parse("s3:///p").is_err(), "no bucket");
+    }
+
+    #[test]
+    fn credentials_in_url_are_not_echoed() {
+        let e = ObjectUrl::parse("ftp://user:hunter2@b/p").expect_err("unknown scheme");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn parent_prefix() {
+        assert_eq!(parent(&ObjectPath::from("a/b/c.parquet")).as_ref(), "a/b");
+        assert_eq!(parent(&ObjectPath::from("c.parquet")).as_ref(), "");
+    }
+
+    #[test]
+    fn own_part_names() {
+        assert!(is_own_part("part-00003.parquet", None));
+        assert!(!is_own_part("part-0003.parquet", None));
+        assert!(!is_own_part("notes.parquet", None));
+        assert!(is_own_part("part-2-00000.parquet", Some(2)));
+        assert!(!is_own_part("part-1-00000.parquet", Some(2)));
+        assert!(!is_own_part("part-2-00000.parquet", None));
+    }
+
+    fn stage(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).expect("write");
+        }
+        dir
+    }
+
+    async fn get(store: &InMemory, key: &str) -> Vec<u8> {
+        store
+            .get(&ObjectPath::from(key))
+            .await
+            .expect("object")
+            .bytes()
+            .await
+            .expect("bytes")
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn uploads_parts_and_removes_only_stale_own_parts() {
+        let store = InMemory::new();
+        for key in [
+            "p/part-00000.parquet",
+            "p/part-00007.parquet",
+            "p/notes.txt",
+            "p/sub/part-00009.parquet",
+            "other/part-00008.parquet",
+        ] {
+            store
+                .put(&ObjectPath::from(key), PutPayload::from_static(b"old"))
+                .await
+                .expect("put");
+        }
+        let big = vec![7u8; PART_SIZE + 123];
+        let staging = stage(&[
+            ("part-00000.parquet", b"new0"),
+            ("part-00001.parquet", &big),
+        ]);
+        let target = url("s3://bkt/p/");
+        let report = upload_dir_to(&store, staging.path(), &target, &UploadOptions::default())
+            .await
+            .expect("upload");
+        assert_eq!(
+            report.uploaded,
+            [
+                "s3://bkt/p/part-00000.parquet",
+                "s3://bkt/p/part-00001.parquet"
+            ]
+        );
+        assert_eq!(report.deleted, ["s3://bkt/p/part-00007.parquet"]);
+        assert_eq!(report.bytes, 4 + big.len() as u64);
+        assert_eq!(get(&store, "p/part-00000.parquet").await, b"new0");
+        assert_eq!(get(&store, "p/part-00001.parquet").await, big);
+        let keys = list_keys(&store, None).await.expect("list");
+        assert_eq!(
+            keys,
+            [
+                "other/part-00008.parquet",
+                "p/notes.txt",
+                "p/part-00000.parquet",
+                "p/part-00001.parquet",
+                "p/sub/part-00009.parquet",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn single_file_target_takes_the_one_staged_file() {
+        let store = InMemory::new();
+        let staging = stage(&[("out.parquet", b"abc")]);
+        let target = url("s3://bkt/x/y.parquet");
+        let report = upload_dir_to(&store, staging.path(), &target, &UploadOptions::default())
+            .await
+            .expect("upload");
+        assert_eq!(report.uploaded, ["s3://bkt/x/y.parquet"]);
+        assert_eq!(get(&store, "x/y.parquet").await, b"abc");
+
+        let two = stage(&[("a.parquet", b"a"), ("b.parquet", b"b")]);
+        let err = upload_dir_to(&store, two.path(), &target, &UploadOptions::default())
+            .await
+            .expect_err("two files for one key");
+        assert!(
+            err.to_string().contains("expected one staged file"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn shard_runs_leave_other_shards_alone() {
+        let store = InMemory::new();
+        for key in ["p/part-0-00000.parquet", "p/part-1-00001.parquet"] {
+            store
+                .put(&ObjectPath::from(key), PutPayload::from_static(b"old"))
+                .await
+                .expect("put");
+        }
+        let staging = stage(&[("part-1-00000.parquet", b"s1")]);
+        let opts = UploadOptions {
+            shard_prefix: Some(1),
+            ..UploadOptions::default()
+        };
+        let report = upload_dir_to(&store, staging.path(), &url("s3://bkt/p"), &opts)
+            .await
+            .expect("upload");
+        assert_eq!(report.deleted, ["s3://bkt/p/part-1-00001.parquet"]);
+        let keys = list_keys(&store, None).await.expect("list");
+        assert_eq!(keys, ["p/part-0-00000.parquet", "p/part-1-00000.parquet"]);
+    }
+}
