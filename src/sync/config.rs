@@ -154,7 +154,10 @@ impl SyncConfig {
                 *out = base.join(&*out);
             }
             if let Some(c) = &mut d.convert {
-                c.out = base.join(&c.out);
+                // An object-store URL (`s3://bucket/prefix`) is not relative to anything.
+                if !c.out.to_string_lossy().contains("://") {
+                    c.out = base.join(&c.out);
+                }
                 if let Some(m) = &mut c.metadata {
                     *m = base.join(&*m);
                 }
@@ -214,6 +217,13 @@ name = "kaggle:owner/ecg"
         assert_eq!(
             c.datasets[0].convert.as_ref().unwrap().out,
             dir.path().join("parquet/ptb-xl")
+        );
+        let text = FULL.replace("\"parquet/ptb-xl\"", "\"s3://bucket/ptb-xl/\"");
+        std::fs::write(&path, text).unwrap();
+        let c = SyncConfig::load(&path).unwrap();
+        assert_eq!(
+            c.datasets[0].convert.as_ref().unwrap().out,
+            PathBuf::from("s3://bucket/ptb-xl/")
         );
     }
 
