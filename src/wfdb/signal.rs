@@ -919,6 +919,25 @@ impl FileGroup {
         Ok(())
     }
 
+    /// This file's output channels, each cut to `count` samples from `at` (the
+    /// channel list is sorted, so one pass over `out` finds them in order).
+    fn channel_slices<'a>(
+        &self,
+        out: &'a mut [Vec<i32>],
+        at: usize,
+        count: usize,
+    ) -> Vec<&'a mut [i32]> {
+        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
+        let mut next = 0;
+        for (i, v) in out.iter_mut().enumerate() {
+            if self.channels.get(next) == Some(&i) {
+                dsts.push(&mut v[at..at + count]);
+                next += 1;
+            }
+        }
+        dsts
+    }
+
     /// Fused decode and scatter of format 212 frames `[c0, c1)` of a file with an even
     /// number of signals (one sample per frame, no skew): each 3-byte block holds the
     /// samples of two consecutive signals of one frame.
@@ -930,16 +949,8 @@ impl FileGroup {
         frames: &Range<u64>,
         out: &mut [Vec<i32>],
     ) {
-        let at = (c0 - frames.start) as usize;
         let count = (c1 - c0) as usize;
-        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
-        let mut next = 0;
-        for (i, v) in out.iter_mut().enumerate() {
-            if self.channels.get(next) == Some(&i) {
-                dsts.push(&mut v[at..at + count]);
-                next += 1;
-            }
-        }
+        let mut dsts = self.channel_slices(out, (c0 - frames.start) as usize, count);
         let frame_bytes = 3 * self.tspf / 2;
         for (i, frame) in bytes.chunks_exact(frame_bytes).take(count).enumerate() {
             for (pair, b) in dsts.chunks_exact_mut(2).zip(frame.chunks_exact(3)) {
@@ -961,16 +972,8 @@ impl FileGroup {
         frames: &Range<u64>,
         out: &mut [Vec<i32>],
     ) {
-        let at = (c0 - frames.start) as usize;
         let count = (c1 - c0) as usize;
-        let mut dsts: Vec<&mut [i32]> = Vec::with_capacity(self.channels.len());
-        let mut next = 0;
-        for (i, v) in out.iter_mut().enumerate() {
-            if self.channels.get(next) == Some(&i) {
-                dsts.push(&mut v[at..at + count]);
-                next += 1;
-            }
-        }
+        let mut dsts = self.channel_slices(out, (c0 - frames.start) as usize, count);
         let frame_bytes = 2 * self.tspf;
         if let [only] = dsts.as_mut_slice() {
             for (d, b) in only.iter_mut().zip(bytes.chunks_exact(2)) {
