@@ -248,7 +248,7 @@ pub struct ConvertArgs {
     /// Rows per Parquet row group (default: ~16 MiB of decoded samples per group).
     #[arg(long, value_name = "N", hide = true)]
     pub row_group_rows: Option<usize>,
-    /// Parquet compression: zstd[:LEVEL], lz4, snappy, none (measurement knob).
+    /// Signal compression: auto, zstd[:LEVEL], lz4, snappy, none (measurement knob).
     #[arg(long, value_name = "CODEC", hide = true)]
     pub compression: Option<String>,
     /// Encoding of signal value columns: bss, dict, plain (measurement knob).

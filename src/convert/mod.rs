@@ -21,6 +21,7 @@ pub mod discover;
 pub mod metadata;
 pub mod plan;
 pub mod schema;
+pub mod signal_chunk;
 pub mod source;
 pub mod writer;
 
@@ -183,8 +184,9 @@ pub enum SignalEncoding {
 pub struct Tuning {
     /// Rows per row group; `None` picks the per-layout default (see [`plan`]).
     pub row_group_rows: Option<usize>,
-    /// Compression of the signal value columns: `zstd` (optionally `zstd:LEVEL`), `lz4`,
-    /// `snappy`, `none`. Every other column is zstd-compressed (they are small).
+    /// Compression of the signal value columns: `auto`, `zstd` (optionally `zstd:LEVEL`),
+    /// `lz4`, `snappy`, `none`. `auto` stores dictionary-encoded pages uncompressed and
+    /// LZ4-compresses a PLAIN fallback. Every other column is zstd-compressed.
     pub compression: String,
     /// Encoding of the signal value columns.
     pub signal_encoding: SignalEncoding,
@@ -196,10 +198,10 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             row_group_rows: None,
-            // Bit-packed dictionary indices are close to incompressible: zstd saves ~3%
-            // at a real CPU cost on both ends; LZ4 costs almost nothing and still pays
-            // off when a row group falls back to PLAIN (docs/parquet.md).
-            compression: "lz4".to_string(),
+            // Bit-packed dictionary indices are incompressible in practice: zstd saves
+            // ~3% at a real CPU cost on both ends, LZ4 nothing (docs/parquet.md); a
+            // PLAIN fallback (a dictionary past 1 MiB) still gets LZ4.
+            compression: "auto".to_string(),
             signal_encoding: SignalEncoding::default(),
             max_file_bytes: 500 * 1000 * 1000,
         }

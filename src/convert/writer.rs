@@ -14,22 +14,29 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use arrow_array::ArrayRef;
+use arrow_schema::{Field, SchemaRef};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use rayon::prelude::*;
 
 use super::batch::BuiltRowGroup;
 use super::discover::Discovered;
 use super::plan::Shape;
-use super::{ConvertError, ConvertOptions, Dtype, SignalEncoding};
+use super::signal_chunk::{self, RawChunk};
+use super::{ConvertError, ConvertOptions, Dtype, Layout, SignalEncoding};
 
-/// Parses a `--compression` value: `zstd[:LEVEL]`, `lz4`, `snappy`, `none`.
+/// Parses a `--compression` value: `auto`, `zstd[:LEVEL]`, `lz4`, `snappy`, `none`, into
+/// the codec arrow-rs uses (`auto`: LZ4 for a PLAIN fallback; see [`Tuning`]).
+///
+/// [`Tuning`]: super::Tuning
 pub fn parse_compression(s: &str) -> Result<Compression, ConvertError> {
     let bad = |why: String| ConvertError::Usage(format!("compression {s:?}: {why}"));
     let (name, level) = match s.split_once(':') {
@@ -45,10 +52,12 @@ pub fn parse_compression(s: &str) -> Result<Compression, ConvertError> {
                 ZstdLevel::try_new(level).map_err(|e| bad(e.to_string()))?,
             ))
         }
-        ("lz4", None) => Ok(Compression::LZ4_RAW),
+        ("lz4" | "auto", None) => Ok(Compression::LZ4_RAW),
         ("snappy", None) => Ok(Compression::SNAPPY),
         ("none" | "uncompressed", None) => Ok(Compression::UNCOMPRESSED),
-        _ => Err(bad("expected zstd[:LEVEL], lz4, snappy or none".to_string())),
+        _ => Err(bad(
+            "expected auto, zstd[:LEVEL], lz4, snappy or none".to_string()
+        )),
     }
 }
 
@@ -147,10 +156,19 @@ fn dataset_and_version(root: &Path) -> (String, Option<String>) {
     }
 }
 
+/// One encoded column chunk: from arrow-rs's generic writer, or from
+/// [`signal_chunk`]'s encoder for the record layout's `signal` column.
+pub enum EncodedChunk {
+    /// Encoded by arrow-rs's `ArrowColumnWriter`.
+    Arrow(ArrowColumnChunk),
+    /// Encoded by [`signal_chunk::encode`].
+    Raw(RawChunk),
+}
+
 /// One row group, encoded and compressed, ready to append.
 pub struct EncodedRowGroup {
     /// Column chunks in schema order (empty when the group has no rows).
-    pub chunks: Vec<ArrowColumnChunk>,
+    pub chunks: Vec<EncodedChunk>,
     /// Rows in the group.
     pub rows: u64,
     /// Records with rows in the group.
@@ -166,6 +184,10 @@ pub struct RowGroupEncoder {
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     out: PathBuf,
+    /// The top-level field and Parquet leaf that [`signal_chunk`] encodes, when the
+    /// options allow it (record layout, f32/i16, dictionary encoding, compression `auto`
+    /// or `none`: the encoder writes uncompressed pages).
+    raw_signal: Option<(usize, usize, ColumnDescPtr)>,
 }
 
 impl RowGroupEncoder {
@@ -180,6 +202,25 @@ impl RowGroupEncoder {
             source,
         };
         // The factory only needs the schema and properties; a writer to nowhere gives it.
+        let uncompressed = opts.tuning.compression == "auto"
+            || parse_compression(&opts.tuning.compression)? == Compression::UNCOMPRESSED;
+        let raw_signal = if opts.layout == Layout::Record
+            && matches!(opts.dtype, Dtype::F32 | Dtype::I16)
+            && opts.tuning.signal_encoding == SignalEncoding::Dict
+            && uncompressed
+        {
+            let descr = ArrowSchemaConverter::new()
+                .with_coerce_types(props.coerce_types())
+                .convert(&schema)
+                .map_err(perr)?;
+            let field = schema.index_of("signal").ok();
+            let leaf = (0..descr.num_columns()).find(|&i| {
+                descr.column(i).path().parts().first().map(String::as_str) == Some("signal")
+            });
+            field.zip(leaf).map(|(f, l)| (f, l, descr.column(l)))
+        } else {
+            None
+        };
         let writer = ArrowWriter::try_new(std::io::sink(), Arc::clone(&schema), Some(props))
             .map_err(perr)?;
         let (_, factory) = writer.into_serialized_writer().map_err(perr)?;
@@ -187,6 +228,7 @@ impl RowGroupEncoder {
             factory,
             schema,
             out: opts.out.clone(),
+            raw_signal,
         })
     }
 
@@ -211,17 +253,45 @@ impl RowGroupEncoder {
                 digests,
             });
         };
-        let mut leaves = Vec::new();
-        for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, array).map_err(perr)?);
+        // One job per Parquet leaf: the signal leaf goes to the hand-written encoder
+        // (which may decline, then arrow-rs encodes it), every other to arrow-rs.
+        enum Job<'a> {
+            Arrow(ArrowLeafColumn),
+            Signal(&'a ArrayRef, &'a Field, ColumnDescPtr),
+        }
+        let mut jobs = Vec::new();
+        for (i, (field, array)) in self.schema.fields().iter().zip(batch.columns()).enumerate() {
+            match &self.raw_signal {
+                Some((f, _, descr)) if *f == i => {
+                    jobs.push(Job::Signal(array, field, Arc::clone(descr)));
+                }
+                _ => jobs.extend(
+                    compute_leaves(field, array)
+                        .map_err(perr)?
+                        .into_iter()
+                        .map(Job::Arrow),
+                ),
+            }
         }
         let writers = self.factory.create_column_writers(0).map_err(perr)?;
         let chunks = writers
             .into_par_iter()
-            .zip(leaves)
-            .map(|(mut w, leaf)| {
+            .zip(jobs)
+            .map(|(mut w, job)| {
+                let leaf = match job {
+                    Job::Arrow(leaf) => leaf,
+                    Job::Signal(array, field, descr) => {
+                        if let Some(raw) = signal_chunk::encode(array, descr)? {
+                            return Ok(EncodedChunk::Raw(raw));
+                        }
+                        let mut leaves = compute_leaves(field, array)?;
+                        leaves.pop().ok_or_else(|| {
+                            parquet::errors::ParquetError::General("signal has no leaf".into())
+                        })?
+                    }
+                };
                 w.write(&leaf)?;
-                w.close()
+                w.close().map(EncodedChunk::Arrow)
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(perr)?;
@@ -341,7 +411,11 @@ impl PartWriter {
             };
             let mut rg = part.writer.next_row_group().map_err(perr)?;
             for chunk in group.chunks {
-                chunk.append_to_row_group(&mut rg).map_err(perr)?;
+                match chunk {
+                    EncodedChunk::Arrow(c) => c.append_to_row_group(&mut rg),
+                    EncodedChunk::Raw(c) => rg.append_column(&c.bytes, c.close),
+                }
+                .map_err(perr)?;
             }
             rg.close().map_err(perr)?;
         }

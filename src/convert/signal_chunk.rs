@@ -1,0 +1,600 @@
+//! A hand-written encoder for the one column that is almost all of the work: `--layout
+//! record`'s `signal` (`list<list<float32>>` or `list<list<int16>>`, lists and values
+//! non-null), as a dictionary-encoded, uncompressed Parquet column chunk.
+//!
+//! arrow-rs encodes this column generically: it derives repetition/definition levels
+//! value by value, hashes every value into its dictionary (ahash + hashbrown) and
+//! re-checks page sizes in mini-batches. That was about half of physio's CPU time on the
+//! benchmark corpus (`docs/parquet.md`). Here the levels come straight from the list
+//! offsets as run lengths (a channel of S samples is three RLE runs, not S levels), the
+//! dictionary is an open-addressing table over the values' bit patterns with a
+//! last-value shortcut (ECG holds long flat stretches), and the indices are bit-packed
+//! eight at a time. The pages themselves are framed by the parquet crate's
+//! `SerializedPageWriter` (page headers) and the chunk is spliced into the row group with
+//! `append_column`, so the file structure stays the crate's.
+//!
+//! The output is standard Parquet (data page v1, `RLE_DICTIONARY` values, `RLE` levels,
+//! a `PLAIN` dictionary page), read back by pyarrow, DuckDB and arrow-rs in the tests.
+//! Whatever this encoder does not handle (other types, nulls, more than
+//! [`MAX_DICTIONARY`] distinct values, a row larger than [`MAX_PAGE_VALUES`]) returns
+//! `None` and the caller falls back to arrow-rs's writer, which also handles the
+//! fallback to PLAIN pages.
+//!
+//! Reference: Parquet format, "Data Pages" (levels, v1 layout) and "Encodings"
+//! (RLE/bit-packing hybrid, dictionary encoding).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int16Type};
+use arrow_array::{Array, ArrayRef, ListArray};
+use arrow_schema::DataType;
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding, EncodingMask, PageType};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+
+/// The most distinct values a chunk's dictionary may hold: 1 MiB of 4-byte values,
+/// arrow-rs's default dictionary page limit. Beyond it the caller's fallback writes
+/// PLAIN pages.
+pub const MAX_DICTIONARY: usize = 1 << 18;
+
+/// Values (levels) per data page before a page is cut at the next row boundary.
+const PAGE_VALUES: usize = 1 << 19;
+
+/// A row with more values than this is left to the fallback (it would make one page).
+pub const MAX_PAGE_VALUES: usize = 1 << 24;
+
+/// An encoded column chunk: its bytes (offset 0 = the dictionary page) and the metadata
+/// `SerializedRowGroupWriter::append_column` needs to splice it in.
+pub struct RawChunk {
+    /// The chunk's bytes, pages in file order.
+    pub bytes: Bytes,
+    /// Sizes, offsets and encodings of the chunk, relative to `bytes`.
+    pub close: ColumnCloseResult,
+}
+
+/// Encodes `array` (the `signal` column of a row group) as one column chunk described by
+/// `descr`, or returns `Ok(None)` when the array is not of the handled shape (see the
+/// module comment) so the caller can use the generic writer.
+pub fn encode(array: &ArrayRef, descr: ColumnDescPtr) -> Result<Option<RawChunk>, ParquetError> {
+    if descr.max_def_level() != 2 || descr.max_rep_level() != 2 {
+        return Ok(None);
+    }
+    let Some(outer) = array.as_list_opt::<i32>() else {
+        return Ok(None);
+    };
+    let Some(inner) = outer.values().as_list_opt::<i32>() else {
+        return Ok(None);
+    };
+    if outer.null_count() > 0 || inner.null_count() > 0 || inner.values().null_count() > 0 {
+        return Ok(None);
+    }
+    let values = inner.values();
+    let encoded = match values.data_type() {
+        DataType::Float32 => dictionary_encode(
+            values
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|v| v.to_bits()),
+            values.len(),
+        ),
+        // Parquet stores int16 as INT32 (with an INT(16) annotation).
+        DataType::Int16 => dictionary_encode(
+            values
+                .as_primitive::<Int16Type>()
+                .values()
+                .iter()
+                .map(|&v| i32::from(v) as u32),
+            values.len(),
+        ),
+        _ => return Ok(None),
+    };
+    let Some((dictionary, indices)) = encoded else {
+        return Ok(None);
+    };
+    let rows = row_spans(outer, inner);
+    if rows.iter().any(|r| r.values > MAX_PAGE_VALUES) {
+        return Ok(None);
+    }
+    write_chunk(descr, outer, inner, &rows, &dictionary, &indices).map(Some)
+}
+
+/// Replaces every key by its index in a dictionary of distinct keys in order of first
+/// appearance; `None` when there are more than [`MAX_DICTIONARY`] distinct keys.
+fn dictionary_encode(keys: impl Iterator<Item = u32>, len: usize) -> Option<(Vec<u32>, Vec<u32>)> {
+    let mut table = KeyTable::with_capacity(4096);
+    let mut dictionary: Vec<u32> = Vec::new();
+    let mut indices = Vec::with_capacity(len);
+    let mut last: Option<(u32, u32)> = None;
+    for key in keys {
+        if let Some((k, i)) = last
+            && k == key
+        {
+            indices.push(i);
+            continue;
+        }
+        let index = match table.find_or_insert(key, dictionary.len() as u32) {
+            Some(i) => i,
+            None => {
+                if dictionary.len() == MAX_DICTIONARY {
+                    return None;
+                }
+                dictionary.push(key);
+                if dictionary.len() * 2 > table.capacity() {
+                    table = KeyTable::with_capacity(table.capacity() * 2);
+                    for (i, &k) in dictionary.iter().enumerate() {
+                        table.find_or_insert(k, i as u32);
+                    }
+                }
+                dictionary.len() as u32 - 1
+            }
+        };
+        last = Some((key, index));
+        indices.push(index);
+    }
+    Some((dictionary, indices))
+}
+
+/// Open addressing from a key to its dictionary index, kept at most half full and
+/// small (it grows with the dictionary, so a typical ECG row group's few thousand
+/// distinct values stay in the CPU cache). A slot holds `(key << 32) | (index + 1)`,
+/// 0 = empty; Fibonacci hashing spreads nearby keys.
+struct KeyTable {
+    slots: Vec<u64>,
+    shift: u32,
+}
+
+impl KeyTable {
+    fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.next_power_of_two();
+        KeyTable {
+            slots: vec![0; capacity],
+            shift: 64 - capacity.trailing_zeros(),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The index stored for `key`, or `None` after storing `index` for it.
+    #[inline]
+    fn find_or_insert(&mut self, key: u32, index: u32) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut slot = (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let entry = self.slots[slot];
+            if entry == 0 {
+                self.slots[slot] = (u64::from(key) << 32) | u64::from(index + 1);
+                return None;
+            }
+            if (entry >> 32) as u32 == key {
+                return Some((entry as u32) - 1);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
+/// Where one row's values are: its value range and its level count.
+struct RowSpan {
+    /// Index of the row's first value in the flat values.
+    first_value: usize,
+    /// Values in the row.
+    values: usize,
+    /// Level entries of the row (values, plus one per empty list).
+    levels: usize,
+}
+
+fn row_spans(outer: &ListArray, inner: &ListArray) -> Vec<RowSpan> {
+    let oo = outer.value_offsets();
+    let io = inner.value_offsets();
+    (0..outer.len())
+        .map(|r| {
+            let (c0, c1) = (oo[r] as usize, oo[r + 1] as usize);
+            let first_value = io[c0] as usize;
+            let values = io[c1] as usize - first_value;
+            let empty_channels = (c0..c1).filter(|&c| io[c] == io[c + 1]).count();
+            let levels = if c0 == c1 { 1 } else { values + empty_channels };
+            RowSpan {
+                first_value,
+                values,
+                levels,
+            }
+        })
+        .collect()
+}
+
+/// Writes the dictionary page and the data pages (cut at row boundaries every
+/// [`PAGE_VALUES`] levels) and builds the chunk metadata.
+fn write_chunk(
+    descr: ColumnDescPtr,
+    outer: &ListArray,
+    inner: &ListArray,
+    rows: &[RowSpan],
+    dictionary: &[u32],
+    indices: &[u32],
+) -> Result<RawChunk, ParquetError> {
+    let mut sink = TrackedWrite::new(Vec::new());
+    let mut pages = SerializedPageWriter::new(&mut sink);
+
+    let mut dict_bytes = Vec::with_capacity(dictionary.len() * 4);
+    for d in dictionary {
+        dict_bytes.extend_from_slice(&d.to_le_bytes());
+    }
+    let dict_len = dict_bytes.len();
+    let spec = pages.write_page(CompressedPage::new(
+        Page::DictionaryPage {
+            buf: Bytes::from(dict_bytes),
+            num_values: dictionary.len() as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        },
+        dict_len,
+    ))?;
+    let data_page_offset = spec.bytes_written;
+    let mut total_bytes = spec.bytes_written;
+
+    let bit_width = bits_for(dictionary.len().saturating_sub(1) as u32).max(1);
+    let oo = outer.value_offsets();
+    let io = inner.value_offsets();
+    let mut num_values = 0u64;
+    let mut data_pages = 0i32;
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start;
+        let mut levels = 0;
+        while end < rows.len() && (end == start || levels + rows[end].levels <= PAGE_VALUES) {
+            levels += rows[end].levels;
+            end += 1;
+        }
+        let mut rep = RleWriter::new();
+        let mut def = RleWriter::new();
+        for r in start..end {
+            let (c0, c1) = (oo[r] as usize, oo[r + 1] as usize);
+            if c0 == c1 {
+                rep.run(0, 1);
+                def.run(0, 1);
+                continue;
+            }
+            for c in c0..c1 {
+                let n = (io[c + 1] - io[c]) as usize;
+                rep.run(if c == c0 { 0 } else { 1 }, 1);
+                if n == 0 {
+                    def.run(1, 1);
+                } else {
+                    rep.run(2, n - 1);
+                    def.run(2, n);
+                }
+            }
+        }
+        let first = rows[start].first_value;
+        let last = rows[end - 1].first_value + rows[end - 1].values;
+        let mut buf = Vec::with_capacity(16 + (last - first) * bit_width as usize / 8 + 64);
+        for levels in [rep.finish(), def.finish()] {
+            buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&levels);
+        }
+        buf.push(bit_width as u8);
+        bit_pack_run(&indices[first..last], bit_width, &mut buf);
+        let len = buf.len();
+        let spec = pages.write_page(CompressedPage::new(
+            Page::DataPage {
+                buf: Bytes::from(buf),
+                num_values: levels as u32,
+                encoding: Encoding::RLE_DICTIONARY,
+                def_level_encoding: Encoding::RLE,
+                rep_level_encoding: Encoding::RLE,
+                statistics: None,
+            },
+            len,
+        ))?;
+        total_bytes += spec.bytes_written;
+        num_values += levels as u64;
+        data_pages += 1;
+        start = end;
+    }
+    let bytes = Bytes::from(sink.into_inner()?);
+    debug_assert_eq!(bytes.len() as u64, total_bytes);
+
+    let metadata = ColumnChunkMetaData::builder(descr)
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_encodings_mask(EncodingMask::new_from_encodings(
+            [Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY].iter(),
+        ))
+        .set_page_encoding_stats(vec![
+            PageEncodingStats {
+                page_type: PageType::DICTIONARY_PAGE,
+                encoding: Encoding::PLAIN,
+                count: 1,
+            },
+            PageEncodingStats {
+                page_type: PageType::DATA_PAGE,
+                encoding: Encoding::RLE_DICTIONARY,
+                count: data_pages,
+            },
+        ])
+        .set_total_compressed_size(total_bytes as i64)
+        .set_total_uncompressed_size(total_bytes as i64)
+        .set_num_values(num_values as i64)
+        .set_data_page_offset(data_page_offset as i64)
+        .set_dictionary_page_offset(Some(0))
+        .build()?;
+    Ok(RawChunk {
+        bytes,
+        close: ColumnCloseResult {
+            bytes_written: total_bytes,
+            rows_written: rows.len() as u64,
+            metadata,
+            bloom_filter: None,
+            column_index: None,
+            offset_index: None,
+        },
+    })
+}
+
+/// Bits needed to store `max` (0 for 0).
+fn bits_for(max: u32) -> u32 {
+    32 - max.leading_zeros()
+}
+
+/// Appends `values` as one bit-packed run of the RLE/bit-packing hybrid: a ULEB128
+/// header `(groups << 1) | 1`, then groups of eight values packed LSB first, the last
+/// group padded with zeros (readers take only as many values as the page has levels).
+fn bit_pack_run(values: &[u32], bit_width: u32, out: &mut Vec<u8>) {
+    let groups = values.len().div_ceil(8);
+    if groups == 0 {
+        return;
+    }
+    uleb128(((groups as u64) << 1) | 1, out);
+    out.reserve(groups * bit_width as usize);
+    let mut acc: u64 = 0;
+    let mut bits: u32 = 0;
+    let padded = values
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(0, groups * 8 - values.len()));
+    for v in padded {
+        acc |= u64::from(v) << bits;
+        bits += bit_width;
+        if bits >= 32 {
+            out.extend_from_slice(&(acc as u32).to_le_bytes());
+            acc >>= 32;
+            bits -= 32;
+        }
+    }
+    // Eight values of `bit_width` bits end on a byte boundary.
+    let tail = (bits / 8) as usize;
+    out.extend_from_slice(&acc.to_le_bytes()[..tail]);
+}
+
+fn uleb128(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Level runs in the RLE/bit-packing hybrid's RLE form (`count << 1` header, then the
+/// value in one byte), merging adjacent runs of the same level.
+struct RleWriter {
+    out: Vec<u8>,
+    current: Option<(u8, usize)>,
+}
+
+impl RleWriter {
+    fn new() -> Self {
+        RleWriter {
+            out: Vec::new(),
+            current: None,
+        }
+    }
+
+    fn run(&mut self, level: u8, count: usize) {
+        if count == 0 {
+            return;
+        }
+        match &mut self.current {
+            Some((l, n)) if *l == level => *n += count,
+            _ => {
+                self.flush();
+                self.current = Some((level, count));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((level, count)) = self.current.take() {
+            uleb128((count as u64) << 1, &mut self.out);
+            self.out.push(level);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.flush();
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Float32Array, Int16Array, RecordBatch};
+    use arrow_buffer::OffsetBuffer;
+    use arrow_schema::{Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
+
+    /// `list<list<value>>` rows from per-row channel lengths.
+    fn signal(rows: &[Vec<usize>], values: ArrayRef) -> ArrayRef {
+        let value_field = Arc::new(Field::new("item", values.data_type().clone(), false));
+        let mut inner_offsets = vec![0i32];
+        let mut outer_offsets = vec![0i32];
+        for row in rows {
+            for &n in row {
+                inner_offsets.push(inner_offsets.last().unwrap() + n as i32);
+            }
+            outer_offsets.push(outer_offsets.last().unwrap() + row.len() as i32);
+        }
+        let inner = ListArray::new(
+            Arc::clone(&value_field),
+            OffsetBuffer::new(inner_offsets.into()),
+            values,
+            None,
+        );
+        let inner_field = Arc::new(Field::new("item", inner.data_type().clone(), false));
+        Arc::new(ListArray::new(
+            inner_field,
+            OffsetBuffer::new(outer_offsets.into()),
+            Arc::new(inner),
+            None,
+        ))
+    }
+
+    /// Writes `array` as the only column through [`encode`] and reads it back with
+    /// arrow-rs; `None` when the encoder declined.
+    fn round_trip(array: ArrayRef) -> Option<ArrayRef> {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "signal",
+            array.data_type().clone(),
+            false,
+        )]));
+        let descr = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema)
+            .unwrap();
+        let raw = encode(&array, descr.column(0)).unwrap()?;
+        let mut buf = Vec::new();
+        let writer = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), None).unwrap();
+        let (mut file, _) = writer.into_serialized_writer().unwrap();
+        let mut rg = file.next_row_group().unwrap();
+        rg.append_column(&raw.bytes, raw.close).unwrap();
+        rg.close().unwrap();
+        file.close().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(buf))
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+        Some(arrow_select::concat::concat(&parts).unwrap())
+    }
+
+    #[test]
+    fn float_rows_round_trip_including_empty_lists_and_many_pages() {
+        // Rows of 12 x 5,000 (several pages), an empty record, a record with an empty
+        // channel, NaN and -0.0 (distinct bit patterns, distinct dictionary entries).
+        let mut rows: Vec<Vec<usize>> = vec![vec![5000; 12]; 20];
+        rows.insert(3, vec![]);
+        rows.insert(7, vec![4, 0, 2]);
+        let n: usize = rows.iter().flatten().sum();
+        let mut values: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 3001) as f32 / 1000.0)
+            .collect();
+        values[10] = f32::NAN;
+        values[11] = -0.0;
+        values[12] = 0.0;
+        let array = signal(&rows, Arc::new(Float32Array::from(values)));
+        let back = round_trip(Arc::clone(&array)).expect("encoded");
+        assert_eq!(back.len(), array.len());
+        // Compare bit patterns (NaN != NaN under float equality).
+        let bits = |a: &ArrayRef| -> Vec<u32> {
+            let inner = a
+                .as_list::<i32>()
+                .values()
+                .as_list::<i32>()
+                .values()
+                .clone();
+            inner
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&array));
+        assert_eq!(
+            back.as_list::<i32>().value_offsets(),
+            array.as_list::<i32>().value_offsets()
+        );
+        assert_eq!(
+            back.as_list::<i32>()
+                .values()
+                .as_list::<i32>()
+                .value_offsets(),
+            array
+                .as_list::<i32>()
+                .values()
+                .as_list::<i32>()
+                .value_offsets()
+        );
+    }
+
+    #[test]
+    fn int16_rows_round_trip() {
+        let rows = vec![vec![3, 3], vec![2, 2]];
+        let values = Int16Array::from(vec![-32768, 0, 32767, 5, 5, -1, 7, 7, 7, -32768]);
+        let array = signal(&rows, Arc::new(values));
+        let back = round_trip(Arc::clone(&array)).expect("encoded");
+        assert_eq!(back.as_ref(), array.as_ref());
+    }
+
+    #[test]
+    fn declines_what_it_does_not_handle() {
+        // More distinct values than a dictionary may hold: the generic writer's job.
+        let n = MAX_DICTIONARY + 1;
+        let values = Float32Array::from((0..n).map(|i| i as f32).collect::<Vec<_>>());
+        assert!(round_trip(signal(&[vec![n]], Arc::new(values))).is_none());
+        // Not list<list<_>>.
+        let flat: ArrayRef = Arc::new(Float32Array::from(vec![1.0f32]));
+        let schema = Schema::new(vec![Field::new("signal", DataType::Float32, false)]);
+        let descr = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema)
+            .unwrap();
+        assert!(encode(&flat, descr.column(0)).unwrap().is_none());
+    }
+
+    #[test]
+    fn dictionary_in_first_appearance_order() {
+        let (dict, idx) = dictionary_encode([7, 7, 3, 7, 9, 3].into_iter(), 6).unwrap();
+        assert_eq!(dict, vec![7, 3, 9]);
+        assert_eq!(idx, vec![0, 0, 1, 0, 2, 1]);
+    }
+
+    #[test]
+    fn dictionary_gives_up_past_the_limit() {
+        let keys: Vec<u32> = (0..=MAX_DICTIONARY as u32).collect();
+        assert!(dictionary_encode(keys.iter().copied(), keys.len()).is_none());
+        assert!(dictionary_encode(keys[1..].iter().copied(), MAX_DICTIONARY).is_some());
+    }
+
+    #[test]
+    fn bit_packing_matches_the_spec_example() {
+        // Parquet spec, "Bit-packed (Deprecated)" / hybrid: values 0..7 at width 3 pack
+        // to 10001000 11000110 11111010.
+        let mut out = Vec::new();
+        bit_pack_run(&[0, 1, 2, 3, 4, 5, 6, 7], 3, &mut out);
+        assert_eq!(out, vec![0b11, 0b1000_1000, 0b1100_0110, 0b1111_1010]);
+        // A partial group is padded to eight values.
+        let mut out = Vec::new();
+        bit_pack_run(&[1], 1, &mut out);
+        assert_eq!(out, vec![0b11, 0b0000_0001]);
+    }
+
+    #[test]
+    fn level_runs_merge() {
+        let mut w = RleWriter::new();
+        w.run(0, 1);
+        w.run(2, 4999);
+        w.run(2, 1);
+        w.run(1, 0);
+        let out = w.finish();
+        // 1 x level 0, then 5000 x level 2 (ULEB128 of 10000 = 0x90 0x4e).
+        assert_eq!(out, vec![2, 0, 0x90, 0x4e, 2]);
+    }
+}
