@@ -73,70 +73,80 @@ pub fn encode(array: &ArrayRef, descr: ColumnDescPtr) -> Result<Option<RawChunk>
         return Ok(None);
     }
     let values = inner.values();
-    let encoded = match values.data_type() {
-        DataType::Float32 => dictionary_encode(
-            values
-                .as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .map(|v| v.to_bits()),
-            values.len(),
-        ),
-        // Parquet stores int16 as INT32 (with an INT(16) annotation).
-        DataType::Int16 => dictionary_encode(
-            values
-                .as_primitive::<Int16Type>()
-                .values()
-                .iter()
-                .map(|&v| i32::from(v) as u32),
-            values.len(),
-        ),
-        _ => return Ok(None),
-    };
-    let Some((dictionary, indices)) = encoded else {
-        return Ok(None);
-    };
     let rows = row_spans(outer, inner);
     if rows.iter().any(|r| r.values > MAX_PAGE_VALUES) {
         return Ok(None);
     }
-    write_chunk(descr, outer, inner, &rows, &dictionary, &indices).map(Some)
+    match values.data_type() {
+        DataType::Float32 => {
+            let v = values.as_primitive::<Float32Type>().values();
+            write_chunk(descr, outer, inner, &rows, v, |x: &f32| x.to_bits())
+        }
+        // Parquet stores int16 as INT32 (with an INT(16) annotation).
+        DataType::Int16 => {
+            let v = values.as_primitive::<Int16Type>().values();
+            write_chunk(descr, outer, inner, &rows, v, |x: &i16| {
+                i32::from(*x) as u32
+            })
+        }
+        _ => Ok(None),
+    }
 }
 
-/// Replaces every key by its index in a dictionary of distinct keys in order of first
-/// appearance; `None` when there are more than [`MAX_DICTIONARY`] distinct keys.
-fn dictionary_encode(keys: impl Iterator<Item = u32>, len: usize) -> Option<(Vec<u32>, Vec<u32>)> {
-    let mut table = KeyTable::with_capacity(4096);
-    let mut dictionary: Vec<u32> = Vec::new();
-    let mut indices = Vec::with_capacity(len);
-    let mut last: Option<(u32, u32)> = None;
-    for key in keys {
-        if let Some((k, i)) = last
-            && k == key
-        {
-            indices.push(i);
-            continue;
+/// A dictionary of distinct keys (value bit patterns) in order of first appearance,
+/// built as the pages are encoded.
+struct Dictionary {
+    table: KeyTable,
+    keys: Vec<u32>,
+    last: Option<(u32, u32)>,
+}
+
+impl Dictionary {
+    fn new() -> Self {
+        Dictionary {
+            table: KeyTable::with_capacity(4096),
+            keys: Vec::new(),
+            last: None,
         }
-        let index = match table.find_or_insert(key, dictionary.len() as u32) {
-            Some(i) => i,
-            None => {
-                if dictionary.len() == MAX_DICTIONARY {
-                    return None;
-                }
-                dictionary.push(key);
-                if dictionary.len() * 2 > table.capacity() {
-                    table = KeyTable::with_capacity(table.capacity() * 2);
-                    for (i, &k) in dictionary.iter().enumerate() {
-                        table.find_or_insert(k, i as u32);
-                    }
-                }
-                dictionary.len() as u32 - 1
-            }
-        };
-        last = Some((key, index));
-        indices.push(index);
     }
-    Some((dictionary, indices))
+
+    /// Appends the dictionary index of every key to `indices` (adding new keys); `None`
+    /// once there are more than [`MAX_DICTIONARY`] distinct keys.
+    fn encode_into(
+        &mut self,
+        keys: impl Iterator<Item = u32>,
+        indices: &mut Vec<u32>,
+    ) -> Option<()> {
+        for key in keys {
+            // ECG holds flat stretches: the previous value is the likeliest.
+            if let Some((k, i)) = self.last
+                && k == key
+            {
+                indices.push(i);
+                continue;
+            }
+            let next = self.keys.len() as u32;
+            let index = match self.table.find_or_insert(key, next) {
+                Some(i) => i,
+                None => {
+                    if self.keys.len() == MAX_DICTIONARY {
+                        return None;
+                    }
+                    self.keys.push(key);
+                    if self.keys.len() * 2 > self.table.capacity() {
+                        self.table = KeyTable::with_capacity(self.table.capacity() * 2);
+                        for (i, &k) in self.keys.iter().enumerate() {
+                            self.table.find_or_insert(k, i as u32);
+                        }
+                    }
+                    next
+                }
+            };
+            self.last = Some((key, index));
+            indices.push(index);
+        }
+        Some(())
+    }
 }
 
 /// Open addressing from a key to its dictionary index, kept at most half full and
@@ -209,37 +219,21 @@ fn row_spans(outer: &ListArray, inner: &ListArray) -> Vec<RowSpan> {
         .collect()
 }
 
-/// Writes the dictionary page and the data pages (cut at row boundaries every
-/// [`PAGE_VALUES`] levels) and builds the chunk metadata.
-fn write_chunk(
+/// Encodes the data pages (cut at row boundaries every [`PAGE_VALUES`] levels), each
+/// with the bit width its indices need so far, then puts the dictionary page in front
+/// and builds the chunk metadata; `None` when the dictionary overflows.
+fn write_chunk<T>(
     descr: ColumnDescPtr,
     outer: &ListArray,
     inner: &ListArray,
     rows: &[RowSpan],
-    dictionary: &[u32],
-    indices: &[u32],
-) -> Result<RawChunk, ParquetError> {
-    let mut sink = TrackedWrite::new(Vec::new());
-    let mut pages = SerializedPageWriter::new(&mut sink);
-
-    let mut dict_bytes = Vec::with_capacity(dictionary.len() * 4);
-    for d in dictionary {
-        dict_bytes.extend_from_slice(&d.to_le_bytes());
-    }
-    let dict_len = dict_bytes.len();
-    let spec = pages.write_page(CompressedPage::new(
-        Page::DictionaryPage {
-            buf: Bytes::from(dict_bytes),
-            num_values: dictionary.len() as u32,
-            encoding: Encoding::PLAIN,
-            is_sorted: false,
-        },
-        dict_len,
-    ))?;
-    let data_page_offset = spec.bytes_written;
-    let mut total_bytes = spec.bytes_written;
-
-    let bit_width = bits_for(dictionary.len().saturating_sub(1) as u32).max(1);
+    values: &[T],
+    key: impl Fn(&T) -> u32,
+) -> Result<Option<RawChunk>, ParquetError> {
+    let mut data = TrackedWrite::new(Vec::new());
+    let mut pages = SerializedPageWriter::new(&mut data);
+    let mut dictionary = Dictionary::new();
+    let mut indices = Vec::new();
     let oo = outer.value_offsets();
     let io = inner.value_offsets();
     let mut num_values = 0u64;
@@ -274,15 +268,23 @@ fn write_chunk(
         }
         let first = rows[start].first_value;
         let last = rows[end - 1].first_value + rows[end - 1].values;
-        let mut buf = Vec::with_capacity(16 + (last - first) * bit_width as usize / 8 + 64);
+        indices.clear();
+        if dictionary
+            .encode_into(values[first..last].iter().map(&key), &mut indices)
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let bit_width = bits_for(dictionary.keys.len().saturating_sub(1) as u32).max(1);
+        let mut buf = Vec::with_capacity(16 + indices.len() * bit_width as usize / 8 + 64);
         for levels in [rep.finish(), def.finish()] {
             buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
             buf.extend_from_slice(&levels);
         }
         buf.push(bit_width as u8);
-        bit_pack_run(&indices[first..last], bit_width, &mut buf);
+        bit_pack_run(&indices, bit_width, &mut buf);
         let len = buf.len();
-        let spec = pages.write_page(CompressedPage::new(
+        pages.write_page(CompressedPage::new(
             Page::DataPage {
                 buf: Bytes::from(buf),
                 num_values: levels as u32,
@@ -293,13 +295,31 @@ fn write_chunk(
             },
             len,
         ))?;
-        total_bytes += spec.bytes_written;
         num_values += levels as u64;
         data_pages += 1;
         start = end;
     }
-    let bytes = Bytes::from(sink.into_inner()?);
-    debug_assert_eq!(bytes.len() as u64, total_bytes);
+
+    // The dictionary page comes first in the chunk.
+    let mut chunk = TrackedWrite::new(Vec::new());
+    let mut dict_bytes = Vec::with_capacity(dictionary.keys.len() * 4);
+    for k in &dictionary.keys {
+        dict_bytes.extend_from_slice(&k.to_le_bytes());
+    }
+    let dict_len = dict_bytes.len();
+    SerializedPageWriter::new(&mut chunk).write_page(CompressedPage::new(
+        Page::DictionaryPage {
+            buf: Bytes::from(dict_bytes),
+            num_values: dictionary.keys.len() as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        },
+        dict_len,
+    ))?;
+    let data_page_offset = chunk.bytes_written() as u64;
+    let mut bytes = chunk.into_inner()?;
+    bytes.extend_from_slice(&data.into_inner()?);
+    let total_bytes = bytes.len() as u64;
 
     let metadata = ColumnChunkMetaData::builder(descr)
         .set_compression(Compression::UNCOMPRESSED)
@@ -324,8 +344,8 @@ fn write_chunk(
         .set_data_page_offset(data_page_offset as i64)
         .set_dictionary_page_offset(Some(0))
         .build()?;
-    Ok(RawChunk {
-        bytes,
+    Ok(Some(RawChunk {
+        bytes: Bytes::from(bytes),
         close: ColumnCloseResult {
             bytes_written: total_bytes,
             rows_written: rows.len() as u64,
@@ -334,7 +354,7 @@ fn write_chunk(
             column_index: None,
             offset_index: None,
         },
-    })
+    }))
 }
 
 /// Bits needed to store `max` (0 for 0).
@@ -560,17 +580,37 @@ mod tests {
     }
 
     #[test]
-    fn dictionary_in_first_appearance_order() {
-        let (dict, idx) = dictionary_encode([7, 7, 3, 7, 9, 3].into_iter(), 6).unwrap();
-        assert_eq!(dict, vec![7, 3, 9]);
+    fn dictionary_in_first_appearance_order_across_pages() {
+        let mut d = Dictionary::new();
+        let mut idx = Vec::new();
+        d.encode_into([7, 7, 3, 7].into_iter(), &mut idx).unwrap();
+        d.encode_into([9, 3].into_iter(), &mut idx).unwrap();
+        assert_eq!(d.keys, vec![7, 3, 9]);
         assert_eq!(idx, vec![0, 0, 1, 0, 2, 1]);
+        // Growing the table past its first capacity keeps every index.
+        let keys: Vec<u32> = (0..10_000).map(|k| k * 31).collect();
+        let mut d = Dictionary::new();
+        let mut idx = Vec::new();
+        d.encode_into(keys.iter().copied(), &mut idx).unwrap();
+        d.encode_into(keys.iter().rev().copied(), &mut idx).unwrap();
+        let want: Vec<u32> = (0..10_000).chain((0..10_000).rev()).collect();
+        assert_eq!(idx, want);
     }
 
     #[test]
     fn dictionary_gives_up_past_the_limit() {
         let keys: Vec<u32> = (0..=MAX_DICTIONARY as u32).collect();
-        assert!(dictionary_encode(keys.iter().copied(), keys.len()).is_none());
-        assert!(dictionary_encode(keys[1..].iter().copied(), MAX_DICTIONARY).is_some());
+        let mut idx = Vec::new();
+        assert!(
+            Dictionary::new()
+                .encode_into(keys.iter().copied(), &mut idx)
+                .is_none()
+        );
+        assert!(
+            Dictionary::new()
+                .encode_into(keys[1..].iter().copied(), &mut idx)
+                .is_some()
+        );
     }
 
     #[test]
