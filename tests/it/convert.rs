@@ -680,3 +680,52 @@ fn incremental_convert_of_parts_and_shards_equals_a_full_conversion() {
     assert!(parquet_files(&all) == parquet_files(&all_full));
     assert!(parquet_files(&sharded) == parquet_files(&sharded_full));
 }
+
+#[test]
+fn incremental_convert_decodes_everything_when_the_metadata_csv_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ptbxl");
+    let names = generated_corpus(&root, 4);
+    let csv = dir.path().join("labels.csv");
+    let rows = |label: &str| {
+        let mut t = "name,label\n".to_string();
+        for n in &names {
+            t.push_str(&format!("{},{label}\n", n.rsplit('/').next().unwrap()));
+        }
+        t
+    };
+    std::fs::write(&csv, rows("a")).unwrap();
+    let out = dir.path().join("m.parquet");
+    let args = [
+        s(&root),
+        "--out",
+        s(&out),
+        "--metadata",
+        s(&csv),
+        "--key",
+        "name",
+        "--incremental",
+    ];
+    convert_json(&args);
+    let again = convert_json(&args);
+    assert_eq!(
+        (&again["records_converted"], &again["records_reused"]),
+        (&serde_json::json!(0), &serde_json::json!(4))
+    );
+    // The joined labels change though no WFDB file did: nothing old can be copied.
+    std::fs::write(&csv, rows("b")).unwrap();
+    let changed = convert_json(&args);
+    assert_eq!(changed["records_converted"], 4, "{changed:#}");
+    assert_eq!(changed["records_reused"], 0);
+    let full = dir.path().join("full.parquet");
+    convert_json(&[
+        s(&root),
+        "--out",
+        s(&full),
+        "--metadata",
+        s(&csv),
+        "--key",
+        "name",
+    ]);
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap());
+}
