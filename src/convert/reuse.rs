@@ -235,7 +235,7 @@ impl Reuse {
     fn index(&self) -> HashMap<String, Vec<Run>> {
         let mut index: HashMap<String, Vec<Run>> = HashMap::new();
         for fi in 0..self.files.len() {
-            let names = match self.file_names(fi) {
+            let stretches = match self.name_stretches(fi) {
                 Ok(n) => n,
                 Err(why) => {
                     tracing::warn!(file = %self.files[fi].path.display(), reason = %why,
@@ -243,38 +243,27 @@ impl Reuse {
                     continue;
                 }
             };
-            for (rg, names) in names.into_iter().enumerate() {
-                for (offset, name) in names.into_iter().enumerate() {
-                    let runs = index.entry(name).or_default();
-                    match runs.last_mut() {
-                        Some(r)
-                            if r.file == fi
-                                && r.row_group == rg
-                                && r.offset + (r.rows.end - r.rows.start) as usize == offset =>
-                        {
-                            r.rows.end += 1;
-                        }
-                        _ => {
-                            let start = runs.last().map_or(0, |r| r.rows.end);
-                            runs.push(Run {
-                                file: fi,
-                                row_group: rg,
-                                offset,
-                                rows: start..start + 1,
-                            });
-                        }
-                    }
-                }
+            for (name, row_group, offset, len) in stretches {
+                let runs = index.entry(name).or_default();
+                let start = runs.last().map_or(0, |r| r.rows.end);
+                runs.push(Run {
+                    file: fi,
+                    row_group,
+                    offset,
+                    rows: start..start + len,
+                });
             }
         }
         index
     }
 
-    /// The `record` column of every row group of old file `fi`.
-    fn file_names(&self, fi: usize) -> Result<Vec<Vec<String>>, String> {
+    /// The `record` column of old file `fi` as stretches of equal names
+    /// `(name, row group, first row, rows)`: memory per record, not per row, so a
+    /// `samples` output of millions of rows indexes cheaply.
+    fn name_stretches(&self, fi: usize) -> Result<Vec<(String, usize, usize, u64)>, String> {
         let f = &self.files[fi];
         let schema_descr = f.meta.metadata().file_metadata().schema_descr_ptr();
-        let mut out = Vec::new();
+        let mut out: Vec<(String, usize, usize, u64)> = Vec::new();
         for rg in 0..f.meta.metadata().num_row_groups() {
             let reader =
                 ParquetRecordBatchReaderBuilder::new_with_metadata(f.file.clone(), f.meta.clone())
@@ -283,16 +272,22 @@ impl Reuse {
                     .with_batch_size(64 * 1024)
                     .build()
                     .map_err(|e| e.to_string())?;
-            let mut names = Vec::new();
+            let mut row = 0usize;
             for b in reader {
                 let b = b.map_err(|e| e.to_string())?;
                 let col = b
                     .column(0)
                     .as_string_opt::<i32>()
                     .ok_or("the first column is not the record name")?;
-                names.extend(col.iter().map(|n| n.unwrap_or_default().to_string()));
+                for name in col.iter() {
+                    let name = name.ok_or("a row without a record name")?;
+                    match out.last_mut() {
+                        Some((n, r, _, len)) if *r == rg && n == name => *len += 1,
+                        _ => out.push((name.to_string(), rg, row, 1)),
+                    }
+                    row += 1;
+                }
             }
-            out.push(names);
         }
         Ok(out)
     }
