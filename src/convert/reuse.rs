@@ -744,6 +744,11 @@ mod tests {
             }
             out.push(o);
         }
+        for dtype in [Dtype::F16, Dtype::I16] {
+            let mut o = out[0].clone();
+            o.dtype = dtype;
+            out.push(o);
+        }
         out
     }
 
@@ -766,7 +771,8 @@ mod tests {
             o.salt.insert("r3".into(), "-v2".into());
             o.inner.add(record("r45", 33, 45));
             let day2 = convert(&o, &opts);
-            assert_eq!(day2.converted, ["r3", "r45"], "{:?}", base.layout);
+            let what = format!("{:?} {:?}", base.layout, base.dtype);
+            assert_eq!(day2.converted, ["r3", "r45"], "{what}");
             assert_eq!(day2.records_reused, 8);
 
             let mut fresh = base.clone();
@@ -776,8 +782,7 @@ mod tests {
             assert_eq!(day2.files.len(), reference.files.len());
             assert!(
                 bytes(&day2.files) == bytes(&reference.files),
-                "{:?}: incremental differs from full",
-                base.layout
+                "{what}: incremental differs from full"
             );
 
             // Unchanged inputs: everything is copied, and the bytes stay the same.
