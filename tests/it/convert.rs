@@ -729,3 +729,44 @@ fn incremental_convert_decodes_everything_when_the_metadata_csv_changes() {
     ]);
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap());
 }
+
+#[test]
+fn incremental_convert_notices_a_changed_segment_file() {
+    // 041s is a multi-segment record: its inputs include the segment headers and their
+    // signal files, so editing one segment's samples re-decodes just that record.
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    for e in std::fs::read_dir(conformance_dir().join("records")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, records.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let run = |out: &Path, incremental: bool| {
+        let mut args = vec![s(&records), "--out", s(out), "--row-group-rows", "1"];
+        for r in ["041s", "binformats", "flacformats", "test01_00s_frame"] {
+            args.extend(["--records", r]);
+        }
+        if incremental {
+            args.push("--incremental");
+        }
+        convert_json(&args)
+    };
+    let out = dir.path().join("inc");
+    assert_eq!(run(&out, true)["records_written"], 4);
+    let dat = records.join("041s02.dat");
+    let mut bytes = std::fs::read(&dat).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&dat, bytes).unwrap();
+    let day2 = run(&out, true);
+    assert_eq!(
+        day2["converted_records"],
+        serde_json::json!(["041s"]),
+        "{day2:#}"
+    );
+    assert_eq!(day2["records_reused"], 3);
+    let full = dir.path().join("full");
+    assert_eq!(run(&full, false)["records_converted"], 4);
+    assert!(parquet_files(&out) == parquet_files(&full));
+}
