@@ -318,6 +318,12 @@ fn one_line(entry: &DatasetEntry, r: &Value) -> String {
     }
     if let Some(status) = r["convert"]["status"].as_str() {
         line.push_str(&format!("; convert {status}"));
+        if let (Some(decoded), Some(reused)) = (
+            r["convert"]["records_converted"].as_u64(),
+            r["convert"]["records_reused"].as_u64(),
+        ) {
+            line.push_str(&format!(" ({decoded} records decoded, {reused} reused)"));
+        }
     }
     if let Some(v) = r["upgrade_available"].as_str() {
         line.push_str(&format!("; newer version {v} available (--upgrade)"));
