@@ -42,7 +42,8 @@ use super::plan::{Piece, RowGroupPlan};
 use super::source::{RecordMeta, SourceOpener};
 use super::{ConvertError, ConvertOptions};
 
-/// Provenance key holding the per-file map `{input path: SHA-256}`.
+/// Provenance key holding the per-file map `{input path: SHA-256}` (written by
+/// `PartWriter` when it closes a file).
 pub const INPUTS_KEY: &str = "physio.inputs_sha256";
 
 /// Provenance key holding the SHA-256 of `--metadata` / `--preset` CSV files.

@@ -376,7 +376,7 @@ impl PartWriter {
         };
         // Provenance of this file's inputs: {relative path: SHA-256}, sorted by path.
         part.writer.append_key_value_metadata(KeyValue::new(
-            super::reuse::INPUTS_KEY.to_string(),
+            "physio.inputs_sha256".to_string(),
             serde_json::to_string(&part.digests).unwrap_or_default(),
         ));
         // `into_inner` writes the footer and hands back the buffered file, which is
