@@ -242,6 +242,10 @@ pub struct ConvertArgs {
     /// Convert only shard I of N (0-based), split by a stable hash of the record name.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Copy the rows of records whose input files are unchanged (by SHA-256) from the
+    /// existing output at --out instead of decoding them; the result is the same bytes.
+    #[arg(long)]
+    pub incremental: bool,
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -20,6 +20,7 @@ pub mod batch;
 pub mod discover;
 pub mod metadata;
 pub mod plan;
+pub mod reuse;
 pub mod schema;
 pub mod signal_chunk;
 pub mod source;
@@ -239,6 +240,10 @@ pub struct ConvertOptions {
     pub shard: Shard,
     /// Parquet writer tuning.
     pub tuning: Tuning,
+    /// `--incremental`: copy the rows of records whose inputs are unchanged from the
+    /// previous output at `out` instead of decoding them (the bytes written are the same
+    /// as a full conversion's; see [`reuse`]).
+    pub incremental: bool,
 }
 
 impl ConvertOptions {
@@ -259,11 +264,12 @@ impl ConvertOptions {
             fail_fast: false,
             shard: Shard::ALL,
             tuning: Tuning::default(),
+            incremental: false,
         }
     }
 
     /// The options that shape the output, as JSON for the files' provenance metadata
-    /// (`--jobs` is left out: it never changes the bytes written).
+    /// (`--jobs` and `--incremental` are left out: they never change the bytes written).
     pub fn provenance_json(&self) -> String {
         let value = serde_json::json!({
             "layout": self.layout,
@@ -310,6 +316,11 @@ pub struct ConvertReport {
     pub files: Vec<PathBuf>,
     /// Records that were skipped, with the reason.
     pub failed: Vec<(String, crate::Error)>,
+    /// Names of the written records that were decoded from WFDB, in output order.
+    pub converted: Vec<String>,
+    /// Written records whose rows were copied from the previous output
+    /// (`--incremental`); `converted.len() + records_reused == records_written`.
+    pub records_reused: usize,
 }
 
 /// Converts the records of `opts.input` to Parquet at `opts.out`.
@@ -428,6 +439,19 @@ fn run(
 
     let schema = Arc::new(schema::build(opts, &shape, &extra));
     let props = writer::writer_properties(opts, &shape, found, plan.rows_per_group)?;
+    // The old output is opened (and vetted) before any new file is renamed over it.
+    let reuse = if opts.incremental {
+        reuse::Reuse::open(
+            opts,
+            &writer::provenance(opts, &shape, found),
+            &schema,
+            &metas,
+            |m| shape.rows_of(opts.layout, m),
+            opener,
+        )
+    } else {
+        reuse::Reuse::none(metas.len())
+    };
     let encoder = writer::RowGroupEncoder::new(opts, Arc::clone(&schema), props.clone())?;
     let mut out = writer::PartWriter::new(opts, Arc::clone(&schema), props)?;
     let ctx = batch::BatchContext {
@@ -471,7 +495,7 @@ fn run(
             || {
                 groups
                     .par_iter()
-                    .map(|g| encoder.encode(batch::build_row_group(&ctx, g)?))
+                    .map(|g| encoder.encode(reuse.build_row_group(&ctx, g)?))
                     .collect::<Vec<_>>()
             },
         );
@@ -480,13 +504,21 @@ fn run(
     }
     append(pending, &mut failed)?;
     let (files, rows) = out.finish()?;
-    let records_written = metas
-        .iter()
-        .zip(&written_records)
-        .filter(|(m, w)| **w && !failed.contains_key(&m.name))
-        .count();
+    let mut converted = Vec::new();
+    let mut records_reused = 0;
+    for (rec, (m, w)) in metas.iter().zip(&written_records).enumerate() {
+        if *w && !failed.contains_key(&m.name) {
+            if reuse.was_decoded(rec) {
+                converted.push(m.name.clone());
+            } else {
+                records_reused += 1;
+            }
+        }
+    }
     Ok(ConvertReport {
-        records_written,
+        records_written: converted.len() + records_reused,
+        converted,
+        records_reused,
         rows,
         files,
         failed: failed

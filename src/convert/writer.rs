@@ -114,7 +114,13 @@ pub fn writer_properties(
 }
 
 /// File-level key-value metadata: what produced the file from what (issue 4 point 4).
-fn provenance(opts: &ConvertOptions, shape: &Shape, found: &Discovered) -> Vec<KeyValue> {
+/// Each file adds `physio.inputs_sha256` when it is closed; `--incremental` reuses a
+/// file's rows only when all of these keys match (issue 7).
+pub(crate) fn provenance(
+    opts: &ConvertOptions,
+    shape: &Shape,
+    found: &Discovered,
+) -> Vec<KeyValue> {
     let (dataset, version) = dataset_and_version(&found.root);
     let mut kv = vec![
         KeyValue::new("physio.version".to_string(), crate::VERSION.to_string()),
@@ -132,6 +138,13 @@ fn provenance(opts: &ConvertOptions, shape: &Shape, found: &Discovered) -> Vec<K
     }
     if let Some(fs) = shape.fs {
         kv.push(KeyValue::new("physio.fs".to_string(), fs.to_string()));
+    }
+    let csv = super::reuse::metadata_digests(opts, &found.root);
+    if !csv.is_empty() {
+        kv.push(KeyValue::new(
+            super::reuse::METADATA_KEY.to_string(),
+            serde_json::to_string(&csv).unwrap_or_default(),
+        ));
     }
     kv
 }

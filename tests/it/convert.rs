@@ -574,3 +574,199 @@ fn interrupted_convert_leaves_no_file_at_the_final_path() {
     // At least the earliest kill must land mid-run, or the test proves nothing.
     assert!(killed > 0, "every run finished before it was killed");
 }
+
+/// Runs `physio convert ... --json` and returns its summary.
+fn convert_json(args: &[&str]) -> serde_json::Value {
+    let out = physio()
+        .arg("convert")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `(file name, bytes)` of every Parquet file in `dir`, by name.
+fn parquet_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn incremental_convert_of_parts_and_shards_equals_a_full_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ptbxl");
+    generated_corpus(&root, 12);
+    let small = ["--row-group-rows", "2", "--max-file-bytes", "15000"];
+    let shardings: [&[&str]; 3] = [&[], &["--shard", "0/2"], &["--shard", "1/2"]];
+    let run = |out: &Path, shard: &[&str], incremental: bool| {
+        let mut args = vec![s(&root), "--out", s(out)];
+        args.extend(small);
+        args.extend(shard);
+        if incremental {
+            args.push("--incremental");
+        }
+        convert_json(&args)
+    };
+    let (all, sharded) = (dir.path().join("all"), dir.path().join("sharded"));
+    for shard in shardings {
+        let out = if shard.is_empty() { &all } else { &sharded };
+        let day1 = run(out, shard, true);
+        assert_eq!(day1["records_reused"], 0, "{day1:#}");
+    }
+    assert!(parquet_files(&all).len() > 2, "several parts");
+    assert!(parquet_files(&sharded).len() > 3, "several parts per shard");
+
+    // A new record, and one changed signal file.
+    let names = generated_corpus(&root, 13);
+    let changed = &names[4];
+    let dat = root.join(format!("{changed}.dat"));
+    let mut bytes = std::fs::read(&dat).unwrap();
+    bytes[40] ^= 0x10;
+    std::fs::write(&dat, bytes).unwrap();
+
+    let mut converted: Vec<String> = Vec::new();
+    let mut reused = 0;
+    for shard in shardings {
+        let out = if shard.is_empty() { &all } else { &sharded };
+        let day2 = run(out, shard, true);
+        if shard.is_empty() {
+            assert_eq!(
+                day2["converted_records"],
+                serde_json::json!([changed, names[12]]),
+                "{day2:#}"
+            );
+            assert_eq!(day2["records_reused"], 11);
+        } else {
+            converted.extend(
+                day2["converted_records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_string()),
+            );
+            reused += day2["records_reused"].as_u64().unwrap();
+        }
+    }
+    converted.sort();
+    assert_eq!(converted, [changed.clone(), names[12].clone()]);
+    assert_eq!(reused, 11);
+
+    // The same inputs converted from scratch give the same files, byte for byte.
+    let (all_full, sharded_full) = (dir.path().join("all-full"), dir.path().join("sharded-full"));
+    for shard in shardings {
+        let out = if shard.is_empty() {
+            &all_full
+        } else {
+            &sharded_full
+        };
+        let full = run(out, shard, false);
+        assert_eq!(full["records_reused"], 0);
+    }
+    assert!(parquet_files(&all) == parquet_files(&all_full));
+    assert!(parquet_files(&sharded) == parquet_files(&sharded_full));
+}
+
+#[test]
+fn incremental_convert_decodes_everything_when_the_metadata_csv_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ptbxl");
+    let names = generated_corpus(&root, 4);
+    let csv = dir.path().join("labels.csv");
+    let rows = |label: &str| {
+        let mut t = "name,label\n".to_string();
+        for n in &names {
+            t.push_str(&format!("{},{label}\n", n.rsplit('/').next().unwrap()));
+        }
+        t
+    };
+    std::fs::write(&csv, rows("a")).unwrap();
+    let out = dir.path().join("m.parquet");
+    let args = [
+        s(&root),
+        "--out",
+        s(&out),
+        "--metadata",
+        s(&csv),
+        "--key",
+        "name",
+        "--incremental",
+    ];
+    convert_json(&args);
+    let again = convert_json(&args);
+    assert_eq!(
+        (&again["records_converted"], &again["records_reused"]),
+        (&serde_json::json!(0), &serde_json::json!(4))
+    );
+    // The joined labels change though no WFDB file did: nothing old can be copied.
+    std::fs::write(&csv, rows("b")).unwrap();
+    let changed = convert_json(&args);
+    assert_eq!(changed["records_converted"], 4, "{changed:#}");
+    assert_eq!(changed["records_reused"], 0);
+    let full = dir.path().join("full.parquet");
+    convert_json(&[
+        s(&root),
+        "--out",
+        s(&full),
+        "--metadata",
+        s(&csv),
+        "--key",
+        "name",
+    ]);
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap());
+}
+
+#[test]
+fn incremental_convert_notices_a_changed_segment_file() {
+    // 041s is a multi-segment record: its inputs include the segment headers and their
+    // signal files, so editing one segment's samples re-decodes just that record.
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    for e in std::fs::read_dir(conformance_dir().join("records")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, records.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let run = |out: &Path, incremental: bool| {
+        let mut args = vec![s(&records), "--out", s(out), "--row-group-rows", "1"];
+        for r in ["041s", "binformats", "flacformats", "test01_00s_frame"] {
+            args.extend(["--records", r]);
+        }
+        if incremental {
+            args.push("--incremental");
+        }
+        convert_json(&args)
+    };
+    let out = dir.path().join("inc");
+    assert_eq!(run(&out, true)["records_written"], 4);
+    let dat = records.join("041s02.dat");
+    let mut bytes = std::fs::read(&dat).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&dat, bytes).unwrap();
+    let day2 = run(&out, true);
+    assert_eq!(
+        day2["converted_records"],
+        serde_json::json!(["041s"]),
+        "{day2:#}"
+    );
+    assert_eq!(day2["records_reused"], 3);
+    let full = dir.path().join("full");
+    assert_eq!(run(&full, false)["records_converted"], 4);
+    assert!(parquet_files(&out) == parquet_files(&full));
+}

@@ -104,7 +104,8 @@ fn nightly_sync_fetches_and_reconverts_only_after_upstream_changes() {
     std::fs::write(upstream.join("RECORDS"), records + "generated/gen07\n").unwrap();
     reseal(&upstream);
 
-    // Day 2: only the changed and new files move, and the Parquet is rebuilt with 11.
+    // Day 2: only the changed and new files move, and only the changed and new records
+    // are decoded; the other nine are copied from day 1's Parquet (issue 7).
     let (day2, code) = sync(&config, &mirror, &[]);
     assert_eq!(code, 0, "{day2:#}");
     let d = &day2["datasets"][0];
@@ -114,7 +115,36 @@ fn nightly_sync_fetches_and_reconverts_only_after_upstream_changes() {
     );
     assert_eq!(d["convert"]["status"], "converted");
     assert_eq!(d["convert"]["records_written"], 11);
-    assert_ne!(std::fs::read(&parquet).unwrap(), day1_parquet);
+    assert_eq!(d["convert"]["records_converted"], 2, "{d:#}");
+    assert_eq!(
+        d["convert"]["converted_records"],
+        serde_json::json!(["generated/gen01", "generated/gen07"])
+    );
+    assert_eq!(d["convert"]["records_reused"], 9);
+    let day2_parquet = std::fs::read(&parquet).unwrap();
+    assert_ne!(day2_parquet, day1_parquet);
+    // The incremental result is byte for byte a fresh conversion of the day-2 inputs.
+    let fresh = tmp.path().join("fresh.parquet");
+    let out = physio()
+        .arg("convert")
+        .arg(tmp.path().join("data/physio-demo/1.0.0"))
+        .args(["--to", "parquet", "--out"])
+        .arg(&fresh)
+        .args(["--json", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["records_converted"], 11);
+    assert_eq!(summary["records_reused"], 0);
+    assert!(
+        std::fs::read(&fresh).unwrap() == day2_parquet,
+        "incremental output differs from a full conversion"
+    );
 
     // Day 3: nothing changed upstream, nothing is transferred or converted.
     let (day3, code) = sync(&config, &mirror, &[]);

@@ -14,6 +14,10 @@ use crate::convert::{
 };
 use crate::error::{EXIT_OK, EXIT_PARTIAL};
 
+/// How many names of decoded records the JSON summary lists (`records_converted` has
+/// the count): a first conversion of a large dataset would otherwise list them all.
+const CONVERTED_NAMES_SHOWN: usize = 100;
+
 /// Runs `physio convert`.
 pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     execute(args, global, None)
@@ -64,6 +68,10 @@ pub(crate) fn execute(
     if args.json || capture.is_some() {
         let mut summary = serde_json::json!({
             "records_written": report.records_written,
+            "records_converted": report.converted.len(),
+            "records_reused": report.records_reused,
+            "converted_records": report.converted.iter().take(CONVERTED_NAMES_SHOWN)
+                .collect::<Vec<_>>(),
             "rows": report.rows,
             "files": match &uploaded {
                 Some(u) => u.uploaded.clone(),
@@ -82,10 +90,19 @@ pub(crate) fn execute(
     } else if !global.quiet {
         writeln!(
             err,
-            "converted {} records ({} rows) into {} file(s){}",
+            "converted {} records ({} rows) into {} file(s){}{}",
             report.records_written,
             report.rows,
             report.files.len(),
+            if opts.incremental {
+                format!(
+                    ": {} decoded, {} reused from the previous output",
+                    report.converted.len(),
+                    report.records_reused
+                )
+            } else {
+                String::new()
+            },
             if report.failed.is_empty() {
                 String::new()
             } else {
@@ -147,6 +164,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
     opts.annotations = args.annotations.clone();
     opts.jobs = args.jobs.unwrap_or(0);
     opts.fail_fast = args.fail_fast;
+    opts.incremental = args.incremental;
     if let Some(shard) = &args.shard {
         opts.shard = shard.parse().map_err(|e| usage(format!("--shard: {e}")))?;
     }
