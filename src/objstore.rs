@@ -31,8 +31,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, TryStreamExt};
 use futures_util::stream::FuturesUnordered;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -46,9 +46,7 @@ use url::Url;
 
 use crate::auth::SafeUrl;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
-use crate::fetch::{
-    Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter,
-};
+use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
 use crate::fsutil::enclosed_path;
 use crate::source::Entry;
 
@@ -77,7 +75,9 @@ pub enum ObjectStoreError {
         reason: String,
     },
     /// The scheme is an object-store URL form physio does not take.
-    #[error("{scheme}:// URLs are not supported; use s3://bucket/prefix, gs://bucket/prefix or az://container/prefix")]
+    #[error(
+        "{scheme}:// URLs are not supported; use s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
+    )]
     Unsupported {
         /// The URL scheme, e.g. `gs`.
         scheme: String,
@@ -806,12 +806,9 @@ async fn fetch_one(
     };
     let staged = plan.dir.join(rel);
     let got = downloader
-        .download(
-            &plan.url_of(&entry.path),
-            &staged,
-            &expected,
-            &|n| reporter.on_bytes(n),
-        )
+        .download(&plan.url_of(&entry.path), &staged, &expected, &|n| {
+            reporter.on_bytes(n)
+        })
         .await?;
     // Only verified bytes reach this point: `download` renames `.part` to `staged` after
     // the size and digest checks, and leaves nothing at `staged` otherwise.
