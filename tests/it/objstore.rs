@@ -1,5 +1,7 @@
-//! `physio convert --out s3://…` against a real S3-compatible server: moto's server
-//! (PyPI `moto[server]`), started on 127.0.0.1 by each test and killed when it ends.
+//! `physio convert --out s3://…` and `physio fetch --out s3://…` against a real
+//! S3-compatible server: moto's server (PyPI `moto[server]`), started on 127.0.0.1 by
+//! each test and killed when it ends; and `fetch --out az://…` against Azurite (npm
+//! `azurite`, installed by `scripts/test`), started the same way.
 //! The credentials test runs the server with IAM authentication enforced (moto's
 //! `reset-auth` API), so requests are SigV4-checked and a wrong secret is really refused.
 //! The other tests leave auth off: moto 5.2's SigV4 check rejects any request whose query
@@ -493,11 +495,11 @@ fn unsupported_object_urls_are_usage_errors() {
     let out = physio()
         .arg("convert")
         .arg(records())
-        .args(["--out", "gs://bucket/prefix/"])
+        .args(["--out", "abfss://c@a.dfs.core.windows.net/prefix/"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("gs://"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("abfss://"));
     let out = physio()
         .args([
             "fetch",
@@ -848,4 +850,195 @@ fn killed_fetch_to_s3_leaves_no_object_at_a_final_key() {
         objects.keys().all(|k| k == "k/demo/1.0.0/SHA256SUMS.txt"),
         "{after}"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// `physio fetch --out az://…` against Azurite
+
+/// Azurite's well-known development account and key (public, documented by Microsoft).
+const AZURITE_ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Creates a container (`create`) or prints every blob of one as JSON (`list`): name →
+/// sha256 of its bytes and its `x-ms-meta-sha256`, using Shared Key authentication by
+/// hand with the Python standard library, so the reader shares no code with physio.
+const AZURE_PY: &str = r#"
+import sys, base64, hmac, hashlib, json, urllib.request, urllib.parse, email.utils
+import xml.etree.ElementTree as ET
+ACCOUNT = "devstoreaccount1"
+ep, cmd, container, key = sys.argv[1:5]
+KEY = base64.b64decode(key)
+def req(method, path, query=None):
+    query = query or {}
+    headers = {"x-ms-date": email.utils.formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+    ctype = "application/octet-stream" if method == "PUT" else ""
+    canon = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+    resource = f"/{ACCOUNT}/{ACCOUNT}{path}" + "".join(f"\n{k}:{v}" for k, v in sorted(query.items()))
+    sts = "\n".join([method, "", "", "", "", ctype, "", "", "", "", "", ""]) + "\n" + canon + resource
+    sig = base64.b64encode(hmac.new(KEY, sts.encode(), hashlib.sha256).digest()).decode()
+    headers["Authorization"] = f"SharedKey {ACCOUNT}:{sig}"
+    if ctype:
+        headers["Content-Type"] = ctype
+    url = f"{ep}/{ACCOUNT}{urllib.parse.quote(path)}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    r = urllib.request.Request(url, data=b"" if method == "PUT" else None, method=method, headers=headers)
+    with urllib.request.urlopen(r) as resp:
+        return resp.read(), dict(resp.headers)
+if cmd == "create":
+    req("PUT", "/" + container, {"restype": "container"})
+else:
+    data, _ = req("GET", "/" + container, {"comp": "list", "restype": "container"})
+    out = {}
+    for b in ET.fromstring(data).iter("Blob"):
+        name = b.find("Name").text
+        body, h = req("GET", f"/{container}/{name}")
+        out[name] = {"sha256": hashlib.sha256(body).hexdigest(), "meta_sha256": h.get("x-ms-meta-sha256")}
+    print(json.dumps(out))
+"#;
+
+/// The `azurite-blob` launcher: `PHYSIO_AZURITE` if set, else where `scripts/test`
+/// installs it (`target/azurite`), else on `PATH`.
+fn azurite_bin() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("PHYSIO_AZURITE") {
+        return Some(p.into());
+    }
+    let local = common::repo_root().join("target/azurite/node_modules/.bin/azurite-blob");
+    if local.is_file() {
+        return Some(local);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("azurite-blob"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A running Azurite blob service; killed (and reaped) on drop.
+struct Azurite {
+    child: Child,
+    endpoint: String,
+}
+
+impl Azurite {
+    /// Starts Azurite (in-memory) on a free 127.0.0.1 port and creates `container`.
+    fn start(bin: &Path, container: &str) -> Azurite {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--skipApiVersionCheck", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite");
+        let az = Azurite {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "azurite did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        az.python("create", container);
+        az
+    }
+
+    fn python(&self, cmd: &str, container: &str) -> Vec<u8> {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                AZURE_PY,
+                &self.endpoint,
+                cmd,
+                container,
+                AZURITE_ACCOUNT_KEY,
+            ])
+            .output()
+            .expect("run azure helper");
+        assert!(
+            out.status.success(),
+            "azure helper failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Every blob of `container`: name → {sha256, meta_sha256}.
+    fn blobs(&self, container: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.python("list", container)).expect("blob JSON")
+    }
+
+    /// `physio fetch … --out URL` pointed at this Azurite through object_store's
+    /// standard emulator variables.
+    fn fetch(&self, base: &str, out: &str) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("physio"));
+        cmd.args([
+            "fetch",
+            "physio-demo",
+            "--base-url",
+            base,
+            "--out",
+            out,
+            "--json",
+        ])
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env("AZURITE_BLOB_STORAGE_URL", &self.endpoint)
+        .env("PHYSIONET_USERNAME", "physio-user")
+        .env("PHYSIONET_PASSWORD", PHYSIONET_SECRET);
+        cmd
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn fetch_mirror_to_azurite_matches_bytes_and_reruns_transfer_nothing() {
+    let Some(bin) = azurite_bin() else {
+        assert!(
+            std::env::var_os("PHYSIO_REQUIRE_AZURITE").is_none(),
+            "PHYSIO_REQUIRE_AZURITE is set but azurite-blob was not found"
+        );
+        return;
+    };
+    let az = Azurite::start(&bin, "ctr");
+    let files = tree_digests(&mirror_version_dir());
+    let data_files = files.iter().filter(|(p, _)| p != "SHA256SUMS.txt").count() as u64;
+    let first = run_json(&mut az.fetch(&mirror_base(), "az://ctr/pre"), 0);
+    assert_eq!(first["fetched"].as_u64(), Some(data_files), "{first}");
+    assert_eq!(
+        first["dir"].as_str(),
+        Some("az://ctr/pre/physio-demo/1.0.0")
+    );
+    let blobs = az.blobs("ctr");
+    let blobs = blobs.as_object().expect("blobs");
+    let mut names: Vec<_> = blobs.keys().cloned().collect();
+    names.sort();
+    let want: Vec<_> = files
+        .iter()
+        .map(|(p, _)| format!("pre/physio-demo/1.0.0/{p}"))
+        .collect();
+    assert_eq!(names, want, "exactly the mirror's files");
+    for (p, sha) in &files {
+        let blob = &blobs[&format!("pre/physio-demo/1.0.0/{p}")];
+        assert_eq!(blob["sha256"].as_str(), Some(sha.as_str()), "{p} differs");
+        if p != "SHA256SUMS.txt" {
+            assert_eq!(
+                blob["meta_sha256"].as_str(),
+                Some(sha.as_str()),
+                "{p} metadata"
+            );
+        }
+    }
+    let again = run_json(&mut az.fetch(&mirror_base(), "az://ctr/pre"), 0);
+    assert_eq!(again["fetched"].as_u64(), Some(0), "{again}");
+    assert_eq!(again["skipped"].as_u64(), Some(data_files), "{again}");
 }
