@@ -25,7 +25,8 @@
 //! the SHA-256 as the object's user metadata `sha256`; the staged copy is removed at
 //! once, so local disk holds at most a few files per concurrent job. A re-run lists the
 //! prefix and HEADs the objects whose size matches to read that digest back, and
-//! transfers only what is missing or different.
+//! transfers only what is missing or different. [`verify_store`] re-reads every object
+//! against the `SHA256SUMS.txt` stored beside them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use url::Url;
 
 use crate::auth::SafeUrl;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
+use crate::fetch::verify::VerifyReport;
 use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
 use crate::fsutil::enclosed_path;
 use crate::source::Entry;
@@ -895,6 +897,98 @@ async fn removed_upstream(
     (found.into_iter().map(|(rel, _)| rel).collect(), deleted)
 }
 
+/// How one object fared in [`verify_store`].
+enum Checked {
+    Ok(u64),
+    Missing,
+    Mismatch(String),
+    Unreadable(String),
+}
+
+/// `physio verify` for a version prefix in a store (`s3://bucket/prefix/<slug>/<version>`):
+/// reads its `SHA256SUMS.txt`, streams every listed object (at most `jobs` at once)
+/// through SHA-256, and reports missing, mismatched and unreadable objects as a local
+/// verify does. Reads every byte; the digests in object metadata are not trusted here.
+pub async fn verify_store(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    jobs: usize,
+) -> crate::Result<VerifyReport> {
+    let sums_key = key_below(&target.key, SUMS_NAME);
+    let sums_url = target.object_url(&sums_key);
+    let text = store
+        .get(&sums_key)
+        .await
+        .map_err(|e| ObjectStoreError::store(&sums_url, e))?
+        .bytes()
+        .await
+        .map_err(|e| ObjectStoreError::store(&sums_url, e))?;
+    let text = String::from_utf8_lossy(&text);
+    let manifest = crate::source::Manifest::from_sha256sums(&text)?;
+    let results: Vec<(String, Checked)> = futures_util::stream::iter(manifest.entries.iter())
+        .map(|e| async move { (e.path.clone(), check_object(store, target, e).await) })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    let mut report = VerifyReport::default();
+    for (path, r) in results {
+        match r {
+            Checked::Ok(n) => {
+                report.bytes += n;
+                report.ok.push(path);
+            }
+            Checked::Missing => report.missing.push(path),
+            Checked::Mismatch(m) => report.mismatched.push((path, m)),
+            Checked::Unreadable(m) => report.unreadable.push((path, m)),
+        }
+    }
+    report.ok.sort();
+    report.missing.sort();
+    report.mismatched.sort();
+    report.unreadable.sort();
+    Ok(report)
+}
+
+/// Streams the object of `entry` through SHA-256 and compares size and digest.
+async fn check_object(store: &dyn ObjectStore, target: &ObjectUrl, entry: &Entry) -> Checked {
+    use sha2::Digest;
+    if enclosed_path(&entry.path).is_err() {
+        return Checked::Unreadable("unsafe path".into());
+    }
+    let key = key_below(&target.key, &entry.path);
+    let mut stream = match store.get(&key).await {
+        Ok(got) => got.into_stream(),
+        Err(object_store::Error::NotFound { .. }) => return Checked::Missing,
+        Err(e) => return Checked::Unreadable(e.to_string()),
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                size += bytes.len() as u64;
+                hasher.update(&bytes);
+            }
+            Err(e) => return Checked::Unreadable(e.to_string()),
+        }
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if entry.size.is_some_and(|s| s != size) {
+        return Checked::Mismatch(format!(
+            "size {size} does not match {}",
+            entry.size.unwrap_or_default()
+        ));
+    }
+    match entry.sha256 {
+        Some(want) if want != got => Checked::Mismatch(format!(
+            "SHA-256 {} does not match {}",
+            hex::encode(got),
+            hex::encode(want)
+        )),
+        _ => Checked::Ok(size),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1077,5 +1171,194 @@ mod tests {
         assert_eq!(report.deleted, ["s3://bkt/p/part-1-00001.parquet"]);
         let keys = list_keys(&store, None).await.expect("list");
         assert_eq!(keys, ["p/part-0-00000.parquet", "p/part-1-00000.parquet"]);
+    }
+
+    #[test]
+    fn keys_below_a_prefix_round_trip() {
+        let prefix = ObjectPath::from("out/ds/1.0");
+        let key = key_below(&prefix, "a/b.dat");
+        assert_eq!(key.as_ref(), "out/ds/1.0/a/b.dat");
+        assert_eq!(rel_of(&prefix, &key), "a/b.dat");
+        assert_eq!(key_below(&ObjectPath::from(""), "x").as_ref(), "x");
+        let root = url("s3://bkt").join("ds/1.0");
+        assert_eq!(root.key(), "ds/1.0");
+        assert_eq!(root.display_url(), "s3://bkt/ds/1.0");
+        assert_eq!(url("s3://bkt").display_url(), "s3://bkt");
+        assert!(!url("s3://bkt/x.parquet").into_prefix().is_single_file());
+    }
+
+    #[test]
+    fn gs_and_az_urls_name_their_store() {
+        assert_eq!(url("gs://b/p").kind(), StoreKind::Gcs);
+        assert_eq!(url("az://ctr/p").kind(), StoreKind::Azure);
+        assert_eq!(url("azure://ctr/p").bucket(), "ctr");
+        assert_eq!(url("s3a://b/p").kind(), StoreKind::S3);
+    }
+
+    /// A `file://` "server" holding `files`, and the fetch plan for all of them (with
+    /// SHA-256s as PhysioNet publishes them), staging into its own temporary directory.
+    struct Upstream {
+        root: tempfile::TempDir,
+        staging: tempfile::TempDir,
+    }
+
+    impl Upstream {
+        fn new(files: &[(&str, &[u8])]) -> Upstream {
+            let up = Upstream {
+                root: tempfile::tempdir().expect("tempdir"),
+                staging: tempfile::tempdir().expect("tempdir"),
+            };
+            up.set(files);
+            up
+        }
+
+        fn set(&self, files: &[(&str, &[u8])]) {
+            for (p, b) in files {
+                let path = self.root.path().join(p);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, b).expect("write");
+            }
+        }
+
+        fn plan(&self, files: &[(&str, &[u8])]) -> FetchPlan {
+            use sha2::Digest;
+            let entries: Vec<Entry> = files
+                .iter()
+                .map(|(p, b)| Entry {
+                    path: p.to_string(),
+                    size: Some(b.len() as u64),
+                    sha256: Some(sha2::Sha256::digest(b).into()),
+                })
+                .collect();
+            let sums: String = entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}  {}\n",
+                        hex::encode(e.sha256.unwrap_or_default()),
+                        e.path
+                    )
+                })
+                .collect();
+            let mut base = Url::from_directory_path(self.root.path()).expect("file URL");
+            base.set_path(&format!("{}/", base.path().trim_end_matches('/')));
+            FetchPlan {
+                dir: self.staging.path().to_path_buf(),
+                base,
+                upstream: entries.iter().map(|e| e.path.clone()).collect(),
+                entries,
+                sums_text: Some(sums),
+            }
+        }
+    }
+
+    fn downloader() -> Downloader {
+        let client = crate::fetch::HttpClient::new(None, Duration::from_secs(5)).expect("client");
+        Downloader::new(client, crate::fetch::DownloaderOptions::default())
+    }
+
+    async fn fetch_into(store: &InMemory, plan: &FetchPlan, delete: bool) -> FetchReport {
+        let opts = FetchOptions {
+            delete,
+            ..FetchOptions::default()
+        };
+        fetch_to_store(
+            store,
+            &url("s3://bkt/out/ds/1.0"),
+            plan,
+            &downloader(),
+            &opts,
+            &UploadOptions::default(),
+            &crate::fetch::NoReporter,
+        )
+        .await
+        .expect("fetch")
+    }
+
+    #[tokio::test]
+    async fn fetch_to_store_uploads_verified_files_with_their_digest_and_skips_them_after() {
+        let store = InMemory::new();
+        let files: [(&str, &[u8]); 2] = [("a.hea", b"header"), ("sub/a.dat", b"\x01\x02\x03")];
+        let up = Upstream::new(&files);
+        let plan = up.plan(&files);
+        let report = fetch_into(&store, &plan, false).await;
+        assert_eq!(report.done, ["a.hea", "sub/a.dat"]);
+        assert!(report.failed.is_empty());
+        assert_eq!(get(&store, "out/ds/1.0/sub/a.dat").await, b"\x01\x02\x03");
+        assert_eq!(
+            get(&store, "out/ds/1.0/SHA256SUMS.txt").await,
+            plan.sums_text.clone().unwrap_or_default().as_bytes()
+        );
+        let stored = stored_sha256(&store, &ObjectPath::from("out/ds/1.0/a.hea"), "x")
+            .await
+            .expect("head");
+        assert_eq!(stored, plan.entries[0].sha256);
+        // Nothing is left in staging.
+        assert_eq!(
+            std::fs::read_dir(up.staging.path())
+                .expect("dir")
+                .flatten()
+                .filter(|e| e.path().is_file())
+                .count(),
+            0
+        );
+
+        let again = fetch_into(&store, &plan, false).await;
+        assert!(again.done.is_empty(), "{again:?}");
+        assert_eq!(again.skipped, ["a.hea", "sub/a.dat"]);
+        let present = already_in_store(&store, &url("s3://bkt/out/ds/1.0"), &plan.entries, 2)
+            .await
+            .expect("check");
+        assert_eq!(present.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn fetch_to_store_replaces_changed_and_refuses_bad_bytes() {
+        let store = InMemory::new();
+        let v1: [(&str, &[u8]); 2] = [("a.dat", b"1111"), ("gone.dat", b"old")];
+        let up = Upstream::new(&v1);
+        fetch_into(&store, &up.plan(&v1), false).await;
+        // Same size, new bytes upstream; gone.dat no longer listed; b.dat's published
+        // digest is of bytes the server does not serve.
+        let v2: [(&str, &[u8]); 2] = [("a.dat", b"2222"), ("b.dat", b"good")];
+        up.set(&[("a.dat", b"2222"), ("b.dat", b"evil")]);
+        let report = fetch_into(&store, &up.plan(&v2), true).await;
+        assert_eq!(report.done, ["a.dat"]);
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert_eq!(report.failed[0].0, "b.dat");
+        assert_eq!(report.exit_code(), crate::error::EXIT_INTEGRITY);
+        assert_eq!(report.deleted, ["gone.dat"]);
+        assert_eq!(get(&store, "out/ds/1.0/a.dat").await, b"2222");
+        let keys = list_keys(&store, None).await.expect("list");
+        assert_eq!(keys, ["out/ds/1.0/SHA256SUMS.txt", "out/ds/1.0/a.dat"]);
+    }
+
+    #[tokio::test]
+    async fn verify_store_names_missing_and_mismatched_objects() {
+        let store = InMemory::new();
+        let files: [(&str, &[u8]); 3] = [("a", b"aaa"), ("b", b"bbb"), ("c", b"ccc")];
+        let up = Upstream::new(&files);
+        fetch_into(&store, &up.plan(&files), false).await;
+        let target = url("s3://bkt/out/ds/1.0");
+        let ok = verify_store(&store, &target, 2).await.expect("verify");
+        assert_eq!(ok.ok, ["a", "b", "c"]);
+        assert_eq!(ok.exit_code(), 0);
+        store
+            .put(
+                &ObjectPath::from("out/ds/1.0/b"),
+                PutPayload::from_static(b"bbx"),
+            )
+            .await
+            .expect("put");
+        store
+            .delete(&ObjectPath::from("out/ds/1.0/c"))
+            .await
+            .expect("delete");
+        let bad = verify_store(&store, &target, 2).await.expect("verify");
+        assert_eq!(bad.ok, ["a"]);
+        assert_eq!(bad.missing, ["c"]);
+        assert_eq!(bad.mismatched.len(), 1);
+        assert_eq!(bad.mismatched[0].0, "b");
+        assert_eq!(bad.exit_code(), crate::error::EXIT_INTEGRITY);
     }
 }
