@@ -162,7 +162,9 @@ impl Moto {
         cmd.args(["fetch", dataset, "--base-url", base, "--out", out])
             .args(args)
             .env("PHYSIONET_USERNAME", "physio-user")
-            .env("PHYSIONET_PASSWORD", PHYSIONET_SECRET);
+            .env("PHYSIONET_PASSWORD", PHYSIONET_SECRET)
+            // Debug logs too must not carry the secret (checked by `run_json`).
+            .env("PHYSIO_LOG", "debug");
         self.env(&mut cmd, &self.secret);
         cmd
     }
@@ -659,6 +661,42 @@ fn fetch_mirror_to_s3_matches_bytes_and_reruns_transfer_nothing() {
         Some(data_files as u64),
         "{dry}"
     );
+
+    // `verify` re-reads every object against the stored SHA256SUMS.txt …
+    let version = format!("s3://{BUCKET}/mirror/physio-demo/1.0.0");
+    let mut verify = Command::new(assert_cmd::cargo::cargo_bin("physio"));
+    verify.args(["verify", &version, "--json"]);
+    moto.env(&mut verify, &moto.secret);
+    let report = run_json(&mut verify, 0);
+    assert_eq!(report["ok"].as_u64(), Some(data_files as u64), "{report}");
+    // … and names an object changed behind physio's back, and one deleted.
+    let tamper = Command::new(python())
+        .args([
+            "-c",
+            "import sys, boto3; s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4]); p = 'mirror/physio-demo/1.0.0/'; s3.put_object(Bucket=sys.argv[2], Key=p + '100.hea', Body=b'tampered'); s3.delete_object(Bucket=sys.argv[2], Key=p + 'RECORDS')",
+            &moto.endpoint,
+            BUCKET,
+            &moto.key_id,
+            &moto.secret,
+        ])
+        .status()
+        .expect("tamper");
+    assert!(tamper.success());
+    let report = run_json(&mut verify, 4);
+    assert_eq!(
+        report["missing"],
+        serde_json::json!(["RECORDS"]),
+        "{report}"
+    );
+    assert_eq!(report["mismatched"][0]["path"], "100.hea", "{report}");
+    // A fetch notices the changed object (its size and digest no longer match) and
+    // replaces just the two files.
+    let repair = run_json(
+        &mut moto.fetch("physio-demo", &mirror_base(), &url, &["--json"]),
+        0,
+    );
+    assert_eq!(repair["fetched"].as_u64(), Some(2), "{repair}");
+    run_json(&mut verify, 0);
 }
 
 #[test]
