@@ -729,14 +729,20 @@ pub async fn fetch_to_store(
     reporter.on_plan(plan.entries.len(), total_size);
     let jobs = downloader.jobs().max(1);
     downloader.add_retries(plan.entries.len() as u64 / 10);
+    let run = StoreRun {
+        store,
+        target,
+        plan,
+        downloader,
+        upload,
+        reporter,
+    };
+    let run = &run;
     let mut results = futures_util::stream::iter(plan.entries.iter())
         .map(|entry| {
             let present = listing.get(&key_below(&target.key, &entry.path)).copied();
             async move {
-                let r = fetch_one(
-                    store, target, plan, entry, present, downloader, upload, reporter,
-                )
-                .await;
+                let r = run.fetch_one(entry, present).await;
                 let outcome = match &r {
                     Ok((o, _)) => *o,
                     Err(_) => Outcome::Failed,
@@ -780,51 +786,60 @@ pub async fn fetch_to_store(
     Ok(report)
 }
 
-/// One file: skip it if its object verifies, else download, verify, upload.
-#[allow(clippy::too_many_arguments)]
-#[tracing::instrument(skip_all, fields(path = %entry.path))]
-async fn fetch_one(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    plan: &FetchPlan,
-    entry: &Entry,
-    present: Option<u64>,
-    downloader: &Downloader,
-    upload: &UploadOptions,
-    reporter: &dyn Reporter,
-) -> crate::Result<(Outcome, u64)> {
-    let rel = enclosed_path(&entry.path)?;
-    let key = key_below(&target.key, &entry.path);
-    if let Some(size) = present
-        && object_verifies(store, target, &key, size, entry).await?
-    {
-        return Ok((Outcome::Skipped, 0));
+/// What every file of one [`fetch_to_store`] run shares.
+struct StoreRun<'a> {
+    store: &'a dyn ObjectStore,
+    target: &'a ObjectUrl,
+    plan: &'a FetchPlan,
+    downloader: &'a Downloader,
+    upload: &'a UploadOptions,
+    reporter: &'a dyn Reporter,
+}
+
+impl StoreRun<'_> {
+    /// One file: skip it if its object (of `present` bytes, if listed) verifies, else
+    /// download, verify, upload.
+    #[tracing::instrument(skip_all, fields(path = %entry.path))]
+    async fn fetch_one(
+        &self,
+        entry: &Entry,
+        present: Option<u64>,
+    ) -> crate::Result<(Outcome, u64)> {
+        let (store, target) = (self.store, self.target);
+        let rel = enclosed_path(&entry.path)?;
+        let key = key_below(&target.key, &entry.path);
+        if let Some(size) = present
+            && object_verifies(store, target, &key, size, entry).await?
+        {
+            return Ok((Outcome::Skipped, 0));
+        }
+        self.reporter.on_file_start(&entry.path);
+        let expected = Expected {
+            size: entry.size,
+            sha256: entry.sha256,
+            md5: None,
+        };
+        let staged = self.plan.dir.join(rel);
+        let got = self
+            .downloader
+            .download(&self.plan.url_of(&entry.path), &staged, &expected, &|n| {
+                self.reporter.on_bytes(n)
+            })
+            .await?;
+        // Only verified bytes reach this point: `download` renames `.part` to `staged`
+        // after the size and digest checks, and leaves nothing at `staged` otherwise.
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::Metadata(SHA256_METADATA.into()),
+            hex::encode(got.digests.sha256).into(),
+        );
+        let sent = upload_file(store, &staged, &key, target, self.upload, attributes).await;
+        if let Err(e) = tokio::fs::remove_file(&staged).await {
+            tracing::warn!(file = %staged.display(), error = %e, "cannot remove staged file");
+        }
+        sent?;
+        Ok((Outcome::Fetched, got.transferred))
     }
-    reporter.on_file_start(&entry.path);
-    let expected = Expected {
-        size: entry.size,
-        sha256: entry.sha256,
-        md5: None,
-    };
-    let staged = plan.dir.join(rel);
-    let got = downloader
-        .download(&plan.url_of(&entry.path), &staged, &expected, &|n| {
-            reporter.on_bytes(n)
-        })
-        .await?;
-    // Only verified bytes reach this point: `download` renames `.part` to `staged` after
-    // the size and digest checks, and leaves nothing at `staged` otherwise.
-    let mut attributes = Attributes::new();
-    attributes.insert(
-        Attribute::Metadata(SHA256_METADATA.into()),
-        hex::encode(got.digests.sha256).into(),
-    );
-    let sent = upload_file(store, &staged, &key, target, upload, attributes).await;
-    if let Err(e) = tokio::fs::remove_file(&staged).await {
-        tracing::warn!(file = %staged.display(), error = %e, "cannot remove staged file");
-    }
-    sent?;
-    Ok((Outcome::Fetched, got.transferred))
 }
 
 /// Writes the small object `name` below `target` with one PUT (atomic on every store)
