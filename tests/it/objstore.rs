@@ -490,6 +490,17 @@ fn wrong_credentials_fail_clearly_without_leaking_the_secret() {
     assert!(!stderr.contains(&moto.secret), "secret leaked: {stderr}");
     let seen = moto.inspect();
     assert_eq!(seen["objects"], serde_json::json!({}));
+
+    // fetch: refused at the first listing, before any download, with the same exit code.
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("physio"));
+    cmd.args(["fetch", "physio-demo", "--base-url", &mirror_base()])
+        .args(["--out", &format!("s3://{BUCKET}/f")]);
+    moto.env(&mut cmd, wrong);
+    let out = cmd.output().expect("run fetch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr: {stderr}");
+    assert!(!stderr.contains(wrong), "secret leaked: {stderr}");
+    assert_eq!(moto.inspect()["objects"], serde_json::json!({}));
 }
 
 #[test]
@@ -757,13 +768,9 @@ fn fetch_to_s3_replaces_changed_refuses_corrupt_and_deletes_removed() {
 
     let seen = moto.inspect();
     let objects = seen["objects"].as_object().expect("objects");
-    let sha = |b: &[u8]| {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(b))
-    };
     assert_eq!(
         objects[&key("a.dat")]["sha256"].as_str(),
-        Some(sha(&[5, 0, 6, 0, 7, 0, 8, 0]).as_str()),
+        Some(sha256_bytes(&[5, 0, 6, 0, 7, 0, 8, 0]).as_str()),
         "the changed file was uploaded again"
     );
     assert!(
@@ -791,7 +798,7 @@ fn fetch_to_s3_replaces_changed_refuses_corrupt_and_deletes_removed() {
     let seen = moto.inspect();
     assert_eq!(
         seen["objects"][&key("b.dat")]["sha256"].as_str(),
-        Some(sha(&b_good).as_str())
+        Some(sha256_bytes(&b_good).as_str())
     );
 }
 
@@ -828,6 +835,14 @@ fn fetch_to_s3_without_recorded_digest_is_not_trusted() {
         0,
     );
     assert_eq!(summary["fetched"], serde_json::json!(1), "{summary}");
+    // A missing bucket fails the run at once (exit 1) with the store's reason.
+    let out = moto
+        .fetch("demo@1.0.0", &server.url(), "s3://no-such-bucket/q", &[])
+        .output()
+        .expect("run fetch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("NoSuchBucket"), "stderr: {stderr}");
     let seen = moto.inspect();
     let obj = &seen["objects"]["q/demo/1.0.0/x.dat"];
     assert_eq!(obj["sha256"].as_str(), Some(sha256_bytes(&good).as_str()));
@@ -1079,4 +1094,11 @@ fn fetch_mirror_to_azurite_matches_bytes_and_reruns_transfer_nothing() {
     let again = run_json(&mut az.fetch(&mirror_base(), "az://ctr/pre"), 0);
     assert_eq!(again["fetched"].as_u64(), Some(0), "{again}");
     assert_eq!(again["skipped"].as_u64(), Some(data_files), "{again}");
+    let mut verify = Command::new(assert_cmd::cargo::cargo_bin("physio"));
+    verify
+        .args(["verify", "az://ctr/pre/physio-demo/1.0.0", "--json"])
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env("AZURITE_BLOB_STORAGE_URL", &az.endpoint);
+    let report = run_json(&mut verify, 0);
+    assert_eq!(report["ok"].as_u64(), Some(data_files), "{report}");
 }
