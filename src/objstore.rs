@@ -64,6 +64,12 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploaded concurrently per file.
 const PART_CONCURRENCY: usize = 4;
 
+/// Files a fetch uploads at once. Each holds up to `PART_SIZE × PART_CONCURRENCY`
+/// (32 MiB) in memory, so this caps a fetch's upload buffers at 128 MiB whatever
+/// `--jobs` is; uploads to a store are usually much faster than PhysioNet downloads,
+/// so four keep up with many more downloads.
+const FETCH_UPLOADS: usize = 4;
+
 /// Errors of object-store output.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -736,6 +742,7 @@ pub async fn fetch_to_store(
         downloader,
         upload,
         reporter,
+        uploads: tokio::sync::Semaphore::new(FETCH_UPLOADS),
     };
     let run = &run;
     let mut results = futures_util::stream::iter(plan.entries.iter())
@@ -794,6 +801,8 @@ struct StoreRun<'a> {
     downloader: &'a Downloader,
     upload: &'a UploadOptions,
     reporter: &'a dyn Reporter,
+    /// Bounds concurrent uploads (and so their memory) to [`FETCH_UPLOADS`].
+    uploads: tokio::sync::Semaphore,
 }
 
 impl StoreRun<'_> {
@@ -833,7 +842,13 @@ impl StoreRun<'_> {
             Attribute::Metadata(SHA256_METADATA.into()),
             hex::encode(got.digests.sha256).into(),
         );
-        let sent = upload_file(store, &staged, &key, target, self.upload, attributes).await;
+        let sent = match self.uploads.acquire().await {
+            Ok(_permit) => upload_file(store, &staged, &key, target, self.upload, attributes).await,
+            Err(e) => Err(ObjectStoreError::Io {
+                path: staged.clone(),
+                source: std::io::Error::other(e),
+            }),
+        };
         if let Err(e) = tokio::fs::remove_file(&staged).await {
             tracing::warn!(file = %staged.display(), error = %e, "cannot remove staged file");
         }
