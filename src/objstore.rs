@@ -717,6 +717,46 @@ pub async fn already_in_store(
 /// the report, as for a local fetch; a store that cannot be listed fails the run.
 /// `SHA256SUMS.txt` is written under the prefix when it differs, and objects of files
 /// no longer upstream are reported (and deleted with `opts.delete`).
+///
+/// ```
+/// use std::time::Duration;
+/// use object_store::{ObjectStoreExt, memory::InMemory, path::Path};
+/// use physio::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient, NoReporter};
+/// use physio::objstore::{ObjectUrl, UploadOptions, fetch_to_store};
+/// use physio::source::Entry;
+/// use sha2::Digest;
+///
+/// // An upstream "server" (a file:// directory) with one file.
+/// let upstream = tempfile::tempdir()?;
+/// std::fs::write(upstream.path().join("100.hea"), b"100 2 360 650000\n")?;
+/// let staging = tempfile::tempdir()?;
+/// let plan = FetchPlan {
+///     dir: staging.path().to_path_buf(),
+///     base: url::Url::from_directory_path(upstream.path()).unwrap(),
+///     entries: vec![Entry {
+///         path: "100.hea".into(),
+///         size: Some(17),
+///         sha256: Some(sha2::Sha256::digest(b"100 2 360 650000\n").into()),
+///     }],
+///     upstream: ["100.hea".to_string()].into(),
+///     sums_text: None,
+/// };
+/// let store = InMemory::new();
+/// let target = ObjectUrl::parse("s3://bucket/physionet")?.unwrap().join("mitdb/1.0.0");
+/// let client = HttpClient::new(None, Duration::from_secs(30))?;
+/// let downloader = Downloader::new(client, DownloaderOptions::default());
+/// let rt = tokio::runtime::Runtime::new()?;
+/// let report = rt.block_on(fetch_to_store(
+///     &store, &target, &plan, &downloader, &FetchOptions::default(),
+///     &UploadOptions::default(), &NoReporter,
+/// ))?;
+/// assert_eq!(report.done, ["100.hea"]);
+/// let object = rt.block_on(async {
+///     store.get(&Path::from("physionet/mitdb/1.0.0/100.hea")).await?.bytes().await
+/// })?;
+/// assert_eq!(&object[..], b"100 2 360 650000\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub async fn fetch_to_store(
     store: &dyn ObjectStore,
     target: &ObjectUrl,
