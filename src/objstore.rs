@@ -1,5 +1,6 @@
-//! Object-storage output (`--out s3://bucket/prefix/`): parses object URLs and uploads
-//! the Parquet files a conversion wrote into a local staging directory.
+//! Object-storage output (`--out s3://bucket/prefix/`, `gs://…`, `az://…`): parses
+//! object URLs, uploads the Parquet files a conversion wrote into a local staging
+//! directory, and fetches a dataset version into a store ([`fetch_to_store`]).
 //!
 //! Why staging + upload rather than streaming Parquet into the store: the converter
 //! already guarantees byte-identical, atomically renamed files on disk; uploading each
@@ -11,24 +12,45 @@
 //! and `part-…` keys of this run's naming scheme that it did not write are deleted, as the
 //! local writer removes stale part files (`convert::writer::PartWriter::finish`).
 //!
-//! Credentials and endpoint come from the standard AWS variables (`AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, …) through
-//! [`object_store::aws::AmazonS3Builder::from_env`]. Only the `aws` backend is compiled
-//! in; `gs://` and `az://` are recognised and refused with a clear error.
+//! Credentials and endpoint come from each backend's standard variables through the
+//! builders' `from_env`: `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, … for
+//! `s3://`; `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_APPLICATION_CREDENTIALS`, … for `gs://`;
+//! `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_USE_EMULATOR`,
+//! … for `az://container/prefix`.
+//!
+//! Fetching into a store downloads each file with the ordinary [`Downloader`] into a
+//! private staging directory (so it is verified — size and SHA-256 — exactly as a local
+//! fetch verifies it, with the same retries, resume and range splitting), then uploads
+//! it as a multipart upload that is completed only after that verification, recording
+//! the SHA-256 as the object's user metadata `sha256`; the staged copy is removed at
+//! once, so local disk holds at most a few files per concurrent job. A re-run lists the
+//! prefix and HEADs the objects whose size matches to read that digest back, and
+//! transfers only what is missing or different. [`verify_store`] re-reads every object
+//! against the `SHA256SUMS.txt` stored beside them.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    Attribute, Attributes, GetOptions, MultipartUpload, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutPayload,
+};
 use tokio::io::AsyncReadExt;
 use url::Url;
 
 use crate::auth::SafeUrl;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
+use crate::fetch::verify::VerifyReport;
+use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
+use crate::fsutil::enclosed_path;
+use crate::source::Entry;
 
 /// Test-only fault injection: milliseconds to wait after a file's bytes are sent and
 /// before its multipart upload is completed, so a test can kill the process while an
@@ -42,6 +64,12 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploaded concurrently per file.
 const PART_CONCURRENCY: usize = 4;
 
+/// Files a fetch uploads at once. Each holds up to `PART_SIZE × PART_CONCURRENCY`
+/// (32 MiB) in memory, so this caps a fetch's upload buffers at 128 MiB whatever
+/// `--jobs` is; uploads to a store are usually much faster than PhysioNet downloads,
+/// so four keep up with many more downloads.
+const FETCH_UPLOADS: usize = 4;
+
 /// Errors of object-store output.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,8 +82,10 @@ pub enum ObjectStoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The scheme is an object store this build has no backend for.
-    #[error("{scheme}:// output is not supported by this build (only s3:// is)")]
+    /// The scheme is an object-store URL form physio does not take.
+    #[error(
+        "{scheme}:// URLs are not supported; use s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
+    )]
     Unsupported {
         /// The URL scheme, e.g. `gs`.
         scheme: String,
@@ -65,7 +95,7 @@ pub enum ObjectStoreError {
     // CLI's `{:#}` chain printing would repeat it once per level.
     /// The store refused our credentials (HTTP 401/403).
     #[error(
-        "object store {url}: access denied, check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {error}"
+        "object store {url}: access denied, check the store's credentials (AWS_*, GOOGLE_* or AZURE_* variables): {error}"
     )]
     Denied {
         /// The target URL, redacted.
@@ -124,11 +154,23 @@ impl ObjectStoreError {
     }
 }
 
+/// Which object store a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Amazon S3 or an S3-compatible server (`s3://`, `s3a://`).
+    S3,
+    /// Google Cloud Storage (`gs://`).
+    Gcs,
+    /// Azure Blob Storage (`az://container/…`, `azure://container/…`).
+    Azure,
+}
+
 /// Where object-store output goes: a bucket and a key (one `.parquet` object) or a key
 /// prefix (a "directory" of part files).
 #[derive(Debug, Clone)]
 pub struct ObjectUrl {
     url: SafeUrl,
+    kind: StoreKind,
     bucket: String,
     key: ObjectPath,
     single_file: bool,
@@ -142,19 +184,25 @@ impl ObjectUrl {
             return Ok(None);
         };
         let scheme = scheme.to_ascii_lowercase();
-        match scheme.as_str() {
-            "s3" | "s3a" => {}
-            "gs" | "az" | "abfs" | "abfss" | "adl" | "azure" => {
+        let kind = match scheme.as_str() {
+            "s3" | "s3a" => StoreKind::S3,
+            "gs" => StoreKind::Gcs,
+            "az" | "azure" => StoreKind::Azure,
+            // These carry the account in the host and the container in the user-info;
+            // `az://container/prefix` with AZURE_STORAGE_ACCOUNT_NAME says the same.
+            "abfs" | "abfss" | "adl" => {
                 return Err(ObjectStoreError::Unsupported { scheme });
             }
             "file" => return Ok(None),
             _ => {
                 return Err(ObjectStoreError::InvalidUrl {
                     url: redact_str(out),
-                    reason: format!("unknown scheme {scheme:?} (use s3://bucket/prefix/)"),
+                    reason: format!(
+                        "unknown scheme {scheme:?} (use s3://, gs:// or az://bucket/prefix/)"
+                    ),
                 });
             }
-        }
+        };
         let url = Url::parse(out).map_err(|e| ObjectStoreError::InvalidUrl {
             url: redact_str(out),
             reason: e.to_string(),
@@ -180,10 +228,38 @@ impl ObjectUrl {
         }
         Ok(Some(ObjectUrl {
             url: SafeUrl::new(url),
+            kind,
             bucket,
             key,
             single_file,
         }))
+    }
+
+    /// The store the URL names.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// The same URL read as a key prefix (a "directory"), even when its last component
+    /// ends in `.parquet`: fetch output is always a prefix.
+    pub fn into_prefix(mut self) -> ObjectUrl {
+        self.single_file = false;
+        self
+    }
+
+    /// The prefix `rel` (a `/`-separated relative path) below this prefix, e.g. the
+    /// `<slug>/<version>` directory of a fetch.
+    pub fn join(&self, rel: &str) -> ObjectUrl {
+        let mut out = self.clone().into_prefix();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            out.key = out.key.clone().join(part);
+        }
+        out
+    }
+
+    /// The `scheme://bucket/key` URL of this prefix or object, for messages and reports.
+    pub fn display_url(&self) -> String {
+        self.object_url(&self.key)
     }
 
     /// The bucket name.
@@ -208,7 +284,11 @@ impl ObjectUrl {
 
     /// The `s3://bucket/key` URL of `key`.
     fn object_url(&self, key: &ObjectPath) -> String {
-        format!("{}://{}/{}", self.url.url().scheme(), self.bucket, key)
+        let key = key.as_ref();
+        match key.is_empty() {
+            true => format!("{}://{}", self.url.url().scheme(), self.bucket),
+            false => format!("{}://{}/{}", self.url.url().scheme(), self.bucket, key),
+        }
     }
 
     /// The key for a staged file called `name`.
@@ -291,13 +371,31 @@ fn runtime() -> Result<tokio::runtime::Runtime, ObjectStoreError> {
         })
 }
 
-/// Builds the S3 client for `target` from the standard AWS environment variables.
-fn build_store(target: &ObjectUrl) -> Result<Box<dyn ObjectStore>, ObjectStoreError> {
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(&target.bucket)
-        .build()
-        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))?;
-    Ok(Box::new(store))
+/// Builds the client for `target`'s store from that backend's standard environment
+/// variables (see the module docs); nothing else — in particular no PhysioNet
+/// credential — is ever given to it.
+pub fn build_store(target: &ObjectUrl) -> Result<Box<dyn ObjectStore>, ObjectStoreError> {
+    let err = |e| ObjectStoreError::store(&target.redacted(), e);
+    Ok(match target.kind {
+        StoreKind::S3 => Box::new(
+            AmazonS3Builder::from_env()
+                .with_bucket_name(&target.bucket)
+                .build()
+                .map_err(err)?,
+        ),
+        StoreKind::Gcs => Box::new(
+            GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&target.bucket)
+                .build()
+                .map_err(err)?,
+        ),
+        StoreKind::Azure => Box::new(
+            MicrosoftAzureBuilder::from_env()
+                .with_container_name(&target.bucket)
+                .build()
+                .map_err(err)?,
+        ),
+    })
 }
 
 /// [`upload_dir`] against any store (unit tests use the in-memory one).
@@ -322,7 +420,7 @@ pub async fn upload_dir_to(
     let mut written = Vec::with_capacity(files.len());
     for (name, path) in &files {
         let key = target.key_for(name);
-        report.bytes += upload_file(store, path, &key, target, opts).await?;
+        report.bytes += upload_file(store, path, &key, target, opts, Attributes::new()).await?;
         report.uploaded.push(target.object_url(&key));
         written.push(key);
     }
@@ -359,11 +457,16 @@ async fn upload_file(
     key: &ObjectPath,
     target: &ObjectUrl,
     opts: &UploadOptions,
+    attributes: Attributes,
 ) -> Result<u64, ObjectStoreError> {
     let url = target.object_url(key);
     tracing::debug!(file = %path.display(), %url, "uploading");
+    let popts = PutMultipartOptions {
+        attributes,
+        ..PutMultipartOptions::default()
+    };
     let mut upload = store
-        .put_multipart(key)
+        .put_multipart_opts(key, popts)
         .await
         .map_err(|e| ObjectStoreError::store(&url, e))?;
     let sent = match send_parts(upload.as_mut(), path, &url).await {
@@ -491,6 +594,471 @@ fn redact_str(s: &str) -> String {
         .unwrap_or_else(|_| "<unparsable URL>".to_string())
 }
 
+/// The user-metadata key under which a fetched file's SHA-256 (lower-case hex) is stored
+/// on its object: `x-amz-meta-sha256` on S3, `x-goog-meta-sha256` on GCS,
+/// `x-ms-meta-sha256` on Azure. A re-run reads it back with a HEAD request.
+pub const SHA256_METADATA: &str = "sha256";
+
+/// The file every fetched version directory carries (as on disk) for `physio verify`.
+const SUMS_NAME: &str = "SHA256SUMS.txt";
+
+/// The key of the `/`-separated relative `path` below `prefix`.
+fn key_below(prefix: &ObjectPath, path: &str) -> ObjectPath {
+    path.split('/')
+        .filter(|p| !p.is_empty())
+        .fold(prefix.clone(), |k, part| k.join(part))
+}
+
+/// `key` relative to `prefix`, `/`-separated (as the object's path in the dataset).
+fn rel_of(prefix: &ObjectPath, key: &ObjectPath) -> String {
+    match key.prefix_match(prefix) {
+        Some(parts) => parts
+            .map(|p| p.as_ref().to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => key.to_string(),
+    }
+}
+
+/// Every object below `prefix` (recursively) with its size.
+async fn list_sizes(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+) -> Result<HashMap<ObjectPath, u64>, ObjectStoreError> {
+    let prefix = (!target.key().is_empty()).then_some(&target.key);
+    let mut stream = store.list(prefix);
+    let mut out = HashMap::new();
+    while let Some(meta) = stream.next().await {
+        let meta = meta.map_err(|e| ObjectStoreError::store(&target.display_url(), e))?;
+        out.insert(meta.location, meta.size);
+    }
+    Ok(out)
+}
+
+/// The SHA-256 recorded in the metadata of the object at `key`, if any (one HEAD).
+async fn stored_sha256(
+    store: &dyn ObjectStore,
+    key: &ObjectPath,
+    url: &str,
+) -> Result<Option<[u8; 32]>, ObjectStoreError> {
+    let opts = GetOptions {
+        head: true,
+        ..GetOptions::default()
+    };
+    let got = store
+        .get_opts(key, opts)
+        .await
+        .map_err(|e| ObjectStoreError::store(url, e))?;
+    let value = got
+        .attributes
+        .get(&Attribute::Metadata(SHA256_METADATA.into()))
+        .map(|v| v.as_ref().to_string());
+    Ok(value.and_then(|v| {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(v.trim(), &mut digest).ok()?;
+        Some(digest)
+    }))
+}
+
+/// True when the object of `size` bytes at `key` matches `entry`: by size and the
+/// SHA-256 in its metadata when the manifest has a digest (a size match alone is not
+/// enough then), by size alone when it has none — as a local fetch checks a file.
+async fn object_verifies(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    key: &ObjectPath,
+    size: u64,
+    entry: &Entry,
+) -> Result<bool, ObjectStoreError> {
+    if entry.size.is_some_and(|s| s != size) {
+        return Ok(false);
+    }
+    let Some(want) = entry.sha256 else {
+        return Ok(entry.size == Some(size));
+    };
+    let stored = stored_sha256(store, key, &target.object_url(key)).await?;
+    Ok(stored == Some(want))
+}
+
+/// The entries the store already holds verified copies of below `target` (the version
+/// prefix): one LIST, then a HEAD per object whose size matches. What a fetch skips and
+/// what `--dry-run` reports as already verified.
+pub async fn already_in_store(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    entries: &[Entry],
+    jobs: usize,
+) -> Result<HashSet<String>, ObjectStoreError> {
+    let listing = list_sizes(store, target).await?;
+    let checks = futures_util::stream::iter(entries.iter())
+        .map(|e| {
+            let key = key_below(&target.key, &e.path);
+            let size = listing.get(&key).copied();
+            async move {
+                match size {
+                    Some(size) => object_verifies(store, target, &key, size, e)
+                        .await
+                        .map(|ok| ok.then(|| e.path.clone())),
+                    None => Ok(None),
+                }
+            }
+        })
+        .buffer_unordered(jobs.max(1));
+    let found: Vec<Option<String>> = checks.try_collect().await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// Fetches `plan` into an object store: `target` is the version prefix
+/// (`…/<slug>/<version>`) and `plan.dir` a private local staging directory. Each
+/// selected file whose object is missing or does not verify is downloaded by
+/// `downloader` into staging (verified there: size and SHA-256, as a local fetch does),
+/// uploaded as a multipart upload completed only after that verification (with its
+/// SHA-256 in the object's metadata), and removed from staging. Per-file failures are in
+/// the report, as for a local fetch; a store that cannot be listed fails the run.
+/// `SHA256SUMS.txt` is written under the prefix when it differs, and objects of files
+/// no longer upstream are reported (and deleted with `opts.delete`).
+///
+/// ```
+/// use std::time::Duration;
+/// use object_store::{ObjectStoreExt, memory::InMemory, path::Path};
+/// use physio::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient, NoReporter};
+/// use physio::objstore::{ObjectUrl, UploadOptions, fetch_to_store};
+/// use physio::source::Entry;
+/// use sha2::Digest;
+///
+/// // An upstream "server" (a file:// directory) with one file.
+/// let upstream = tempfile::tempdir()?;
+/// std::fs::write(upstream.path().join("100.hea"), b"100 2 360 650000\n")?;
+/// let staging = tempfile::tempdir()?;
+/// let plan = FetchPlan {
+///     dir: staging.path().to_path_buf(),
+///     base: url::Url::from_directory_path(upstream.path()).unwrap(),
+///     entries: vec![Entry {
+///         path: "100.hea".into(),
+///         size: Some(17),
+///         sha256: Some(sha2::Sha256::digest(b"100 2 360 650000\n").into()),
+///     }],
+///     upstream: ["100.hea".to_string()].into(),
+///     sums_text: None,
+/// };
+/// let store = InMemory::new();
+/// let target = ObjectUrl::parse("s3://bucket/physionet")?.unwrap().join("mitdb/1.0.0");
+/// let client = HttpClient::new(None, Duration::from_secs(30))?;
+/// let downloader = Downloader::new(client, DownloaderOptions::default());
+/// let rt = tokio::runtime::Runtime::new()?;
+/// let report = rt.block_on(fetch_to_store(
+///     &store, &target, &plan, &downloader, &FetchOptions::default(),
+///     &UploadOptions::default(), &NoReporter,
+/// ))?;
+/// assert_eq!(report.done, ["100.hea"]);
+/// let object = rt.block_on(async {
+///     store.get(&Path::from("physionet/mitdb/1.0.0/100.hea")).await?.bytes().await
+/// })?;
+/// assert_eq!(&object[..], b"100 2 360 650000\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn fetch_to_store(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    plan: &FetchPlan,
+    downloader: &Downloader,
+    opts: &FetchOptions,
+    upload: &UploadOptions,
+    reporter: &dyn Reporter,
+) -> crate::Result<FetchReport> {
+    let started = Instant::now();
+    let listing = list_sizes(store, target).await?;
+    if let Some(text) = &plan.sums_text {
+        put_if_changed(store, target, SUMS_NAME, text.as_bytes(), &listing).await?;
+    }
+    let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
+    reporter.on_plan(plan.entries.len(), total_size);
+    let jobs = downloader.jobs().max(1);
+    downloader.add_retries(plan.entries.len() as u64 / 10);
+    let run = StoreRun {
+        store,
+        target,
+        plan,
+        downloader,
+        upload,
+        reporter,
+        uploads: tokio::sync::Semaphore::new(FETCH_UPLOADS),
+    };
+    let run = &run;
+    let mut results = futures_util::stream::iter(plan.entries.iter())
+        .map(|entry| {
+            let present = listing.get(&key_below(&target.key, &entry.path)).copied();
+            async move {
+                let r = run.fetch_one(entry, present).await;
+                let outcome = match &r {
+                    Ok((o, _)) => *o,
+                    Err(_) => Outcome::Failed,
+                };
+                reporter.on_file_done(&entry.path, outcome);
+                (entry.path.clone(), r)
+            }
+        })
+        .buffer_unordered(jobs * 2);
+    let mut report = FetchReport::default();
+    while let Some((path, r)) = results.next().await {
+        match r {
+            Ok((Outcome::Fetched, n)) => {
+                report.bytes += n;
+                report.done.push(path);
+            }
+            Ok((_, n)) => {
+                report.bytes += n;
+                report.skipped.push(path);
+            }
+            Err(e) => report.failed.push((path, e)),
+        }
+    }
+    drop(results);
+    report.done.sort();
+    report.skipped.sort();
+    report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    let (removed, deleted) = removed_upstream(store, target, plan, &listing, opts.delete).await;
+    report.removed_upstream = removed;
+    report.deleted = deleted;
+    reporter.on_finish();
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        target = %target.display_url(),
+        fetched = report.done.len(),
+        skipped = report.skipped.len(),
+        failed = report.failed.len(),
+        bytes = report.bytes,
+        "fetch into object store finished"
+    );
+    Ok(report)
+}
+
+/// What every file of one [`fetch_to_store`] run shares.
+struct StoreRun<'a> {
+    store: &'a dyn ObjectStore,
+    target: &'a ObjectUrl,
+    plan: &'a FetchPlan,
+    downloader: &'a Downloader,
+    upload: &'a UploadOptions,
+    reporter: &'a dyn Reporter,
+    /// Bounds concurrent uploads (and so their memory) to [`FETCH_UPLOADS`].
+    uploads: tokio::sync::Semaphore,
+}
+
+impl StoreRun<'_> {
+    /// One file: skip it if its object (of `present` bytes, if listed) verifies, else
+    /// download, verify, upload.
+    #[tracing::instrument(skip_all, fields(path = %entry.path))]
+    async fn fetch_one(
+        &self,
+        entry: &Entry,
+        present: Option<u64>,
+    ) -> crate::Result<(Outcome, u64)> {
+        let (store, target) = (self.store, self.target);
+        let rel = enclosed_path(&entry.path)?;
+        let key = key_below(&target.key, &entry.path);
+        if let Some(size) = present
+            && object_verifies(store, target, &key, size, entry).await?
+        {
+            return Ok((Outcome::Skipped, 0));
+        }
+        self.reporter.on_file_start(&entry.path);
+        let expected = Expected {
+            size: entry.size,
+            sha256: entry.sha256,
+            md5: None,
+        };
+        let staged = self.plan.dir.join(rel);
+        let got = self
+            .downloader
+            .download(&self.plan.url_of(&entry.path), &staged, &expected, &|n| {
+                self.reporter.on_bytes(n)
+            })
+            .await?;
+        // Only verified bytes reach this point: `download` renames `.part` to `staged`
+        // after the size and digest checks, and leaves nothing at `staged` otherwise.
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::Metadata(SHA256_METADATA.into()),
+            hex::encode(got.digests.sha256).into(),
+        );
+        let sent = match self.uploads.acquire().await {
+            Ok(_permit) => upload_file(store, &staged, &key, target, self.upload, attributes).await,
+            Err(e) => Err(ObjectStoreError::Io {
+                path: staged.clone(),
+                source: std::io::Error::other(e),
+            }),
+        };
+        if let Err(e) = tokio::fs::remove_file(&staged).await {
+            tracing::warn!(file = %staged.display(), error = %e, "cannot remove staged file");
+        }
+        sent?;
+        Ok((Outcome::Fetched, got.transferred))
+    }
+}
+
+/// Writes the small object `name` below `target` with one PUT (atomic on every store)
+/// unless it already holds exactly `bytes`.
+async fn put_if_changed(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    name: &str,
+    bytes: &[u8],
+    listing: &HashMap<ObjectPath, u64>,
+) -> Result<(), ObjectStoreError> {
+    let key = key_below(&target.key, name);
+    let url = target.object_url(&key);
+    if listing.get(&key) == Some(&(bytes.len() as u64)) {
+        let current = store
+            .get(&key)
+            .await
+            .map_err(|e| ObjectStoreError::store(&url, e))?
+            .bytes()
+            .await
+            .map_err(|e| ObjectStoreError::store(&url, e))?;
+        if current.as_ref() == bytes {
+            return Ok(());
+        }
+    }
+    store
+        .put(&key, PutPayload::from(bytes.to_vec()))
+        .await
+        .map_err(|e| ObjectStoreError::store(&url, e))?;
+    Ok(())
+}
+
+/// Objects below `target` (as listed at the start) that the upstream manifest no longer
+/// lists, `SHA256SUMS.txt` and physio's `.physio*` names aside, as relative paths; the
+/// second list holds those deleted (only with `delete`). A failed delete is logged, as
+/// on disk.
+async fn removed_upstream(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    plan: &FetchPlan,
+    listing: &HashMap<ObjectPath, u64>,
+    delete: bool,
+) -> (Vec<String>, Vec<String>) {
+    let upstream: HashSet<ObjectPath> = plan
+        .upstream
+        .iter()
+        .map(|p| key_below(&target.key, p))
+        .collect();
+    let mut found: Vec<(String, &ObjectPath)> = listing
+        .keys()
+        .filter(|k| !upstream.contains(*k))
+        .map(|k| (rel_of(&target.key, k), k))
+        .filter(|(rel, _)| {
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            rel != SUMS_NAME && !name.starts_with(crate::fetch::state::STATE_PREFIX)
+        })
+        .collect();
+    found.sort();
+    let mut deleted = Vec::new();
+    for (rel, key) in &found {
+        if !delete {
+            tracing::info!(path = %rel, "removed upstream (kept; --delete removes it)");
+            continue;
+        }
+        match store.delete(key).await {
+            Ok(()) => deleted.push(rel.clone()),
+            Err(e) => tracing::warn!(path = %rel, error = %e, "cannot delete"),
+        }
+    }
+    (found.into_iter().map(|(rel, _)| rel).collect(), deleted)
+}
+
+/// How one object fared in [`verify_store`].
+enum Checked {
+    Ok(u64),
+    Missing,
+    Mismatch(String),
+    Unreadable(String),
+}
+
+/// `physio verify` for a version prefix in a store (`s3://bucket/prefix/<slug>/<version>`):
+/// reads its `SHA256SUMS.txt`, streams every listed object (at most `jobs` at once)
+/// through SHA-256, and reports missing, mismatched and unreadable objects as a local
+/// verify does. Reads every byte; the digests in object metadata are not trusted here.
+pub async fn verify_store(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    jobs: usize,
+) -> crate::Result<VerifyReport> {
+    let sums_key = key_below(&target.key, SUMS_NAME);
+    let sums_url = target.object_url(&sums_key);
+    let text = store
+        .get(&sums_key)
+        .await
+        .map_err(|e| ObjectStoreError::store(&sums_url, e))?
+        .bytes()
+        .await
+        .map_err(|e| ObjectStoreError::store(&sums_url, e))?;
+    let text = String::from_utf8_lossy(&text);
+    let manifest = crate::source::Manifest::from_sha256sums(&text)?;
+    let results: Vec<(String, Checked)> = futures_util::stream::iter(manifest.entries.iter())
+        .map(|e| async move { (e.path.clone(), check_object(store, target, e).await) })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    let mut report = VerifyReport::default();
+    for (path, r) in results {
+        match r {
+            Checked::Ok(n) => {
+                report.bytes += n;
+                report.ok.push(path);
+            }
+            Checked::Missing => report.missing.push(path),
+            Checked::Mismatch(m) => report.mismatched.push((path, m)),
+            Checked::Unreadable(m) => report.unreadable.push((path, m)),
+        }
+    }
+    report.ok.sort();
+    report.missing.sort();
+    report.mismatched.sort();
+    report.unreadable.sort();
+    Ok(report)
+}
+
+/// Streams the object of `entry` through SHA-256 and compares size and digest.
+async fn check_object(store: &dyn ObjectStore, target: &ObjectUrl, entry: &Entry) -> Checked {
+    use sha2::Digest;
+    if enclosed_path(&entry.path).is_err() {
+        return Checked::Unreadable("unsafe path".into());
+    }
+    let key = key_below(&target.key, &entry.path);
+    let mut stream = match store.get(&key).await {
+        Ok(got) => got.into_stream(),
+        Err(object_store::Error::NotFound { .. }) => return Checked::Missing,
+        Err(e) => return Checked::Unreadable(e.to_string()),
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                size += bytes.len() as u64;
+                hasher.update(&bytes);
+            }
+            Err(e) => return Checked::Unreadable(e.to_string()),
+        }
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if entry.size.is_some_and(|s| s != size) {
+        return Checked::Mismatch(format!(
+            "size {size} does not match {}",
+            entry.size.unwrap_or_default()
+        ));
+    }
+    match entry.sha256 {
+        Some(want) if want != got => Checked::Mismatch(format!(
+            "SHA-256 {} does not match {}",
+            hex::encode(got),
+            hex::encode(want)
+        )),
+        _ => Checked::Ok(size),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,7 +1103,7 @@ mod tests {
 
     #[test]
     fn other_schemes_are_refused_clearly() {
-        let e = ObjectUrl::parse("gs://b/p").expect_err("gs unsupported");
+        let e = ObjectUrl::parse("abfss://c@acct.dfs.core.windows.net/p").expect_err("abfss");
         assert!(matches!(e, ObjectStoreError::Unsupported { .. }));
         assert_eq!(e.exit_code(), EXIT_USAGE);
         let e = ObjectUrl::parse("ftp://b/p").expect_err("unknown scheme");
@@ -673,5 +1241,194 @@ mod tests {
         assert_eq!(report.deleted, ["s3://bkt/p/part-1-00001.parquet"]);
         let keys = list_keys(&store, None).await.expect("list");
         assert_eq!(keys, ["p/part-0-00000.parquet", "p/part-1-00000.parquet"]);
+    }
+
+    #[test]
+    fn keys_below_a_prefix_round_trip() {
+        let prefix = ObjectPath::from("out/ds/1.0");
+        let key = key_below(&prefix, "a/b.dat");
+        assert_eq!(key.as_ref(), "out/ds/1.0/a/b.dat");
+        assert_eq!(rel_of(&prefix, &key), "a/b.dat");
+        assert_eq!(key_below(&ObjectPath::from(""), "x").as_ref(), "x");
+        let root = url("s3://bkt").join("ds/1.0");
+        assert_eq!(root.key(), "ds/1.0");
+        assert_eq!(root.display_url(), "s3://bkt/ds/1.0");
+        assert_eq!(url("s3://bkt").display_url(), "s3://bkt");
+        assert!(!url("s3://bkt/x.parquet").into_prefix().is_single_file());
+    }
+
+    #[test]
+    fn gs_and_az_urls_name_their_store() {
+        assert_eq!(url("gs://b/p").kind(), StoreKind::Gcs);
+        assert_eq!(url("az://ctr/p").kind(), StoreKind::Azure);
+        assert_eq!(url("azure://ctr/p").bucket(), "ctr");
+        assert_eq!(url("s3a://b/p").kind(), StoreKind::S3);
+    }
+
+    /// A `file://` "server" holding `files`, and the fetch plan for all of them (with
+    /// SHA-256s as PhysioNet publishes them), staging into its own temporary directory.
+    struct Upstream {
+        root: tempfile::TempDir,
+        staging: tempfile::TempDir,
+    }
+
+    impl Upstream {
+        fn new(files: &[(&str, &[u8])]) -> Upstream {
+            let up = Upstream {
+                root: tempfile::tempdir().expect("tempdir"),
+                staging: tempfile::tempdir().expect("tempdir"),
+            };
+            up.set(files);
+            up
+        }
+
+        fn set(&self, files: &[(&str, &[u8])]) {
+            for (p, b) in files {
+                let path = self.root.path().join(p);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, b).expect("write");
+            }
+        }
+
+        fn plan(&self, files: &[(&str, &[u8])]) -> FetchPlan {
+            use sha2::Digest;
+            let entries: Vec<Entry> = files
+                .iter()
+                .map(|(p, b)| Entry {
+                    path: p.to_string(),
+                    size: Some(b.len() as u64),
+                    sha256: Some(sha2::Sha256::digest(b).into()),
+                })
+                .collect();
+            let sums: String = entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}  {}\n",
+                        hex::encode(e.sha256.unwrap_or_default()),
+                        e.path
+                    )
+                })
+                .collect();
+            let mut base = Url::from_directory_path(self.root.path()).expect("file URL");
+            base.set_path(&format!("{}/", base.path().trim_end_matches('/')));
+            FetchPlan {
+                dir: self.staging.path().to_path_buf(),
+                base,
+                upstream: entries.iter().map(|e| e.path.clone()).collect(),
+                entries,
+                sums_text: Some(sums),
+            }
+        }
+    }
+
+    fn downloader() -> Downloader {
+        let client = crate::fetch::HttpClient::new(None, Duration::from_secs(5)).expect("client");
+        Downloader::new(client, crate::fetch::DownloaderOptions::default())
+    }
+
+    async fn fetch_into(store: &InMemory, plan: &FetchPlan, delete: bool) -> FetchReport {
+        let opts = FetchOptions {
+            delete,
+            ..FetchOptions::default()
+        };
+        fetch_to_store(
+            store,
+            &url("s3://bkt/out/ds/1.0"),
+            plan,
+            &downloader(),
+            &opts,
+            &UploadOptions::default(),
+            &crate::fetch::NoReporter,
+        )
+        .await
+        .expect("fetch")
+    }
+
+    #[tokio::test]
+    async fn fetch_to_store_uploads_verified_files_with_their_digest_and_skips_them_after() {
+        let store = InMemory::new();
+        let files: [(&str, &[u8]); 2] = [("a.hea", b"header"), ("sub/a.dat", b"\x01\x02\x03")];
+        let up = Upstream::new(&files);
+        let plan = up.plan(&files);
+        let report = fetch_into(&store, &plan, false).await;
+        assert_eq!(report.done, ["a.hea", "sub/a.dat"]);
+        assert!(report.failed.is_empty());
+        assert_eq!(get(&store, "out/ds/1.0/sub/a.dat").await, b"\x01\x02\x03");
+        assert_eq!(
+            get(&store, "out/ds/1.0/SHA256SUMS.txt").await,
+            plan.sums_text.clone().unwrap_or_default().as_bytes()
+        );
+        let stored = stored_sha256(&store, &ObjectPath::from("out/ds/1.0/a.hea"), "x")
+            .await
+            .expect("head");
+        assert_eq!(stored, plan.entries[0].sha256);
+        // Nothing is left in staging.
+        assert_eq!(
+            std::fs::read_dir(up.staging.path())
+                .expect("dir")
+                .flatten()
+                .filter(|e| e.path().is_file())
+                .count(),
+            0
+        );
+
+        let again = fetch_into(&store, &plan, false).await;
+        assert!(again.done.is_empty(), "{again:?}");
+        assert_eq!(again.skipped, ["a.hea", "sub/a.dat"]);
+        let present = already_in_store(&store, &url("s3://bkt/out/ds/1.0"), &plan.entries, 2)
+            .await
+            .expect("check");
+        assert_eq!(present.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn fetch_to_store_replaces_changed_and_refuses_bad_bytes() {
+        let store = InMemory::new();
+        let v1: [(&str, &[u8]); 2] = [("a.dat", b"1111"), ("gone.dat", b"old")];
+        let up = Upstream::new(&v1);
+        fetch_into(&store, &up.plan(&v1), false).await;
+        // Same size, new bytes upstream; gone.dat no longer listed; b.dat's published
+        // digest is of bytes the server does not serve.
+        let v2: [(&str, &[u8]); 2] = [("a.dat", b"2222"), ("b.dat", b"good")];
+        up.set(&[("a.dat", b"2222"), ("b.dat", b"evil")]);
+        let report = fetch_into(&store, &up.plan(&v2), true).await;
+        assert_eq!(report.done, ["a.dat"]);
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert_eq!(report.failed[0].0, "b.dat");
+        assert_eq!(report.exit_code(), crate::error::EXIT_INTEGRITY);
+        assert_eq!(report.deleted, ["gone.dat"]);
+        assert_eq!(get(&store, "out/ds/1.0/a.dat").await, b"2222");
+        let keys = list_keys(&store, None).await.expect("list");
+        assert_eq!(keys, ["out/ds/1.0/SHA256SUMS.txt", "out/ds/1.0/a.dat"]);
+    }
+
+    #[tokio::test]
+    async fn verify_store_names_missing_and_mismatched_objects() {
+        let store = InMemory::new();
+        let files: [(&str, &[u8]); 3] = [("a", b"aaa"), ("b", b"bbb"), ("c", b"ccc")];
+        let up = Upstream::new(&files);
+        fetch_into(&store, &up.plan(&files), false).await;
+        let target = url("s3://bkt/out/ds/1.0");
+        let ok = verify_store(&store, &target, 2).await.expect("verify");
+        assert_eq!(ok.ok, ["a", "b", "c"]);
+        assert_eq!(ok.exit_code(), 0);
+        store
+            .put(
+                &ObjectPath::from("out/ds/1.0/b"),
+                PutPayload::from_static(b"bbx"),
+            )
+            .await
+            .expect("put");
+        store
+            .delete(&ObjectPath::from("out/ds/1.0/c"))
+            .await
+            .expect("delete");
+        let bad = verify_store(&store, &target, 2).await.expect("verify");
+        assert_eq!(bad.ok, ["a"]);
+        assert_eq!(bad.missing, ["c"]);
+        assert_eq!(bad.mismatched.len(), 1);
+        assert_eq!(bad.mismatched[0].0, "b");
+        assert_eq!(bad.exit_code(), crate::error::EXIT_INTEGRITY);
     }
 }

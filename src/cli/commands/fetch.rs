@@ -1,6 +1,7 @@
 //! `physio fetch`: resolve the dataset and version, read its manifest, select files,
 //! then either print the plan (`--dry-run`) or run the download engine and print a
-//! summary (text on stderr, or one JSON object on stdout with `--json`).
+//! summary (text on stderr, or one JSON object on stdout with `--json`). `--out` may be
+//! an object-store URL (`s3://bucket/prefix`), see `objstore::fetch_to_store`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::error::Error;
 use crate::fetch::plan::Selection;
 use crate::fetch::retry::RetryPolicy;
 use crate::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient};
+use crate::objstore::{self, ObjectUrl, UploadOptions};
 use crate::shard::Shard;
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
 use crate::source::{DatasetSpec, Layout, Manifest, PhysioNet, SourceError};
@@ -88,13 +90,26 @@ pub(crate) fn execute(
     global: &GlobalArgs,
     capture: Option<&mut serde_json::Value>,
 ) -> anyhow::Result<u8> {
-    // Object-store output exists for convert only so far (docs/object-store.md).
-    if args.out.to_string_lossy().contains("://") {
-        return Err(crate::Error::Usage(
-            "fetch --out must be a local directory; object-store output (s3://) is supported by convert only".to_string(),
-        ).into());
-    }
+    // `--out s3://…` (or gs://, az://): the same layout as on disk, under a key prefix
+    // (docs/object-store.md). Parsed first so a bad URL is a usage error at once.
+    let out_text = args.out.to_string_lossy();
+    let target = match ObjectUrl::parse(&out_text).map_err(Error::from)? {
+        Some(t) => Some(t.into_prefix()),
+        None if out_text.contains("://") => {
+            return Err(Error::Usage(format!(
+                "fetch --out {out_text}: give a local directory or an s3://, gs:// or az:// URL"
+            ))
+            .into());
+        }
+        None => None,
+    };
     if super::kaggle::is_kaggle(&args.dataset) {
+        if target.is_some() {
+            return Err(Error::Usage(
+                "object-store output (--out s3://…) is supported for PhysioNet datasets only; fetch Kaggle datasets to a local directory".to_string(),
+            )
+            .into());
+        }
         return super::kaggle::execute(args, global, capture);
     }
     if args.max_rate == Some(0) {
@@ -132,6 +147,10 @@ pub(crate) fn execute(
         split_min: args.split_min,
         max_rate: args.max_rate,
     };
+    let store = match &target {
+        Some(t) => Some(objstore::build_store(t).map_err(Error::from)?),
+        None => None,
+    };
     let rt = crate::cli::runtime()?;
     rt.block_on(async {
         let mut r = resolve(&args.dataset, args.base_url.as_deref(), args.source, opts).await?;
@@ -150,8 +169,21 @@ pub(crate) fn execute(
                 .fill_sizes(&r.downloader, &r.slug, &r.version, &mut r.manifest)
                 .await?;
             let mut entries = selection.apply(&r.manifest.entries);
-            // Files the state cache already vouches for would not be transferred.
-            let present = crate::fetch::already_verified(&args.out.join(&r.slug).join(&r.version), &entries);
+            // Files the state cache (or, in a store, the objects' recorded digests)
+            // already vouch for would not be transferred.
+            let present = match (&store, &target) {
+                (Some(store), Some(t)) => {
+                    let prefix = t.join(&format!("{}/{}", r.slug, r.version));
+                    objstore::already_in_store(store.as_ref(), &prefix, &entries, jobs)
+                        .await
+                        .map_err(Error::from)?
+                }
+                _ => crate::fetch::already_verified(&args.out.join(&r.slug).join(&r.version), &entries),
+            };
+            let dest = match &target {
+                Some(t) => t.join(&format!("{}/{}", r.slug, r.version)).display_url(),
+                None => args.out.join(&r.slug).join(&r.version).display().to_string(),
+            };
             entries.retain(|e| !present.contains(&e.path));
             let total: u64 = entries.iter().filter_map(|e| e.size).sum();
             let unknown = entries.iter().filter(|e| e.size.is_none()).count();
@@ -181,14 +213,23 @@ pub(crate) fn execute(
                     entries.len(),
                     total,
                     if unknown > 0 { format!(" (+{unknown} of unknown size)") } else { String::new() },
-                    args.out.join(&r.slug).join(&r.version).display(),
+                    dest,
                     present.len()
                 )?;
             }
             return Ok(0);
         }
+        // In a store, files are staged (and verified) one by one in a private temporary
+        // directory before upload; it is removed when the run ends.
+        let staging = match &target {
+            Some(_) => Some(tempfile::Builder::new().prefix("physio-fetch-").tempdir()?),
+            None => None,
+        };
         let plan = FetchPlan {
-            dir: args.out.join(&r.slug).join(&r.version),
+            dir: match &staging {
+                Some(s) => s.path().to_path_buf(),
+                None => args.out.join(&r.slug).join(&r.version),
+            },
             base: r.source.version_url(&r.slug, &r.version),
             entries,
             upstream: r.manifest.entries.iter().map(|e| e.path.clone()).collect(),
@@ -199,9 +240,27 @@ pub(crate) fn execute(
             shard_tag: shard.map(|s| format!("{}-of-{}", s.index, s.count)),
         };
         let reporter = ProgressReporter::new(global.quiet || args.json);
-        let report = crate::fetch::fetch(&plan, &r.downloader, &fopts, &reporter)
-            .await
-            .with_context(|| format!("fetching {}@{}", r.slug, r.version))?;
+        let (report, dest) = match (&store, &target) {
+            (Some(store), Some(t)) => {
+                let prefix = t.join(&format!("{}/{}", r.slug, r.version));
+                let upload = UploadOptions {
+                    pause_before_complete: objstore::pause_from_env(),
+                    ..UploadOptions::default()
+                };
+                let report = objstore::fetch_to_store(
+                    store.as_ref(), &prefix, &plan, &r.downloader, &fopts, &upload, &reporter,
+                )
+                .await
+                .with_context(|| format!("fetching {}@{} into {}", r.slug, r.version, prefix.display_url()))?;
+                (report, prefix.display_url())
+            }
+            _ => {
+                let report = crate::fetch::fetch(&plan, &r.downloader, &fopts, &reporter)
+                    .await
+                    .with_context(|| format!("fetching {}@{}", r.slug, r.version))?;
+                (report, plan.dir.display().to_string())
+            }
+        };
         let mut err = std::io::stderr().lock();
         for (path, e) in &report.failed {
             writeln!(err, "error: {path}: {e}")?;
@@ -221,7 +280,7 @@ pub(crate) fn execute(
                 .collect();
             let doc = json!({
                 "dataset": r.slug, "version": r.version,
-                "dir": plan.dir.display().to_string(),
+                "dir": dest,
                 "checksums": r.manifest.has_checksums,
                 "total_files": plan.entries.len(),
                 "fetched": report.done.len(), "skipped": report.skipped.len(),
@@ -245,7 +304,7 @@ pub(crate) fn execute(
                 report.seconds,
                 report.skipped.len(),
                 report.failed.len(),
-                plan.dir.display()
+                dest
             )?;
         }
         Ok(code)

@@ -2,7 +2,8 @@
 //! missing or mismatched file on stderr, refresh the verified-state cache, and exit 4 on
 //! any mismatch (1 when files are only missing). DIR may also be a fetch output root
 //! (`./physionet`) or a dataset directory: every `<slug>/<version>` below it that holds
-//! a SHA256SUMS.txt is verified.
+//! a SHA256SUMS.txt is verified. DIR may also be an object-store version prefix
+//! (`s3://bucket/prefix/<slug>/<version>`), whose objects are re-read and hashed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::cli::args::{GlobalArgs, VerifyArgs};
 use crate::error::Error;
 use crate::fetch::verify::{VerifyReport, verify_dir};
+use crate::objstore::{self, ObjectUrl};
 
 /// The directories to verify: `dir` itself when it holds SHA256SUMS.txt, else those one
 /// or two levels below it (`<version>` or `<slug>/<version>`) that do, and Kaggle
@@ -64,6 +66,10 @@ pub fn run(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    let dir_text = args.dir.to_string_lossy();
+    if let Some(target) = ObjectUrl::parse(&dir_text).map_err(Error::from)? {
+        return run_store(args, global, &target.into_prefix(), jobs);
+    }
     let dirs = version_dirs(&args.dir);
     if dirs.is_empty() {
         return Err(Error::io(
@@ -104,7 +110,47 @@ pub fn run(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
         );
         total.bytes += r.bytes;
     }
-    let secs = started.elapsed().as_secs_f64();
+    let versions: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    print_report(
+        args,
+        global,
+        &versions,
+        &total,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// `physio verify s3://bucket/prefix/<slug>/<version>` (or gs://, az://): re-reads every
+/// object the stored SHA256SUMS.txt lists (docs/object-store.md).
+fn run_store(
+    args: &VerifyArgs,
+    global: &GlobalArgs,
+    target: &ObjectUrl,
+    jobs: usize,
+) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let store = objstore::build_store(target).map_err(Error::from)?;
+    let rt = crate::cli::runtime()?;
+    let report = rt.block_on(objstore::verify_store(store.as_ref(), target, jobs))?;
+    let versions = [target.display_url()];
+    print_report(
+        args,
+        global,
+        &versions,
+        &report,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Names every failed file on stderr, then prints the summary (text on stderr, or one
+/// JSON object on stdout with `--json`); returns the exit code.
+fn print_report(
+    args: &VerifyArgs,
+    global: &GlobalArgs,
+    versions: &[String],
+    total: &VerifyReport,
+    secs: f64,
+) -> anyhow::Result<u8> {
     let mut err = std::io::stderr().lock();
     for (p, why) in &total.mismatched {
         writeln!(err, "error: {p}: {why}")?;
@@ -119,7 +165,7 @@ pub fn run(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     if args.json {
         let doc = json!({
             "dir": args.dir.display().to_string(),
-            "versions": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+            "versions": versions,
             "ok": total.ok.len(), "missing": total.missing,
             "mismatched": total.mismatched.iter().map(|(p, w)| json!({"path": p, "error": w})).collect::<Vec<_>>(),
             "unreadable": total.unreadable.iter().map(|(p, w)| json!({"path": p, "error": w})).collect::<Vec<_>>(),
