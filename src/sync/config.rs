@@ -136,6 +136,16 @@ impl SyncConfig {
                     d.name, c.to
                 )));
             }
+            // convert reads WFDB from a local directory; a dataset fetched into an
+            // object store has none (fetch it to disk, convert --out s3:// instead).
+            if d.convert.is_some() && d.out.as_deref().is_some_and(is_url) {
+                return Err(invalid(format!(
+                    "dataset {:?}: a [dataset.convert] step needs a local `out` to read \
+                     from; fetch to a directory and give the object-store URL as \
+                     convert.out",
+                    d.name
+                )));
+            }
         }
         Ok(config)
     }
@@ -150,12 +160,14 @@ impl SyncConfig {
         let mut config = Self::parse(&text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for d in &mut config.datasets {
-            if let Some(out) = &mut d.out {
+            // An object-store URL (`s3://bucket/prefix`) is not relative to anything.
+            if let Some(out) = &mut d.out
+                && !is_url(out)
+            {
                 *out = base.join(&*out);
             }
             if let Some(c) = &mut d.convert {
-                // An object-store URL (`s3://bucket/prefix`) is not relative to anything.
-                if !c.out.to_string_lossy().contains("://") {
+                if !is_url(&c.out) {
                     c.out = base.join(&c.out);
                 }
                 if let Some(m) = &mut c.metadata {
@@ -165,6 +177,11 @@ impl SyncConfig {
         }
         Ok(config)
     }
+}
+
+/// An object-store URL (`s3://`, `gs://`, `az://`, ...) rather than a path.
+fn is_url(p: &Path) -> bool {
+    p.to_string_lossy().contains("://")
 }
 
 #[cfg(test)]
@@ -225,6 +242,16 @@ name = "kaggle:owner/ecg"
             c.datasets[0].convert.as_ref().unwrap().out,
             PathBuf::from("s3://bucket/ptb-xl/")
         );
+        // A fetch into an object store keeps its URL ...
+        std::fs::write(&path, "[[dataset]]\nname = \"x\"\nout = \"s3://b/raw\"\n").unwrap();
+        let c = SyncConfig::load(&path).unwrap();
+        assert_eq!(c.datasets[0].out.as_deref(), Some(Path::new("s3://b/raw")));
+        // ... but cannot feed a convert step, which reads local files.
+        let text = "[[dataset]]\nname = \"x\"\nout = \"s3://b/raw\"\n\
+                    [dataset.convert]\nout = \"pq\"\n";
+        std::fs::write(&path, text).unwrap();
+        let err = SyncConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("needs a local `out`"), "{err}");
     }
 
     #[test]
