@@ -7,9 +7,8 @@
 //! re-checks page sizes in mini-batches. That was about half of physio's CPU time on the
 //! benchmark corpus (`docs/parquet.md`). Here the levels come straight from the list
 //! offsets as run lengths (a channel of S samples is three RLE runs, not S levels), the
-//! dictionary is an open-addressing table over the values' bit patterns with a
-//! last-value shortcut (ECG holds long flat stretches), and the indices are bit-packed
-//! eight at a time. The pages themselves are framed by the parquet crate's
+//! dictionary is a small open-addressing table over the values' bit patterns, and the
+//! indices are bit-packed eight at a time. The pages themselves are framed by the parquet crate's
 //! `SerializedPageWriter` (page headers) and the chunk is spliced into the row group with
 //! `append_column`, so the file structure stays the crate's.
 //!
@@ -98,7 +97,6 @@ pub fn encode(array: &ArrayRef, descr: ColumnDescPtr) -> Result<Option<RawChunk>
 struct Dictionary {
     table: KeyTable,
     keys: Vec<u32>,
-    last: Option<(u32, u32)>,
 }
 
 impl Dictionary {
@@ -106,7 +104,6 @@ impl Dictionary {
         Dictionary {
             table: KeyTable::with_capacity(4096),
             keys: Vec::new(),
-            last: None,
         }
     }
 
@@ -118,13 +115,6 @@ impl Dictionary {
         indices: &mut Vec<u32>,
     ) -> Option<()> {
         for key in keys {
-            // ECG holds flat stretches: the previous value is the likeliest.
-            if let Some((k, i)) = self.last
-                && k == key
-            {
-                indices.push(i);
-                continue;
-            }
             let next = self.keys.len() as u32;
             let index = match self.table.find_or_insert(key, next) {
                 Some(i) => i,
@@ -142,7 +132,6 @@ impl Dictionary {
                     next
                 }
             };
-            self.last = Some((key, index));
             indices.push(index);
         }
         Some(())
@@ -371,25 +360,42 @@ fn bit_pack_run(values: &[u32], bit_width: u32, out: &mut Vec<u8>) {
         return;
     }
     uleb128(((groups as u64) << 1) | 1, out);
-    out.reserve(groups * bit_width as usize);
-    let mut acc: u64 = 0;
-    let mut bits: u32 = 0;
-    let padded = values
-        .iter()
-        .copied()
-        .chain(std::iter::repeat_n(0, groups * 8 - values.len()));
-    for v in padded {
-        acc |= u64::from(v) << bits;
-        bits += bit_width;
-        if bits >= 32 {
-            out.extend_from_slice(&(acc as u32).to_le_bytes());
-            acc >>= 32;
-            bits -= 32;
+    let width = bit_width as usize;
+    out.reserve(groups * width);
+    let mut pack = |group: &[u32]| {
+        if width <= 16 {
+            // Eight values of at most 16 bits fit one u128: `width` bytes per group.
+            let mut acc: u128 = 0;
+            for (i, &v) in group.iter().enumerate() {
+                acc |= u128::from(v) << (i * width);
+            }
+            out.extend_from_slice(&acc.to_le_bytes()[..width]);
+        } else {
+            let mut acc: u64 = 0;
+            let mut bits = 0;
+            for &v in group {
+                acc |= u64::from(v) << bits;
+                bits += width;
+                while bits >= 8 {
+                    out.push(acc as u8);
+                    acc >>= 8;
+                    bits -= 8;
+                }
+            }
         }
+    };
+    let mut chunks = values.chunks_exact(8);
+    for group in &mut chunks {
+        pack(group);
     }
-    // Eight values of `bit_width` bits end on a byte boundary.
-    let tail = (bits / 8) as usize;
-    out.extend_from_slice(&acc.to_le_bytes()[..tail]);
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // The last group is padded with zeros; readers take only as many values as the
+        // page has levels.
+        let mut group = [0u32; 8];
+        group[..rest.len()].copy_from_slice(rest);
+        pack(&group);
+    }
 }
 
 fn uleb128(mut v: u64, out: &mut Vec<u8>) {
@@ -624,6 +630,25 @@ mod tests {
         let mut out = Vec::new();
         bit_pack_run(&[1], 1, &mut out);
         assert_eq!(out, vec![0b11, 0b0000_0001]);
+        // Both packing paths (<= 16 bits and wider) agree with a bit-by-bit reference.
+        for width in [1u32, 3, 11, 16, 17, 18] {
+            let values: Vec<u32> = (0..21u32)
+                .map(|i| i.wrapping_mul(2_654_435_761) & ((1 << width) - 1))
+                .collect();
+            let mut out = Vec::new();
+            bit_pack_run(&values, width, &mut out);
+            let mut want = vec![0u8; 3 * width as usize];
+            for (i, v) in values.iter().enumerate() {
+                for b in 0..width as usize {
+                    if v >> b & 1 == 1 {
+                        let bit = i * width as usize + b;
+                        want[bit / 8] |= 1 << (bit % 8);
+                    }
+                }
+            }
+            assert_eq!(out[0], (3 << 1) | 1, "width {width}");
+            assert_eq!(&out[1..], &want[..], "width {width}");
+        }
     }
 
     #[test]
