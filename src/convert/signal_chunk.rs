@@ -361,28 +361,35 @@ fn bit_pack_run(values: &[u32], bit_width: u32, out: &mut Vec<u8>) {
     }
     uleb128(((groups as u64) << 1) | 1, out);
     let width = bit_width as usize;
-    out.reserve(groups * width);
+    // Groups are written as whole 16-byte (u128) stores into a buffer with 16 bytes of
+    // slack, advancing by `width` bytes: no variable-length copy per group.
+    let start = out.len();
+    out.resize(start + groups * width + 16, 0);
+    let mut pos = start;
     let mut pack = |group: &[u32]| {
         if width <= 16 {
-            // Eight values of at most 16 bits fit one u128: `width` bytes per group.
+            // Eight values of at most 16 bits fit one u128.
             let mut acc: u128 = 0;
             for (i, &v) in group.iter().enumerate() {
                 acc |= u128::from(v) << (i * width);
             }
-            out.extend_from_slice(&acc.to_le_bytes()[..width]);
+            out[pos..pos + 16].copy_from_slice(&acc.to_le_bytes());
         } else {
             let mut acc: u64 = 0;
             let mut bits = 0;
+            let mut at = pos;
             for &v in group {
                 acc |= u64::from(v) << bits;
                 bits += width;
                 while bits >= 8 {
-                    out.push(acc as u8);
+                    out[at] = acc as u8;
+                    at += 1;
                     acc >>= 8;
                     bits -= 8;
                 }
             }
         }
+        pos += width;
     };
     let mut chunks = values.chunks_exact(8);
     for group in &mut chunks {
@@ -396,6 +403,7 @@ fn bit_pack_run(values: &[u32], bit_width: u32, out: &mut Vec<u8>) {
         group[..rest.len()].copy_from_slice(rest);
         pack(&group);
     }
+    out.truncate(pos);
 }
 
 fn uleb128(mut v: u64, out: &mut Vec<u8>) {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::ConvertError;
 use crate::wfdb::annotation::annotation_path;
-use crate::wfdb::{RecordReader, WfdbError, read_annotations, read_header};
+use crate::wfdb::{RecordReader, WfdbError, read_annotations};
 
 /// One signal (channel) of a record, as the converter needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,47 +172,52 @@ impl SourceOpener for WfdbOpener {
         ))
     }
 
+    /// Each header is read once, hashed and parsed from the same bytes (opening the
+    /// record for its file list cost as much as the hashing: `docs/parquet.md`).
     fn input_digests(&self, name: &str) -> Result<Vec<(String, String)>, ConvertError> {
         let dir = match name.rsplit_once('/') {
             Some((d, _)) => format!("{d}/"),
             None => String::new(),
         };
         let io = |path: &Path, e| ConvertError::io(path, e);
-        let mut files: Vec<String> = Vec::new();
-        let top = self.reader(name)?;
-        let mut headers = vec![top.header().clone()];
-        files.push(format!("{name}.hea"));
-        if let Some(segments) = &top.header().segments {
+        let bad = |source| ConvertError::Record {
+            name: name.to_string(),
+            source,
+        };
+        let mut digests: Vec<(String, String)> = Vec::new();
+        let mut header_of = |rel: String| -> Result<crate::wfdb::header::Header, ConvertError> {
+            let path = self.root.join(&rel);
+            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            let header = crate::wfdb::header::parse_header(&bytes, &path).map_err(bad)?;
+            digests.push((rel, hex::encode(Sha256::digest(&bytes))));
+            Ok(header)
+        };
+        let top = header_of(format!("{name}.hea"))?;
+        let mut headers = Vec::new();
+        if let Some(segments) = &top.segments {
             for seg in segments.iter().filter(|s| !s.is_gap()) {
-                let rel = format!("{dir}{}.hea", seg.name);
-                let h =
-                    read_header(&self.root.join(&rel)).map_err(|source| ConvertError::Record {
-                        name: name.to_string(),
-                        source,
-                    })?;
-                files.push(rel);
-                headers.push(h);
+                headers.push(header_of(format!("{dir}{}.hea", seg.name))?);
             }
         }
-        for h in &headers {
-            for s in &h.signals {
-                if s.file_name != "~" {
-                    files.push(format!("{dir}{}", s.file_name));
-                }
-            }
-        }
+        headers.push(top);
+        let mut files: Vec<String> = headers
+            .iter()
+            .flat_map(|h| &h.signals)
+            .filter(|s| s.file_name != "~")
+            .map(|s| format!("{dir}{}", s.file_name))
+            .collect();
         files.sort();
         files.dedup();
-        files
-            .into_iter()
-            .map(|rel| {
-                let path = self.root.join(&rel);
-                let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-                let mut hasher = Sha256::new();
-                std::io::copy(&mut f, &mut hasher).map_err(|e| io(&path, e))?;
-                Ok((rel, hex::encode(hasher.finalize())))
-            })
-            .collect()
+        for rel in files {
+            let path = self.root.join(&rel);
+            let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+            let mut hasher = Sha256::new();
+            std::io::copy(&mut f, &mut hasher).map_err(|e| io(&path, e))?;
+            digests.push((rel, hex::encode(hasher.finalize())));
+        }
+        digests.sort();
+        digests.dedup();
+        Ok(digests)
     }
 }
 
