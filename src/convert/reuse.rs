@@ -775,6 +775,56 @@ mod tests {
     }
 
     #[test]
+    fn statistics_regain_the_deprecated_min_max_of_signed_columns() {
+        use parquet::basic::Type as PhysicalType;
+        use parquet::schema::types::{ColumnDescriptor, ColumnPath, Type};
+        let column = |physical| {
+            let t = Type::primitive_type_builder("c", physical).build().unwrap();
+            Arc::new(ColumnDescriptor::new(
+                Arc::new(t),
+                0,
+                0,
+                ColumnPath::from("c"),
+            ))
+        };
+        let chunk = |descr, stats| {
+            ColumnChunkMetaData::builder(descr)
+                .set_statistics(stats)
+                .build()
+                .unwrap()
+        };
+        // As read back from a file: the flag is lost.
+        let read = Statistics::int64(Some(1), Some(9), None, Some(0), false);
+        assert!(!read.is_min_max_backwards_compatible());
+        let signed = as_written(&chunk(column(PhysicalType::INT64), read)).unwrap();
+        assert!(
+            signed
+                .statistics()
+                .unwrap()
+                .is_min_max_backwards_compatible()
+        );
+        assert_eq!(
+            signed.statistics().unwrap().min_bytes_opt(),
+            Some(&1i64.to_le_bytes()[..])
+        );
+        // Byte arrays sort unsigned: arrow-rs writes no deprecated fields for them.
+        let names = Statistics::ByteArray(parquet::file::statistics::ValueStatistics::new(
+            Some("a".into()),
+            Some("b".into()),
+            None,
+            Some(0),
+            false,
+        ));
+        let unsigned = as_written(&chunk(column(PhysicalType::BYTE_ARRAY), names)).unwrap();
+        assert!(
+            !unsigned
+                .statistics()
+                .unwrap()
+                .is_min_max_backwards_compatible()
+        );
+    }
+
+    #[test]
     fn provenance_must_match_but_for_input_hashes() {
         let new = kv(&[
             ("physio.version", "1"),

@@ -621,6 +621,25 @@ mod tests {
     }
 
     #[test]
+    fn copied_chunk_bytes_read_at_old_file_offsets() {
+        use parquet::file::reader::{ChunkReader, Length};
+        use std::io::Read;
+        let old = OldFileBytes {
+            bytes: Bytes::from_static(b"abcdef"),
+            start: 100,
+        };
+        assert_eq!(old.len(), 106);
+        assert_eq!(old.get_bytes(102, 3).unwrap().as_ref(), b"cde");
+        let mut rest = Vec::new();
+        old.get_read(104).unwrap().read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"ef");
+        // Offsets outside the copied chunk are errors, not panics.
+        assert!(old.get_bytes(99, 1).is_err());
+        assert!(old.get_bytes(104, 3).is_err());
+        assert!(old.get_read(107).is_err());
+    }
+
+    #[test]
     fn dataset_and_version_from_fetch_layout() {
         let dir = tempfile::tempdir().unwrap();
         let v = dir.path().join("ptb-xl/1.0.3");
