@@ -321,6 +321,9 @@ pub struct ConvertReport {
     /// Written records whose rows were copied from the previous output
     /// (`--incremental`); `converted.len() + records_reused == records_written`.
     pub records_reused: usize,
+    /// Row groups whose encoded column chunks were copied from the previous output
+    /// byte for byte, without decoding or encoding (`--incremental`).
+    pub row_groups_copied: usize,
 }
 
 /// Converts the records of `opts.input` to Parquet at `opts.out`.
@@ -495,7 +498,10 @@ fn run(
             || {
                 groups
                     .par_iter()
-                    .map(|g| encoder.encode(reuse.build_row_group(&ctx, g)?))
+                    .map(|g| match reuse.copy_row_group(g) {
+                        Some(copied) => Ok(copied),
+                        None => encoder.encode(reuse.build_row_group(&ctx, g)?),
+                    })
                     .collect::<Vec<_>>()
             },
         );
@@ -519,6 +525,7 @@ fn run(
         records_written: converted.len() + records_reused,
         converted,
         records_reused,
+        row_groups_copied: reuse.row_groups_copied(),
         rows,
         files,
         failed: failed

@@ -11,9 +11,13 @@
 //!   and every current input file (what [`SourceOpener::input_digests`] covers) has the
 //!   SHA-256 recorded in `physio.inputs_sha256` of the file holding its first row.
 //!
-//! The plan (row groups, parts) is cut exactly as for a full conversion; a row group
-//! mixing reused and decoded records is assembled by interleaving the decoded batch
-//! with the old rows, so the encoded bytes equal those of a full conversion. Anything
+//! The plan (row groups, parts) is cut exactly as for a full conversion. A planned row
+//! group that is exactly one old row group (same records, same order, all reusable) is
+//! not decoded at all: its old column chunks are spliced into the new file byte for
+//! byte, with their statistics and page indexes ([`Reuse::copy_row_group`]). A row
+//! group mixing reused and decoded records is assembled by interleaving the decoded
+//! batch with the old rows and encoded, so the bytes equal those of a full conversion
+//! either way. Anything
 //! that cannot be read or trusted makes the record decode as usual, never an error.
 //!
 //! The old files are opened here, before any new part is renamed over them: on Linux
@@ -24,22 +28,26 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::file::metadata::KeyValue;
+use parquet::arrow::{ArrowSchemaConverter, ProjectionMask};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{ColumnChunkMetaData, KeyValue, PageIndexPolicy};
+use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::batch::{self, BatchContext, BuiltRowGroup};
 use super::plan::{Piece, RowGroupPlan};
 use super::source::{RecordMeta, SourceOpener};
+use super::writer::{CopiedChunk, EncodedChunk, EncodedRowGroup};
 use super::{ConvertError, ConvertOptions};
 
 /// Provenance key holding the per-file map `{input path: SHA-256}` (written by
@@ -159,6 +167,9 @@ struct OldFile {
     file: SharedFile,
     meta: ArrowReaderMetadata,
     digests: BTreeMap<String, String>,
+    /// Whether its Parquet columns are exactly those this run writes, so its column
+    /// chunks can be spliced into the new file unchanged.
+    copyable: bool,
 }
 
 /// What may be copied from the previous output, per planned record.
@@ -170,6 +181,8 @@ pub struct Reuse {
     digests: Vec<Vec<(String, String)>>,
     /// Per planned record: set once any of its rows was decoded rather than copied.
     decoded: Vec<AtomicBool>,
+    /// Row groups whose column chunks were copied byte for byte.
+    copied: AtomicUsize,
 }
 
 impl Reuse {
@@ -180,6 +193,7 @@ impl Reuse {
             runs: vec![None; records],
             digests: vec![Vec::new(); records],
             decoded: (0..records).map(|_| AtomicBool::new(false)).collect(),
+            copied: AtomicUsize::new(0),
         }
     }
 
@@ -202,8 +216,14 @@ impl Reuse {
         if opts.annotations.is_some() {
             return reuse;
         }
+        // The Parquet columns this run writes: an old file's chunks are spliced in only
+        // when its columns equal these (the writer checks each descriptor again).
+        let columns = ArrowSchemaConverter::new()
+            .convert(schema)
+            .map(|d| d.columns().to_vec())
+            .unwrap_or_default();
         for path in old_files(opts) {
-            match OldFile::open(&path, expected, schema) {
+            match OldFile::open(&path, expected, schema, &columns) {
                 Ok(f) => reuse.files.push(f),
                 Err(why) => {
                     tracing::info!(file = %path.display(), reason = %why, "not reusing old output")
@@ -421,6 +441,105 @@ impl Reuse {
         }
     }
 
+    /// Row groups copied so far by [`Reuse::copy_row_group`].
+    pub fn row_groups_copied(&self) -> usize {
+        self.copied.load(Ordering::Relaxed)
+    }
+
+    /// Copies planned row group `group` without decoding it: when its pieces are, in
+    /// order, exactly the rows of one old row group of a copyable file and all of them
+    /// are reusable, the old column chunks (bytes, statistics, page indexes) are read
+    /// and returned for splicing, so the new file holds the bytes a full conversion
+    /// would write. `None` when the group does not line up or anything cannot be read;
+    /// the caller then builds and encodes it ([`Reuse::build_row_group`]).
+    pub fn copy_row_group(&self, group: &RowGroupPlan) -> Option<EncodedRowGroup> {
+        let (file, row_group) = self.lined_up(group)?;
+        let f = &self.files[file];
+        let rg = f.meta.metadata().row_group(row_group);
+        let index = f.meta.metadata().page_index_for_row_group(row_group);
+        let rows = rg.num_rows() as u64;
+        let mut chunks = Vec::with_capacity(rg.num_columns());
+        for (c, cc) in rg.columns().iter().enumerate() {
+            let column_index = index.column_index(c).cloned();
+            let offset_index = index.offset_index(c).cloned();
+            // What the old file has but cannot be carried over exactly (a bloom
+            // filter, an index that did not load) makes the group re-encode.
+            if cc.bloom_filter_offset().is_some()
+                || cc.column_index_range().is_some() != column_index.is_some()
+                || cc.offset_index_range().is_some() != offset_index.is_some()
+            {
+                return None;
+            }
+            let start = cc
+                .dictionary_page_offset()
+                .unwrap_or_else(|| cc.data_page_offset());
+            let (Ok(start), Ok(len)) =
+                (u64::try_from(start), usize::try_from(cc.compressed_size()))
+            else {
+                return None;
+            };
+            let bytes = match parquet::file::reader::ChunkReader::get_bytes(&f.file, start, len) {
+                Ok(b) => b,
+                Err(why) => {
+                    tracing::warn!(file = %f.path.display(), row_group, reason = %why,
+                        "cannot read old column chunk; re-encoding the row group");
+                    return None;
+                }
+            };
+            let metadata = as_written(cc)?;
+            chunks.push(EncodedChunk::Copied(CopiedChunk {
+                bytes,
+                start,
+                close: ColumnCloseResult {
+                    bytes_written: len as u64,
+                    rows_written: rows,
+                    metadata,
+                    bloom_filter: None,
+                    column_index,
+                    offset_index,
+                },
+            }));
+        }
+        let mut digests = Vec::new();
+        for p in group.pieces.iter().filter(|p| p.rows.start == 0) {
+            digests.extend(self.digests[p.rec].iter().cloned());
+        }
+        self.copied.fetch_add(1, Ordering::Relaxed);
+        Some(EncodedRowGroup {
+            chunks,
+            rows,
+            records: group.pieces.iter().map(|p| p.rec).collect(),
+            failures: Vec::new(),
+            digests,
+        })
+    }
+
+    /// The old `(file, row group)` whose rows are exactly `group`'s, in order: every
+    /// piece reusable and matching one run, the runs back to back from the group's
+    /// first row to its last.
+    fn lined_up(&self, group: &RowGroupPlan) -> Option<(usize, usize)> {
+        let mut at: Option<(usize, usize)> = None;
+        let mut next_row = 0usize;
+        for p in &group.pieces {
+            self.runs[p.rec].as_ref()?;
+            let [r] = self.runs_for(p)[..] else {
+                return None;
+            };
+            if r.rows != p.rows
+                || r.offset != next_row
+                || at.is_some_and(|a| a != (r.file, r.row_group))
+            {
+                return None;
+            }
+            at = Some((r.file, r.row_group));
+            next_row += (r.rows.end - r.rows.start) as usize;
+        }
+        let (file, row_group) = at?;
+        let f = &self.files[file];
+        (f.copyable && f.meta.metadata().row_group(row_group).num_rows() as usize == next_row)
+            .then_some((file, row_group))
+    }
+
     /// Whether planned record `rec` had any rows decoded (not copied) in this run.
     pub fn was_decoded(&self, rec: usize) -> bool {
         self.decoded
@@ -431,10 +550,20 @@ impl Reuse {
 
 impl OldFile {
     /// Opens and vets one old file; `Err` says why it is not trusted.
-    fn open(path: &Path, expected: &[KeyValue], schema: &SchemaRef) -> Result<OldFile, String> {
+    /// `columns` are the Parquet leaves this run writes.
+    fn open(
+        path: &Path,
+        expected: &[KeyValue],
+        schema: &SchemaRef,
+        columns: &[ColumnDescPtr],
+    ) -> Result<OldFile, String> {
         let file = SharedFile(Arc::new(File::open(path).map_err(|e| e.to_string())?));
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| e.to_string())?;
+        // Page encoding statistics in full and the page indexes: a copied chunk keeps
+        // both, as a full conversion writes them.
+        let options = ArrowReaderOptions::new()
+            .with_encoding_stats_as_mask(false)
+            .with_page_index_policy(PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(&file, options).map_err(|e| e.to_string())?;
         if meta.schema().fields() != schema.fields() {
             return Err("other columns".to_string());
         }
@@ -454,13 +583,51 @@ impl OldFile {
                 serde_json::from_str::<BTreeMap<String, String>>(v)
                     .map_err(|_| "unreadable input hashes")
             })?;
+        let old_columns = meta.metadata().file_metadata().schema_descr().columns();
+        let copyable = !columns.is_empty()
+            && old_columns.len() == columns.len()
+            && old_columns.iter().zip(columns).all(|(a, b)| a == b);
         Ok(OldFile {
             path: path.to_path_buf(),
             file,
             meta,
             digests,
+            copyable,
         })
     }
+}
+
+/// Column chunk metadata `cc`, read from a file, as the writer had it before writing
+/// it: arrow-rs writes the deprecated `min`/`max` statistics fields next to
+/// `min_value`/`max_value` for columns with a signed sort order, but reading does not
+/// keep that flag, so without it a copied chunk's footer would lose those fields and
+/// differ from a full conversion's. `None` if the metadata cannot be rebuilt.
+fn as_written(cc: &ColumnChunkMetaData) -> Option<ColumnChunkMetaData> {
+    let Some(stats) = cc.statistics() else {
+        return Some(cc.clone());
+    };
+    if !cc.column_descr().sort_order().is_signed() || stats.is_min_max_backwards_compatible() {
+        return Some(cc.clone());
+    }
+    let legacy = match stats.clone() {
+        Statistics::Boolean(s) => Statistics::Boolean(s.with_backwards_compatible_min_max(true)),
+        Statistics::Int32(s) => Statistics::Int32(s.with_backwards_compatible_min_max(true)),
+        Statistics::Int64(s) => Statistics::Int64(s.with_backwards_compatible_min_max(true)),
+        Statistics::Int96(s) => Statistics::Int96(s.with_backwards_compatible_min_max(true)),
+        Statistics::Float(s) => Statistics::Float(s.with_backwards_compatible_min_max(true)),
+        Statistics::Double(s) => Statistics::Double(s.with_backwards_compatible_min_max(true)),
+        Statistics::ByteArray(s) => {
+            Statistics::ByteArray(s.with_backwards_compatible_min_max(true))
+        }
+        Statistics::FixedLenByteArray(s) => {
+            Statistics::FixedLenByteArray(s.with_backwards_compatible_min_max(true))
+        }
+    };
+    cc.clone()
+        .into_builder()
+        .set_statistics(legacy)
+        .build()
+        .ok()
 }
 
 /// Whether an old file's provenance `old` was written with what this run writes
@@ -608,6 +775,56 @@ mod tests {
     }
 
     #[test]
+    fn statistics_regain_the_deprecated_min_max_of_signed_columns() {
+        use parquet::basic::Type as PhysicalType;
+        use parquet::schema::types::{ColumnDescriptor, ColumnPath, Type};
+        let column = |physical| {
+            let t = Type::primitive_type_builder("c", physical).build().unwrap();
+            Arc::new(ColumnDescriptor::new(
+                Arc::new(t),
+                0,
+                0,
+                ColumnPath::from("c"),
+            ))
+        };
+        let chunk = |descr, stats| {
+            ColumnChunkMetaData::builder(descr)
+                .set_statistics(stats)
+                .build()
+                .unwrap()
+        };
+        // As read back from a file: the flag is lost.
+        let read = Statistics::int64(Some(1), Some(9), None, Some(0), false);
+        assert!(!read.is_min_max_backwards_compatible());
+        let signed = as_written(&chunk(column(PhysicalType::INT64), read)).unwrap();
+        assert!(
+            signed
+                .statistics()
+                .unwrap()
+                .is_min_max_backwards_compatible()
+        );
+        assert_eq!(
+            signed.statistics().unwrap().min_bytes_opt(),
+            Some(&1i64.to_le_bytes()[..])
+        );
+        // Byte arrays sort unsigned: arrow-rs writes no deprecated fields for them.
+        let names = Statistics::ByteArray(parquet::file::statistics::ValueStatistics::new(
+            Some("a".into()),
+            Some("b".into()),
+            None,
+            Some(0),
+            false,
+        ));
+        let unsigned = as_written(&chunk(column(PhysicalType::BYTE_ARRAY), names)).unwrap();
+        assert!(
+            !unsigned
+                .statistics()
+                .unwrap()
+                .is_min_max_backwards_compatible()
+        );
+    }
+
+    #[test]
     fn provenance_must_match_but_for_input_hashes() {
         let new = kv(&[
             ("physio.version", "1"),
@@ -725,6 +942,19 @@ mod tests {
         files.iter().map(|f| std::fs::read(f).unwrap()).collect()
     }
 
+    fn row_groups(files: &[PathBuf]) -> usize {
+        files
+            .iter()
+            .map(|f| {
+                let file = File::open(f).unwrap();
+                parquet::file::metadata::ParquetMetaDataReader::new()
+                    .parse_and_finish(&file)
+                    .unwrap()
+                    .num_row_groups()
+            })
+            .sum()
+    }
+
     fn layouts() -> Vec<ConvertOptions> {
         let mut out = Vec::new();
         for (layout, rows) in [
@@ -786,11 +1016,24 @@ mod tests {
                 "{what}: incremental differs from full"
             );
 
-            // Unchanged inputs: everything is copied, and the bytes stay the same.
+            // Only the row groups before the first changed record line up with old ones.
+            assert!(day2.row_groups_copied > 0, "{what}");
+            assert!(
+                day2.row_groups_copied < row_groups(&reference.files),
+                "{what}"
+            );
+
+            // Unchanged inputs: every row group's encoded chunks are copied, and the
+            // bytes stay the same.
             let day3 = convert(&o, &opts);
             assert!(day3.converted.is_empty());
             assert_eq!(day3.records_reused, 10);
-            assert!(bytes(&day3.files) == bytes(&reference.files));
+            assert_eq!(
+                day3.row_groups_copied,
+                row_groups(&reference.files),
+                "{what}"
+            );
+            assert!(bytes(&day3.files) == bytes(&reference.files), "{what}");
         }
     }
 
@@ -806,6 +1049,7 @@ mod tests {
         o.inner.records.get_mut("r2").unwrap().digital[1][0] += 50;
         let day2 = convert(&o, &opts);
         assert_eq!(day2.records_reused, 9);
+        assert_eq!(day2.row_groups_copied, row_groups(&day2.files));
         assert!(bytes(&day2.files) == day1);
     }
 

@@ -6,7 +6,9 @@
 //!
 //! Row groups are encoded on worker threads with arrow-rs's `ArrowColumnWriter` (each
 //! column chunk compressed in memory) and appended to the file in plan order by the
-//! caller's thread, so the bytes do not depend on which worker finished first.
+//! caller's thread, so the bytes do not depend on which worker finished first. Under
+//! `--incremental` a row group may instead arrive as column chunks copied from the
+//! previous output ([`EncodedChunk::Copied`], see `reuse`), appended the same way.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,11 +18,13 @@ use std::sync::Arc;
 
 use arrow_array::ArrayRef;
 use arrow_schema::{Field, SchemaRef};
+use bytes::{Buf, Bytes};
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
@@ -176,6 +180,68 @@ pub enum EncodedChunk {
     Arrow(ArrowColumnChunk),
     /// Encoded by [`signal_chunk::encode`].
     Raw(RawChunk),
+    /// Copied byte for byte from a previous output (`--incremental`).
+    Copied(CopiedChunk),
+}
+
+/// A column chunk read back from an old file: its bytes as they sit in that file,
+/// starting at file offset `start`, and the old chunk's metadata and page indexes
+/// (offsets still relative to the old file; the row group writer moves them).
+pub struct CopiedChunk {
+    /// The chunk's bytes, from its first page to its end.
+    pub bytes: Bytes,
+    /// Offset of `bytes` in the old file (its dictionary or first data page).
+    pub start: u64,
+    /// The old chunk's metadata, statistics and page indexes.
+    pub close: ColumnCloseResult,
+}
+
+/// [`CopiedChunk`] bytes readable at the old file's offsets, as
+/// `SerializedRowGroupWriter::append_column` reads them.
+struct OldFileBytes {
+    bytes: Bytes,
+    start: u64,
+}
+
+impl OldFileBytes {
+    fn slice(&self, start: u64, len: Option<usize>) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|d| d as usize)
+            .filter(|d| *d <= self.bytes.len())
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "copied chunk holds {} bytes at {}, not offset {start}",
+                    self.bytes.len(),
+                    self.start
+                ))
+            })?;
+        let to = len.map_or(self.bytes.len(), |l| from + l);
+        if to > self.bytes.len() {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "copied chunk ends before {to}"
+            )));
+        }
+        Ok(self.bytes.slice(from..to))
+    }
+}
+
+impl parquet::file::reader::Length for OldFileBytes {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl parquet::file::reader::ChunkReader for OldFileBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
 }
 
 /// One row group, encoded and compressed, ready to append.
@@ -427,6 +493,13 @@ impl PartWriter {
                 match chunk {
                     EncodedChunk::Arrow(c) => c.append_to_row_group(&mut rg),
                     EncodedChunk::Raw(c) => rg.append_column(&c.bytes, c.close),
+                    EncodedChunk::Copied(c) => rg.append_column(
+                        &OldFileBytes {
+                            bytes: c.bytes,
+                            start: c.start,
+                        },
+                        c.close,
+                    ),
                 }
                 .map_err(perr)?;
             }
@@ -545,6 +618,25 @@ mod tests {
         ));
         assert!(parse_compression("zstd:99").is_err());
         assert!(parse_compression("gzip").is_err());
+    }
+
+    #[test]
+    fn copied_chunk_bytes_read_at_old_file_offsets() {
+        use parquet::file::reader::{ChunkReader, Length};
+        use std::io::Read;
+        let old = OldFileBytes {
+            bytes: Bytes::from_static(b"abcdef"),
+            start: 100,
+        };
+        assert_eq!(old.len(), 106);
+        assert_eq!(old.get_bytes(102, 3).unwrap().as_ref(), b"cde");
+        let mut rest = Vec::new();
+        old.get_read(104).unwrap().read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"ef");
+        // Offsets outside the copied chunk are errors, not panics.
+        assert!(old.get_bytes(99, 1).is_err());
+        assert!(old.get_bytes(104, 3).is_err());
+        assert!(old.get_read(107).is_err());
     }
 
     #[test]

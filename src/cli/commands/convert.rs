@@ -70,6 +70,7 @@ pub(crate) fn execute(
             "records_written": report.records_written,
             "records_converted": report.converted.len(),
             "records_reused": report.records_reused,
+            "row_groups_copied": report.row_groups_copied,
             "converted_records": report.converted.iter().take(CONVERTED_NAMES_SHOWN)
                 .collect::<Vec<_>>(),
             "rows": report.rows,
@@ -96,9 +97,11 @@ pub(crate) fn execute(
             report.files.len(),
             if opts.incremental {
                 format!(
-                    ": {} decoded, {} reused from the previous output",
+                    ": {} decoded, {} reused from the previous output \
+                     ({} row group(s) copied unchanged)",
                     report.converted.len(),
-                    report.records_reused
+                    report.records_reused,
+                    report.row_groups_copied
                 )
             } else {
                 String::new()
