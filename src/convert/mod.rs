@@ -366,7 +366,9 @@ pub fn convert_with(
         .num_threads(opts.jobs)
         .build()
         .map_err(|e| ConvertError::Usage(format!("cannot start {} workers: {e}", opts.jobs)))?;
-    pool.install(|| run(opts, found, &names, opener, reporter))
+    // `run` stays on the caller's thread (it appends to the file and waits for
+    // encoded row groups); everything parallel runs in `pool`.
+    run(opts, found, &names, opener, reporter, &pool)
 }
 
 fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
@@ -396,6 +398,7 @@ fn run(
     names: &[&RecordRef],
     opener: &dyn SourceOpener,
     reporter: &dyn Reporter,
+    pool: &rayon::ThreadPool,
 ) -> Result<ConvertReport, ConvertError> {
     let mut failed: BTreeMap<String, ConvertError> = BTreeMap::new();
     let fail = |failed: &mut BTreeMap<String, ConvertError>, name: &str, e: ConvertError| {
@@ -406,10 +409,12 @@ fn run(
 
     // Headers (and, for streaming layouts, a probe of the last frame) in parallel.
     let streaming = opts.layout != Layout::Record;
-    let opened: Vec<Result<RecordMeta, ConvertError>> = names
-        .par_iter()
-        .map(|r| opener.probe(&r.name, streaming))
-        .collect();
+    let opened: Vec<Result<RecordMeta, ConvertError>> = pool.install(|| {
+        names
+            .par_iter()
+            .map(|r| opener.probe(&r.name, streaming))
+            .collect()
+    });
     let mut metas = Vec::new();
     for (r, res) in names.iter().zip(opened) {
         match res {
@@ -444,14 +449,16 @@ fn run(
     let props = writer::writer_properties(opts, &shape, found, plan.rows_per_group)?;
     // The old output is opened (and vetted) before any new file is renamed over it.
     let reuse = if opts.incremental {
-        reuse::Reuse::open(
-            opts,
-            &writer::provenance(opts, &shape, found),
-            &schema,
-            &metas,
-            |m| shape.rows_of(opts.layout, m),
-            opener,
-        )
+        pool.install(|| {
+            reuse::Reuse::open(
+                opts,
+                &writer::provenance(opts, &shape, found),
+                &schema,
+                &metas,
+                |m| shape.rows_of(opts.layout, m),
+                opener,
+            )
+        })
     } else {
         reuse::Reuse::none(metas.len())
     };
@@ -466,49 +473,93 @@ fn run(
         schema: Arc::clone(&schema),
     };
 
-    // A wave of row groups (one per worker) is decoded and encoded in parallel while the
-    // previous wave is appended to the file in order: the file I/O overlaps the CPU
-    // work, and memory holds two waves of row groups at most.
-    let wave = rayon::current_num_threads().max(1);
+    // Row groups are decoded and encoded by the pool's workers, each taking the next
+    // group in plan order, while this thread appends finished groups to the file in plan
+    // order: file I/O overlaps the CPU work, no worker waits for a slower sibling, and at
+    // most `window` groups are in flight (memory stays a few row groups, however large
+    // the dataset).
+    let threads = pool.current_num_threads().max(1);
+    let window = 2 * threads;
+    let groups = &plan.row_groups;
+    let dispatch = std::sync::atomic::AtomicUsize::new(0);
+    // (groups appended so far, aborted)
+    let progress = std::sync::Mutex::new((0usize, false));
+    let appended_cv = std::sync::Condvar::new();
+    let (tx, rx) =
+        std::sync::mpsc::channel::<(usize, Result<writer::EncodedRowGroup, ConvertError>)>();
     let mut written_records = vec![false; metas.len()];
-    let mut pending: Vec<Result<writer::EncodedRowGroup, ConvertError>> = Vec::new();
-    let mut append = |encoded: Vec<Result<writer::EncodedRowGroup, ConvertError>>,
-                      failed: &mut BTreeMap<String, ConvertError>|
-     -> Result<(), ConvertError> {
-        for enc in encoded {
-            let mut enc = enc?;
-            for (idx, e) in std::mem::take(&mut enc.failures) {
-                if opts.fail_fast {
-                    return Err(e);
+    let appended: Result<(), ConvertError> = std::thread::scope(|scope| {
+        let workers = scope.spawn(|| {
+            pool.install(|| {
+                (0..threads).into_par_iter().for_each_with(tx, |tx, _| {
+                    loop {
+                        let i = dispatch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(g) = groups.get(i) else { break };
+                        {
+                            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                            while !p.1 && i >= p.0 + window {
+                                p = appended_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+                            }
+                            if p.1 {
+                                break;
+                            }
+                        }
+                        let encoded = match reuse.copy_row_group(g) {
+                            Some(copied) => Ok(copied),
+                            None => reuse
+                                .build_row_group(&ctx, g)
+                                .and_then(|built| encoder.encode(built)),
+                        };
+                        if tx.send((i, encoded)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            });
+        });
+        let mut ready = BTreeMap::new();
+        let mut next = 0;
+        let mut result = Ok(());
+        'receive: for (i, encoded) in rx.iter() {
+            ready.insert(i, encoded);
+            while let Some(encoded) = ready.remove(&next) {
+                let step = encoded.and_then(|mut enc| {
+                    for (idx, e) in std::mem::take(&mut enc.failures) {
+                        if opts.fail_fast {
+                            return Err(e);
+                        }
+                        fail(&mut failed, &metas[idx].name, e);
+                    }
+                    for idx in &enc.records {
+                        written_records[*idx] = true;
+                    }
+                    reporter.on_rows_written(enc.rows);
+                    out.append(enc)
+                });
+                next += 1;
+                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                p.0 = next;
+                if let Err(e) = step {
+                    p.1 = true;
+                    appended_cv.notify_all();
+                    result = Err(e);
+                    break 'receive;
                 }
-                fail(failed, &metas[idx].name, e);
+                appended_cv.notify_all();
             }
-            for idx in &enc.records {
-                written_records[*idx] = true;
-            }
-            reporter.on_rows_written(enc.rows);
-            out.append(enc)?;
         }
-        Ok(())
-    };
-    for groups in plan.row_groups.chunks(wave) {
-        let previous = std::mem::take(&mut pending);
-        let (appended, encoded) = rayon::join(
-            || append(previous, &mut failed),
-            || {
-                groups
-                    .par_iter()
-                    .map(|g| match reuse.copy_row_group(g) {
-                        Some(copied) => Ok(copied),
-                        None => encoder.encode(reuse.build_row_group(&ctx, g)?),
-                    })
-                    .collect::<Vec<_>>()
-            },
-        );
-        appended?;
-        pending = encoded;
-    }
-    append(pending, &mut failed)?;
+        // On an error the receiver is dropped here, so workers stop at their next send.
+        drop(rx);
+        let joined = workers.join();
+        if result.is_ok() && (joined.is_err() || next != groups.len()) {
+            result = Err(ConvertError::Usage(format!(
+                "internal: only {next} of {} row groups were encoded",
+                groups.len()
+            )));
+        }
+        result
+    });
+    appended?;
     let (files, rows) = out.finish()?;
     let mut converted = Vec::new();
     let mut records_reused = 0;
