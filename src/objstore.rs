@@ -801,17 +801,7 @@ pub async fn fetch_to_store(
         .buffer_unordered(jobs * 2);
     let mut report = FetchReport::default();
     while let Some((path, r)) = results.next().await {
-        match r {
-            Ok((Outcome::Fetched, n)) => {
-                report.bytes += n;
-                report.done.push(path);
-            }
-            Ok((_, n)) => {
-                report.bytes += n;
-                report.skipped.push(path);
-            }
-            Err(e) => report.failed.push((path, e)),
-        }
+        report.record(path, r);
     }
     drop(results);
     report.done.sort();

@@ -225,6 +225,21 @@ pub struct FetchReport {
 }
 
 impl FetchReport {
+    /// Counts one file's result: fetched, skipped (already verified) or failed.
+    pub fn record(&mut self, path: String, result: Result<(Outcome, u64)>) {
+        match result {
+            Ok((Outcome::Fetched, n)) => {
+                self.bytes += n;
+                self.done.push(path);
+            }
+            Ok((_, n)) => {
+                self.bytes += n;
+                self.skipped.push(path);
+            }
+            Err(e) => self.failed.push((path, e)),
+        }
+    }
+
     /// The exit code the report maps to: 0; else 3 if any failure was an
     /// authorization refusal, 4 if any was an integrity failure, else 1.
     pub fn exit_code(&self) -> u8 {
@@ -316,22 +331,12 @@ pub async fn fetch(
     let mut report = FetchReport::default();
     let mut last_save = Instant::now();
     while let Some((path, r)) = results.next().await {
-        match r {
-            Ok((Outcome::Fetched, n)) => {
-                report.bytes += n;
-                report.done.push(path);
-            }
-            Ok((_, n)) => {
-                report.bytes += n;
-                report.skipped.push(path);
-            }
-            Err(e) => {
-                if let Ok(mut s) = state.lock() {
-                    s.remove(&path);
-                }
-                report.failed.push((path, e));
-            }
+        if r.is_err()
+            && let Ok(mut s) = state.lock()
+        {
+            s.remove(&path);
         }
+        report.record(path, r);
         // Checkpoint the cache now and then, so that a run killed after hours does not
         // leave terabytes to be re-hashed by the next one.
         if last_save.elapsed() >= STATE_CHECKPOINT {
