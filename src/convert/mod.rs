@@ -450,9 +450,11 @@ fn run(
     // The old output is opened (and vetted) before any new file is renamed over it.
     let reuse = if opts.incremental {
         pool.install(|| {
+            // The provenance the new files will carry (already in the writer
+            // properties: building it again would re-hash the metadata CSVs).
             reuse::Reuse::open(
                 opts,
-                &writer::provenance(opts, &shape, found),
+                props.key_value_metadata().map_or(&[], Vec::as_slice),
                 &schema,
                 &metas,
                 |m| shape.rows_of(opts.layout, m),

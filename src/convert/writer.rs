@@ -120,11 +120,7 @@ pub fn writer_properties(
 /// File-level key-value metadata: what produced the file from what (issue 4 point 4).
 /// Each file adds `physio.inputs_sha256` when it is closed; `--incremental` reuses a
 /// file's rows only when all of these keys match (issue 7).
-pub(crate) fn provenance(
-    opts: &ConvertOptions,
-    shape: &Shape,
-    found: &Discovered,
-) -> Vec<KeyValue> {
+fn provenance(opts: &ConvertOptions, shape: &Shape, found: &Discovered) -> Vec<KeyValue> {
     let (dataset, version) = dataset_and_version(&found.root);
     let mut kv = vec![
         KeyValue::new("physio.version".to_string(), crate::VERSION.to_string()),
@@ -266,7 +262,7 @@ pub struct RowGroupEncoder {
     /// The top-level field and Parquet leaf that [`signal_chunk`] encodes, when the
     /// options allow it (record layout, f32/i16, dictionary encoding, compression `auto`
     /// or `none`: the encoder writes uncompressed pages).
-    raw_signal: Option<(usize, usize, ColumnDescPtr)>,
+    raw_signal: Option<(usize, ColumnDescPtr)>,
 }
 
 impl RowGroupEncoder {
@@ -280,7 +276,6 @@ impl RowGroupEncoder {
             path: opts.out.clone(),
             source,
         };
-        // The factory only needs the schema and properties; a writer to nowhere gives it.
         let uncompressed = opts.tuning.compression == "auto"
             || parse_compression(&opts.tuning.compression)? == Compression::UNCOMPRESSED;
         let raw_signal = if opts.layout == Layout::Record
@@ -296,10 +291,11 @@ impl RowGroupEncoder {
             let leaf = (0..descr.num_columns()).find(|&i| {
                 descr.column(i).path().parts().first().map(String::as_str) == Some("signal")
             });
-            field.zip(leaf).map(|(f, l)| (f, l, descr.column(l)))
+            field.zip(leaf).map(|(f, l)| (f, descr.column(l)))
         } else {
             None
         };
+        // The factory only needs the schema and properties; a writer to nowhere gives it.
         let writer = ArrowWriter::try_new(std::io::sink(), Arc::clone(&schema), Some(props))
             .map_err(perr)?;
         let (_, factory) = writer.into_serialized_writer().map_err(perr)?;
@@ -341,7 +337,7 @@ impl RowGroupEncoder {
         let mut jobs = Vec::new();
         for (i, (field, array)) in self.schema.fields().iter().zip(batch.columns()).enumerate() {
             match &self.raw_signal {
-                Some((f, _, descr)) if *f == i => {
+                Some((f, descr)) if *f == i => {
                     jobs.push(Job::Signal(array, field, Arc::clone(descr)));
                 }
                 _ => jobs.extend(
