@@ -58,6 +58,96 @@ pub fn persist_path(from: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a file's dirty pages to disk from a background thread while the file is still
+/// being written, so the `fsync` before its rename finds little left to do: a large
+/// output otherwise pays for all of its write-back at the very end, on one thread.
+///
+/// [`BackgroundFlush::request`] asks for a flush (requests made while one runs are
+/// merged); [`BackgroundFlush::finish`] waits for the thread and returns the first
+/// error, which must be reported: once a background `fdatasync` has seen a write-back
+/// error, a later `fsync` of the file may no longer return it.
+pub struct BackgroundFlush {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl BackgroundFlush {
+    /// A flusher for `file` (a duplicate handle is moved to the thread). If the handle
+    /// or thread cannot be had, requests do nothing and the final `fsync` does it all.
+    pub fn new(file: &File) -> Self {
+        let inert = BackgroundFlush {
+            tx: None,
+            thread: None,
+        };
+        let Ok(file) = file.try_clone() else {
+            return inert;
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("physio-flush".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    file.sync_data()?;
+                }
+                Ok(())
+            });
+        match thread {
+            Ok(t) => BackgroundFlush {
+                tx: Some(tx),
+                thread: Some(t),
+            },
+            Err(_) => inert,
+        }
+    }
+
+    /// Asks for the pages written so far to be written back.
+    pub fn request(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for any running flush; the first write-back error, if there was one.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(std::io::Error::other("the flush thread panicked")),
+        }
+    }
+}
+
+impl Drop for BackgroundFlush {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Drops the cached pages of the existing file at `path`, which is about to be replaced,
+/// on a background thread (best effort; Linux only). Otherwise the rename that replaces
+/// it frees them, on the critical path at the very end of a run.
+pub fn uncache_in_background(path: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(file) = File::open(path) else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("physio-uncache".into())
+            .spawn(move || {
+                let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+            });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+}
+
 /// Best-effort `fsync` of a directory (makes a rename durable; not supported everywhere).
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -170,6 +260,25 @@ mod tests {
             enclosed_path("..hidden").unwrap(),
             PathBuf::from("..hidden")
         );
+    }
+
+    #[test]
+    fn background_flush_syncs_while_writing_and_reports_at_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut file = File::create(&path).unwrap();
+        let flush = BackgroundFlush::new(&file);
+        for _ in 0..4 {
+            file.write_all(&[7u8; 1 << 16]).unwrap();
+            flush.request();
+        }
+        flush.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 4 << 16]);
+        // Dropped without `finish` (an aborted write): the thread is joined, no hang.
+        drop(BackgroundFlush::new(&file));
+        // Uncaching a file leaves its bytes alone.
+        uncache_in_background(&path);
+        assert_eq!(std::fs::read(&path).unwrap().len(), 4 << 16);
     }
 
     #[test]

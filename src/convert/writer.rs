@@ -383,10 +383,17 @@ impl RowGroupEncoder {
 /// A part file being written.
 struct OpenPart {
     writer: SerializedFileWriter<BufWriter<File>>,
+    /// Starts write-back every [`FLUSH_EVERY`] bytes while the file grows.
+    flush: crate::fsutil::BackgroundFlush,
+    /// `writer.bytes_written()` at the last flush request.
+    flushed_at: usize,
     tmp: PathBuf,
     dest: PathBuf,
     digests: BTreeMap<String, String>,
 }
+
+/// Bytes appended to a part file between background write-back requests.
+const FLUSH_EVERY: usize = 32 << 20;
 
 /// Writes row groups into one `.parquet` file or a directory of part files.
 pub struct PartWriter {
@@ -451,7 +458,11 @@ impl PartWriter {
             let mut tmp_name = dest.clone().into_os_string();
             tmp_name.push(".tmp");
             let tmp = PathBuf::from(tmp_name);
+            if dest.is_file() {
+                crate::fsutil::uncache_in_background(&dest);
+            }
             let file = File::create(&tmp).map_err(|e| ConvertError::io(&tmp, e))?;
+            let flush = crate::fsutil::BackgroundFlush::new(&file);
             let perr = |source| ConvertError::Parquet {
                 path: tmp.clone(),
                 source,
@@ -465,6 +476,8 @@ impl PartWriter {
             let (writer, _) = arrow.into_serialized_writer().map_err(perr)?;
             self.current = Some(OpenPart {
                 writer,
+                flush,
+                flushed_at: 0,
                 tmp,
                 dest,
                 digests: BTreeMap::new(),
@@ -500,6 +513,11 @@ impl PartWriter {
                 .map_err(perr)?;
             }
             rg.close().map_err(perr)?;
+            let written = part.writer.bytes_written();
+            if written - part.flushed_at >= FLUSH_EVERY {
+                part.flush.request();
+                part.flushed_at = written;
+            }
         }
         let full = part.writer.bytes_written() as u64 >= self.max_bytes;
         self.rows += group.rows;
@@ -528,6 +546,9 @@ impl PartWriter {
         buffered
             .into_inner()
             .map_err(|e| ConvertError::io(&part.tmp, e.into_error()))?;
+        part.flush
+            .finish()
+            .map_err(|e| ConvertError::io(&part.tmp, e))?;
         crate::fsutil::persist_path(&part.tmp, &part.dest).map_err(|e| match e {
             crate::Error::Io { path, source } => ConvertError::Io { path, source },
             other => ConvertError::io(&part.dest, std::io::Error::other(other.to_string())),
