@@ -20,8 +20,10 @@ use half::f16;
 use super::metadata::ExtraColumns;
 use super::plan::{Piece, RowGroupPlan, Shape};
 use super::schema;
+use super::signal_chunk::DigitalSignal;
 use super::source::{AnnotationRow, RecordMeta, RecordSource, SourceOpener};
 use super::{ConvertError, ConvertOptions, Dtype, Layout};
+use crate::wfdb::PhysicalScale;
 
 /// What every row-group build needs (shared, read-only, across workers).
 pub struct BatchContext<'a> {
@@ -42,8 +44,12 @@ pub struct BatchContext<'a> {
 /// One row group, decoded and assembled, ready to encode.
 #[derive(Debug)]
 pub struct BuiltRowGroup {
-    /// The rows (`None` when every record of the group failed).
+    /// The rows (`None` when every record of the group failed). Lacks the `signal`
+    /// column when `signal` holds it.
     pub batch: Option<RecordBatch>,
+    /// The record layout's f32 `signal` column, held back as digital samples for the
+    /// signal encoder (see [`BuiltRowGroup::materialize`]).
+    pub signal: Option<DigitalColumn>,
     /// Indices of records with rows in this group.
     pub records: Vec<usize>,
     /// Records that failed, by index.
@@ -52,10 +58,84 @@ pub struct BuiltRowGroup {
     pub digests: Vec<(String, String)>,
 }
 
+impl BuiltRowGroup {
+    /// Puts the held-back `signal` column (if any) into `batch` as the f32 column it
+    /// stands for, so the batch has every column of `schema`.
+    pub fn materialize(&mut self, schema: &SchemaRef) -> Result<(), ConvertError> {
+        let Some(signal) = self.signal.take() else {
+            return Ok(());
+        };
+        let Some(batch) = self.batch.take() else {
+            return Ok(());
+        };
+        let mut cols = batch.columns().to_vec();
+        cols.insert(schema.index_of("signal")?, signal.to_array()?);
+        self.batch = Some(RecordBatch::try_new(Arc::clone(schema), cols)?);
+        Ok(())
+    }
+}
+
+/// The record layout's `signal` column (`--dtype f32`) as digital samples with their
+/// scales and the column's list offsets, for [`super::signal_chunk::encode_digital`].
+#[derive(Debug)]
+pub struct DigitalColumn {
+    /// The samples and scales.
+    pub signal: DigitalSignal,
+    /// Offsets of the inner lists (channels) into the samples.
+    pub inner_offsets: Vec<i32>,
+    /// Offsets of the rows into the inner lists.
+    pub outer_offsets: Vec<i32>,
+}
+
+impl DigitalColumn {
+    /// The `list<list<float32>>` column these samples stand for.
+    pub fn to_array(&self) -> Result<ArrayRef, ConvertError> {
+        let values: ArrayRef = Arc::new(Float32Array::new(
+            ScalarBuffer::from(self.signal.to_f32()),
+            None,
+        ));
+        signal_lists(
+            DataType::Float32,
+            values,
+            self.inner_offsets.clone(),
+            self.outer_offsets.clone(),
+        )
+    }
+}
+
+/// The record layout's `signal` column (`list<list<value>>`, non-null) from its values
+/// and offsets.
+fn signal_lists(
+    value_type: DataType,
+    values: ArrayRef,
+    inner_offsets: Vec<i32>,
+    outer_offsets: Vec<i32>,
+) -> Result<ArrayRef, ConvertError> {
+    let inner = ListArray::try_new(
+        Arc::new(Field::new("item", value_type.clone(), false)),
+        OffsetBuffer::new(ScalarBuffer::from(inner_offsets)),
+        values,
+        None,
+    )?;
+    let outer = ListArray::try_new(
+        Arc::new(Field::new(
+            "item",
+            DataType::List(Arc::new(Field::new("item", value_type, false))),
+            false,
+        )),
+        OffsetBuffer::new(ScalarBuffer::from(outer_offsets)),
+        Arc::new(inner),
+        None,
+    )?;
+    Ok(Arc::new(outer))
+}
+
 /// Decoded samples of the selected channels over a frame range.
 enum Chans {
     F32(Vec<Vec<f32>>),
     I16(Vec<Vec<i16>>),
+    /// Digital samples with each channel's scale to its f32 physical values.
+    Digital(Vec<Vec<i32>>, Vec<PhysicalScale>),
 }
 
 impl Chans {
@@ -63,6 +143,15 @@ impl Chans {
         match self {
             Chans::F32(c) => c[j].len(),
             Chans::I16(c) => c[j].len(),
+            Chans::Digital(c, _) => c[j].len(),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Chans::F32(c) => c.len(),
+            Chans::I16(c) => c.len(),
+            Chans::Digital(c, _) => c.len(),
         }
     }
 }
@@ -72,6 +161,9 @@ enum Values {
     F32(Vec<f32>),
     F16(Vec<f16>),
     I16(Vec<i16>),
+    /// f32 values held as digital samples until the signal encoder writes them (record
+    /// layout); turned into `F32` if a record of the group has no digital form.
+    Digital(DigitalSignal),
 }
 
 impl Values {
@@ -80,6 +172,7 @@ impl Values {
             Values::F32(v) => v.reserve_exact(n),
             Values::F16(v) => v.reserve_exact(n),
             Values::I16(v) => v.reserve_exact(n),
+            Values::Digital(_) => {}
         }
     }
 
@@ -96,27 +189,63 @@ impl Values {
             Values::F32(v) => v.len(),
             Values::F16(v) => v.len(),
             Values::I16(v) => v.len(),
+            Values::Digital(d) => d.len(),
+        }
+    }
+
+    /// Turns held-back digital samples into f32 values (for a row group that also has
+    /// rows without a digital form).
+    fn make_plain(&mut self) {
+        if let Values::Digital(d) = self {
+            *self = Values::F32(d.to_f32());
         }
     }
 
     fn extend(&mut self, chans: &Chans, j: usize, range: Range<usize>) {
+        self.make_plain();
         match (self, chans) {
             (Values::F32(v), Chans::F32(c)) => v.extend_from_slice(&c[j][range]),
+            (Values::F32(v), Chans::Digital(c, scales)) => {
+                let scale = scales[j];
+                v.extend(c[j][range].iter().map(|&d| scale.to_f32(d)))
+            }
             (Values::F16(v), Chans::F32(c)) => {
                 v.extend(c[j][range].iter().map(|&x| f16::from_f32(x)))
             }
             (Values::I16(v), Chans::I16(c)) => v.extend_from_slice(&c[j][range]),
-            // read_channels returns I16 exactly when the dtype is I16.
+            // read_channels returns I16 exactly when the dtype is I16, and Digital only
+            // for f32.
             _ => {}
+        }
+    }
+
+    /// Appends whole channels, recording where each ends in `offsets`. Digital samples
+    /// are moved, not copied, when the values are held as digital samples too.
+    fn push_channels(&mut self, chans: Chans, offsets: &mut Vec<i32>) {
+        match (self, chans) {
+            (Values::Digital(d), Chans::Digital(c, scales)) => {
+                for (samples, scale) in c.into_iter().zip(scales) {
+                    d.push_channel(samples, scale);
+                    offsets.push(d.len() as i32);
+                }
+            }
+            (values, chans) => {
+                for k in 0..chans.count() {
+                    values.extend(&chans, k, 0..chans.len(k));
+                    offsets.push(values.len() as i32);
+                }
+            }
         }
     }
 
     /// Appends `n` padding values: NaN, or for int16 the format-16 invalid value.
     fn pad(&mut self, n: usize) {
+        self.make_plain();
         match self {
             Values::F32(v) => v.resize(v.len() + n, f32::NAN),
             Values::F16(v) => v.resize(v.len() + n, f16::NAN),
             Values::I16(v) => v.resize(v.len() + n, i16::MIN),
+            Values::Digital(_) => {}
         }
     }
 
@@ -125,6 +254,7 @@ impl Values {
             Values::F32(v) => Arc::new(Float32Array::new(ScalarBuffer::from(v), None)),
             Values::F16(v) => Arc::new(Float16Array::new(ScalarBuffer::from(v), None)),
             Values::I16(v) => Arc::new(Int16Array::new(ScalarBuffer::from(v), None)),
+            Values::Digital(d) => Arc::new(Float32Array::new(ScalarBuffer::from(d.to_f32()), None)),
         }
     }
 }
@@ -168,7 +298,14 @@ impl Acc {
             n_samples: Vec::new(),
             sig_name: FlatList::default(),
             units: FlatList::default(),
-            values: Values::new(ctx.opts.dtype),
+            values: if ctx.opts.layout == Layout::Record
+                && ctx.opts.dtype == Dtype::F32
+                && super::writer::raw_signal_applies(ctx.opts)
+            {
+                Values::Digital(DigitalSignal::default())
+            } else {
+                Values::new(ctx.opts.dtype)
+            },
             inner_offsets: vec![0],
             outer_offsets: vec![0],
             sample: Vec::new(),
@@ -236,11 +373,17 @@ impl Acc {
         self.meta_rows.push(meta_row);
     }
 
-    fn finish(mut self, ctx: &BatchContext<'_>) -> Result<Option<RecordBatch>, ConvertError> {
+    /// The row group's batch, and the signal column held back as digital samples (then
+    /// missing from the batch), if it was.
+    fn finish(
+        mut self,
+        ctx: &BatchContext<'_>,
+    ) -> Result<Option<(RecordBatch, Option<DigitalColumn>)>, ConvertError> {
         let rows = self.rows;
         if rows == 0 {
             return Ok(None);
         }
+        let mut held_back = None;
         let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
         let value_type = schema::value_type(ctx.opts.dtype);
         let mut names =
@@ -257,23 +400,21 @@ impl Acc {
                 cols.push(Arc::new(Int64Array::from(self.n_samples)));
                 cols.push(self.sig_name.into_strings()?);
                 cols.push(self.units.into_strings()?);
-                let inner = ListArray::try_new(
-                    Arc::new(Field::new("item", value_type.clone(), false)),
-                    OffsetBuffer::new(ScalarBuffer::from(self.inner_offsets)),
-                    self.values.into_array(),
-                    None,
-                )?;
-                let outer = ListArray::try_new(
-                    Arc::new(Field::new(
-                        "item",
-                        DataType::List(Arc::new(Field::new("item", value_type, false))),
-                        false,
-                    )),
-                    OffsetBuffer::new(ScalarBuffer::from(self.outer_offsets)),
-                    Arc::new(inner),
-                    None,
-                )?;
-                cols.push(Arc::new(outer));
+                match self.values {
+                    Values::Digital(signal) => {
+                        held_back = Some(DigitalColumn {
+                            signal,
+                            inner_offsets: self.inner_offsets,
+                            outer_offsets: self.outer_offsets,
+                        })
+                    }
+                    values => cols.push(signal_lists(
+                        value_type,
+                        values.into_array(),
+                        self.inner_offsets,
+                        self.outer_offsets,
+                    )?),
+                }
             }
             Layout::Samples => {
                 cols.push(Arc::new(Int64Array::from(self.sample)));
@@ -327,7 +468,18 @@ impl Acc {
         if !ctx.extra.is_empty() {
             cols.extend(ctx.extra.take(&self.meta_rows)?);
         }
-        Ok(Some(RecordBatch::try_new(Arc::clone(&ctx.schema), cols)?))
+        let schema = match &held_back {
+            None => Arc::clone(&ctx.schema),
+            Some(_) => {
+                let mut fields: Vec<_> = ctx.schema.fields().iter().cloned().collect();
+                fields.retain(|f| f.name() != "signal");
+                Arc::new(arrow_schema::Schema::new_with_metadata(
+                    fields,
+                    ctx.schema.metadata().clone(),
+                ))
+            }
+        };
+        Ok(Some((RecordBatch::try_new(schema, cols)?, held_back)))
     }
 }
 
@@ -340,6 +492,7 @@ pub fn build_row_group(
     reserve(ctx, &mut acc, group);
     let mut out = BuiltRowGroup {
         batch: None,
+        signal: None,
         records: Vec::new(),
         failures: Vec::new(),
         digests: Vec::new(),
@@ -363,7 +516,10 @@ pub fn build_row_group(
             Err(e) => out.failures.push((piece.rec, e)),
         }
     }
-    out.batch = acc.finish(ctx)?;
+    if let Some((batch, signal)) = acc.finish(ctx)? {
+        out.batch = Some(batch);
+        out.signal = signal;
+    }
     Ok(out)
 }
 
@@ -418,6 +574,7 @@ fn add_piece(
     let mut src = ctx.opener.open(&meta.name)?;
     match ctx.opts.layout {
         Layout::Record => {
+            let digital = matches!(acc.values, Values::Digital(_));
             let chans = read_channels(
                 src.as_mut(),
                 meta,
@@ -425,6 +582,7 @@ fn add_piece(
                 0..meta.n_frames,
                 ctx.opts.dtype,
                 false,
+                digital,
             )?;
             let new_values: usize = (0..sel.len()).map(|k| chans.len(k)).sum();
             offset(acc.values.len() + new_values, &meta.name)?;
@@ -434,10 +592,7 @@ fn add_piece(
                 .push_row(sel.iter().map(|&j| meta.channels[j].name.clone()));
             acc.units
                 .push_row(sel.iter().map(|&j| meta.channels[j].units.clone()));
-            for k in 0..sel.len() {
-                acc.values.extend(&chans, k, 0..chans.len(k));
-                acc.inner_offsets.push(acc.values.len() as i32);
-            }
+            acc.values.push_channels(chans, &mut acc.inner_offsets);
             acc.outer_offsets.push((acc.inner_offsets.len() - 1) as i32);
             acc.base_date.push(meta.base_date.clone());
             acc.base_time.push(meta.base_time.clone());
@@ -453,6 +608,7 @@ fn add_piece(
                 frames.clone(),
                 ctx.opts.dtype,
                 true,
+                false,
             )?;
             let n = (frames.end - frames.start) as usize;
             for (k, col) in acc.columns.iter_mut().enumerate() {
@@ -482,6 +638,7 @@ fn add_piece(
                 first..last_end,
                 ctx.opts.dtype,
                 true,
+                false,
             )?;
             for w in piece.rows.clone() {
                 let s = w * stride;
@@ -509,6 +666,8 @@ fn add_piece(
 /// Reads frames `frames` of the selected channels in the output's sample type. With
 /// `smooth`, signals with several samples per frame are averaged to one value per frame
 /// (as wfdb-python's `smooth_frames=True`), so every column has one value per frame.
+/// With `digital` (f32 output, no smoothing), returns digital samples and scales where
+/// the source has them.
 fn read_channels(
     src: &mut dyn RecordSource,
     meta: &RecordMeta,
@@ -516,6 +675,7 @@ fn read_channels(
     frames: Range<u64>,
     dtype: Dtype,
     smooth: bool,
+    digital: bool,
 ) -> Result<Chans, ConvertError> {
     if frames.is_empty() {
         return Ok(match dtype {
@@ -541,6 +701,31 @@ fn read_channels(
             ))
         }
     };
+    if digital
+        && dtype == Dtype::F32
+        && !smooth
+        && let Some((mut all, scales)) = src.read_digital_scaled(frames.clone())?
+    {
+        check(all.iter().map(Vec::len).collect())?;
+        if scales.len() != all.len() {
+            return Err(ConvertError::unsuitable(
+                &meta.name,
+                "the reader returned a scale per signal it did not",
+            ));
+        }
+        let mut out = Vec::with_capacity(sel.len());
+        let mut out_scales = Vec::with_capacity(sel.len());
+        for &j in sel {
+            // A signal selected twice (`--signals II,II`) needs its data twice.
+            out.push(if sel.iter().filter(|&&x| x == j).count() > 1 {
+                all[j].clone()
+            } else {
+                std::mem::take(&mut all[j])
+            });
+            out_scales.push(scales[j]);
+        }
+        return Ok(Chans::Digital(out, out_scales));
+    }
     match dtype {
         Dtype::F32 | Dtype::F16 => {
             let mut all = src.read_physical_f32(frames)?;

@@ -630,6 +630,7 @@ mod tests {
             digital,
             broken: false,
             annotations: None,
+            scaled: true,
         }
     }
 
@@ -670,6 +671,37 @@ mod tests {
         r3.digital[1][5] = INVALID;
         o.add(r3);
         o
+    }
+
+    #[test]
+    fn digital_samples_write_the_same_file_as_physical_values() {
+        // Single-segment records hand over digital samples and scales (held back until
+        // the signal encoder), multi-segment ones only physical values; a group may mix
+        // them, and a record with more distinct values than a dictionary holds sends
+        // the held-back samples to arrow-rs. Every mix writes the bytes an
+        // all-physical conversion writes.
+        let convert = |wide: bool, scaled: &dyn Fn(&str) -> bool| {
+            let mut o = corpus();
+            if wide {
+                let mut r = record("d/4", 300_000, &["I"], 4);
+                r.digital[0] = (0..300_000).map(|i| i * 3 - 400_000).collect();
+                o.add(r);
+            }
+            for r in o.records.values_mut() {
+                r.scaled = scaled(&r.meta.name);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let opts = ConvertOptions::new("mem", dir.path().join("out.parquet"));
+            let report = run(&o, &opts);
+            assert!(report.failed.is_empty());
+            std::fs::read(&report.files[0]).unwrap()
+        };
+        for wide in [false, true] {
+            let physical = convert(wide, &|_| false);
+            assert_eq!(convert(wide, &|_| true), physical, "wide {wide}");
+            assert_eq!(convert(wide, &|n| n != "b/2"), physical, "wide {wide}");
+            assert_eq!(convert(wide, &|n| n == "b/2"), physical, "wide {wide}");
+        }
     }
 
     #[test]

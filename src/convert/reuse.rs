@@ -352,12 +352,16 @@ impl Reuse {
         let mut built = if fresh.is_empty() {
             BuiltRowGroup {
                 batch: None,
+                signal: None,
                 records: Vec::new(),
                 failures: Vec::new(),
                 digests: Vec::new(),
             }
         } else {
-            batch::build_row_group(ctx, &RowGroupPlan { pieces: fresh })?
+            let mut built = batch::build_row_group(ctx, &RowGroupPlan { pieces: fresh })?;
+            // Rows are interleaved with old ones as Arrow arrays.
+            built.materialize(&ctx.schema)?;
+            built
         };
 
         // Sources for `interleave`: 0 = the decoded batch (if any), then old row groups.
@@ -923,6 +927,7 @@ mod tests {
                 .collect(),
             broken: false,
             annotations: None,
+            scaled: true,
         }
     }
 

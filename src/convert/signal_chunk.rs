@@ -24,7 +24,9 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int16Type};
-use arrow_array::{Array, ArrayRef, ListArray};
+use std::ops::Range;
+
+use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType};
@@ -34,6 +36,8 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
+
+use crate::wfdb::PhysicalScale;
 
 /// The most distinct values a chunk's dictionary may hold: 1 MiB of 4-byte values,
 /// arrow-rs's default dictionary page limit. Beyond it the caller's fallback writes
@@ -72,24 +76,162 @@ pub fn encode(array: &ArrayRef, descr: ColumnDescPtr) -> Result<Option<RawChunk>
         return Ok(None);
     }
     let values = inner.values();
-    let rows = row_spans(outer, inner);
+    let (oo, io) = (outer.value_offsets(), inner.value_offsets());
+    let rows = row_spans(oo, io);
     if rows.iter().any(|r| r.values > MAX_PAGE_VALUES) {
         return Ok(None);
     }
     match values.data_type() {
         DataType::Float32 => {
             let v = values.as_primitive::<Float32Type>().values();
-            write_chunk(descr, outer, inner, &rows, v, |x: &f32| x.to_bits())
+            write_chunk(descr, oo, io, &rows, |dict, _, range, indices| {
+                dict.encode_into(v[range].iter().map(|x| x.to_bits()), indices)
+            })
         }
         // Parquet stores int16 as INT32 (with an INT(16) annotation).
         DataType::Int16 => {
             let v = values.as_primitive::<Int16Type>().values();
-            write_chunk(descr, outer, inner, &rows, v, |x: &i16| {
-                i32::from(*x) as u32
+            write_chunk(descr, oo, io, &rows, |dict, _, range, indices| {
+                dict.encode_into(v[range].iter().map(|&x| i32::from(x) as u32), indices)
             })
         }
         _ => Ok(None),
     }
+}
+
+/// The record layout's f32 `signal` column kept as the digital samples it is computed
+/// from: each channel (inner list) as its samples and its [`PhysicalScale`], plus the
+/// list offsets. [`encode_digital`] then converts and hashes each distinct (scale,
+/// sample) once per chunk instead of every value; [`DigitalSignal::to_f32`] gives the
+/// values themselves where a caller needs the Arrow column.
+#[derive(Debug, Default)]
+pub struct DigitalSignal {
+    /// Samples of each channel, rows in order, channels in row order.
+    channels: Vec<Vec<i32>>,
+    /// Index into `scales` of each channel.
+    scale_of: Vec<u32>,
+    /// The distinct scales.
+    scales: Vec<PhysicalScale>,
+    /// Total samples.
+    len: usize,
+}
+
+impl DigitalSignal {
+    /// Appends a channel (the next inner list).
+    pub fn push_channel(&mut self, samples: Vec<i32>, scale: PhysicalScale) {
+        let key = scale.key();
+        let s = match self.scales.iter().rposition(|x| x.key() == key) {
+            Some(s) => s,
+            None => {
+                self.scales.push(scale);
+                self.scales.len() - 1
+            }
+        };
+        self.len += samples.len();
+        self.channels.push(samples);
+        self.scale_of.push(s as u32);
+    }
+
+    /// Samples in all channels.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The physical values, channels concatenated in order.
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.len);
+        for (samples, &s) in self.channels.iter().zip(&self.scale_of) {
+            let scale = self.scales[s as usize];
+            out.extend(samples.iter().map(|&d| scale.to_f32(d)));
+        }
+        out
+    }
+}
+
+impl Drop for DigitalSignal {
+    fn drop(&mut self) {
+        super::source::recycle_channel_buffers(self.channels.drain(..));
+    }
+}
+
+/// Scales that get a lookup table from sample to dictionary index; samples of other
+/// scales (rare: datasets whose every record has its own gain) are hashed one by one.
+const MAX_LOOKUP_TABLES: usize = 16;
+
+/// Marks a sample whose dictionary index is not known yet.
+const NO_INDEX: u32 = u32::MAX;
+
+/// Encodes a [`DigitalSignal`] (with its `list<list<float32>>` offsets) exactly as
+/// [`encode`] encodes the f32 array it stands for (same dictionary order, same bytes),
+/// or `Ok(None)` in the same cases. Each scale's 16-bit samples are mapped to
+/// dictionary indices through a 64 Ki-entry table filled on first sight, so a value is
+/// converted to f32 and hashed once per chunk, not once per sample.
+pub fn encode_digital(
+    signal: &DigitalSignal,
+    outer_offsets: &[i32],
+    inner_offsets: &[i32],
+    descr: ColumnDescPtr,
+) -> Result<Option<RawChunk>, ParquetError> {
+    if descr.max_def_level() != 2 || descr.max_rep_level() != 2 {
+        return Ok(None);
+    }
+    let (oo, io) = (outer_offsets, inner_offsets);
+    let channels = io.len().saturating_sub(1);
+    let consistent = oo.first() == Some(&0)
+        && oo.last().map(|&n| n as usize) == Some(channels)
+        && channels == signal.channels.len()
+        && io[0] == 0
+        && signal
+            .channels
+            .iter()
+            .enumerate()
+            .all(|(c, v)| (io[c + 1] - io[c]) as usize == v.len());
+    if !consistent {
+        return Err(ParquetError::General(
+            "internal: signal offsets do not match the samples".into(),
+        ));
+    }
+    let rows = row_spans(oo, io);
+    if rows.iter().any(|r| r.values > MAX_PAGE_VALUES) {
+        return Ok(None);
+    }
+    let mut tables: Vec<Option<Vec<u32>>> = vec![None; signal.scales.len()];
+    write_chunk(descr, oo, io, &rows, |dict, chans, _, indices| {
+        let mut at = 0;
+        for c in chans {
+            let samples = &signal.channels[c];
+            let s = signal.scale_of[c] as usize;
+            let scale = signal.scales[s];
+            let out = &mut indices[at..at + samples.len()];
+            at += samples.len();
+            if s >= MAX_LOOKUP_TABLES {
+                dict.encode_into(samples.iter().map(|&d| scale.to_f32(d).to_bits()), out)?;
+                continue;
+            }
+            let table = tables[s].get_or_insert_with(|| vec![NO_INDEX; 1 << 16]);
+            for (slot, &d) in out.iter_mut().zip(samples) {
+                // d in [-32768, 32767] <=> d + 32768 in [0, 65536).
+                let t = d.wrapping_add(32768) as u32 as usize;
+                if let Some(&known) = table.get(t)
+                    && known != NO_INDEX
+                {
+                    *slot = known;
+                    continue;
+                }
+                let index = dict.index_of(scale.to_f32(d).to_bits())?;
+                if let Some(entry) = table.get_mut(t) {
+                    *entry = index;
+                }
+                *slot = index;
+            }
+        }
+        Some(())
+    })
 }
 
 /// A dictionary of distinct keys (value bit patterns) in order of first appearance,
@@ -112,25 +254,32 @@ impl Dictionary {
     /// distinct keys.
     fn encode_into(&mut self, keys: impl Iterator<Item = u32>, indices: &mut [u32]) -> Option<()> {
         for (slot, key) in indices.iter_mut().zip(keys) {
-            let next = self.keys.len() as u32;
-            *slot = match self.table.find_or_insert(key, next) {
-                Some(i) => i,
-                None => {
-                    if self.keys.len() == MAX_DICTIONARY {
-                        return None;
-                    }
-                    self.keys.push(key);
-                    if self.keys.len() * 2 > self.table.capacity() {
-                        self.table = KeyTable::with_capacity(self.table.capacity() * 2);
-                        for (i, &k) in self.keys.iter().enumerate() {
-                            self.table.find_or_insert(k, i as u32);
-                        }
-                    }
-                    next
-                }
-            };
+            *slot = self.index_of(key)?;
         }
         Some(())
+    }
+
+    /// The dictionary index of `key`, adding it if new; `None` once there would be more
+    /// than [`MAX_DICTIONARY`] distinct keys.
+    #[inline]
+    fn index_of(&mut self, key: u32) -> Option<u32> {
+        let next = self.keys.len() as u32;
+        match self.table.find_or_insert(key, next) {
+            Some(i) => Some(i),
+            None => {
+                if self.keys.len() == MAX_DICTIONARY {
+                    return None;
+                }
+                self.keys.push(key);
+                if self.keys.len() * 2 > self.table.capacity() {
+                    self.table = KeyTable::with_capacity(self.table.capacity() * 2);
+                    for (i, &k) in self.keys.iter().enumerate() {
+                        self.table.find_or_insert(k, i as u32);
+                    }
+                }
+                Some(next)
+            }
+        }
     }
 }
 
@@ -185,10 +334,8 @@ struct RowSpan {
     levels: usize,
 }
 
-fn row_spans(outer: &ListArray, inner: &ListArray) -> Vec<RowSpan> {
-    let oo = outer.value_offsets();
-    let io = inner.value_offsets();
-    (0..outer.len())
+fn row_spans(oo: &[i32], io: &[i32]) -> Vec<RowSpan> {
+    (0..oo.len().saturating_sub(1))
         .map(|r| {
             let (c0, c1) = (oo[r] as usize, oo[r + 1] as usize);
             let first_value = io[c0] as usize;
@@ -207,20 +354,21 @@ fn row_spans(outer: &ListArray, inner: &ListArray) -> Vec<RowSpan> {
 /// Encodes the data pages (cut at row boundaries every [`PAGE_VALUES`] levels), each
 /// with the bit width its indices need so far, then puts the dictionary page in front
 /// and builds the chunk metadata; `None` when the dictionary overflows.
-fn write_chunk<T>(
+///
+/// `fill(dictionary, channels, values, indices)` writes the dictionary index of each
+/// value of a page (`values`, flat indices; `channels`, its inner lists) into `indices`,
+/// or returns `None` when the dictionary overflows.
+fn write_chunk(
     descr: ColumnDescPtr,
-    outer: &ListArray,
-    inner: &ListArray,
+    oo: &[i32],
+    io: &[i32],
     rows: &[RowSpan],
-    values: &[T],
-    key: impl Fn(&T) -> u32,
+    mut fill: impl FnMut(&mut Dictionary, Range<usize>, Range<usize>, &mut [u32]) -> Option<()>,
 ) -> Result<Option<RawChunk>, ParquetError> {
     let mut data = TrackedWrite::new(Vec::new());
     let mut pages = SerializedPageWriter::new(&mut data);
     let mut dictionary = Dictionary::new();
     let mut indices = Vec::new();
-    let oo = outer.value_offsets();
-    let io = inner.value_offsets();
     let mut num_values = 0u64;
     let mut data_pages = 0i32;
     let mut start = 0;
@@ -255,10 +403,8 @@ fn write_chunk<T>(
         let last = rows[end - 1].first_value + rows[end - 1].values;
         indices.clear();
         indices.resize(last - first, 0);
-        if dictionary
-            .encode_into(values[first..last].iter().map(&key), &mut indices)
-            .is_none()
-        {
+        let channels = oo[start] as usize..oo[end] as usize;
+        if fill(&mut dictionary, channels, first..last, &mut indices).is_none() {
             return Ok(None);
         }
         let bit_width = bits_for(dictionary.keys.len().saturating_sub(1) as u32).max(1);
@@ -459,7 +605,7 @@ impl RleWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Float32Array, Int16Array, RecordBatch};
+    use arrow_array::{Float32Array, Int16Array, ListArray, RecordBatch};
     use arrow_buffer::OffsetBuffer;
     use arrow_schema::{Field, Schema};
     use parquet::arrow::ArrowWriter;
@@ -568,6 +714,66 @@ mod tests {
                 .as_list::<i32>()
                 .value_offsets()
         );
+    }
+
+    #[test]
+    fn digital_samples_encode_to_the_bytes_of_their_f32_values() {
+        // Rows of 12 channels; 20 scales (past the lookup tables), samples beyond
+        // int16 (hashed one by one), the invalid value (NaN), an empty channel and an
+        // empty row, enough values for several pages.
+        let scale = |k: usize| PhysicalScale {
+            baseline: (k % 3) as f64,
+            gain: 100.0 + (k % 20) as f64,
+            invalid: Some(-32768),
+        };
+        let mut digital = DigitalSignal::default();
+        let mut values = Vec::new();
+        let mut inner = vec![0i32];
+        let mut outer = vec![0i32];
+        for row in 0..30usize {
+            let channels = if row == 4 { 0 } else { 12 };
+            for c in 0..channels {
+                let n = if row == 7 && c == 3 { 0 } else { 5000 };
+                let k = row * 12 + c;
+                let samples: Vec<i32> = (0..n)
+                    .map(|i| match (i + k as i32) % 997 {
+                        0 => -32768,
+                        1 => 40_000 + i,
+                        r => r * 7 - 3000,
+                    })
+                    .collect();
+                values.extend(samples.iter().map(|&d| scale(k).to_f32(d)));
+                digital.push_channel(samples, scale(k));
+                inner.push(values.len() as i32);
+            }
+            outer.push(inner.len() as i32 - 1);
+        }
+        let array = {
+            let rows: Vec<Vec<usize>> = outer
+                .windows(2)
+                .map(|w| {
+                    (w[0] as usize..w[1] as usize)
+                        .map(|c| (inner[c + 1] - inner[c]) as usize)
+                        .collect()
+                })
+                .collect();
+            signal(&rows, Arc::new(Float32Array::from(values)))
+        };
+        let schema = Schema::new(vec![Field::new("signal", array.data_type().clone(), false)]);
+        let descr = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema)
+            .unwrap();
+        let want = encode(&array, descr.column(0)).unwrap().expect("encoded");
+        let got = encode_digital(&digital, &outer, &inner, descr.column(0))
+            .unwrap()
+            .expect("encoded");
+        assert_eq!(got.bytes, want.bytes);
+        assert_eq!(
+            got.close.metadata.num_values(),
+            want.close.metadata.num_values()
+        );
+        // Offsets that do not match the samples are an error, not a panic.
+        assert!(encode_digital(&digital, &outer[..3], &inner, descr.column(0)).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::ConvertError;
 use crate::wfdb::annotation::annotation_path;
-use crate::wfdb::{RecordReader, WfdbError, read_annotations};
+use crate::wfdb::{PhysicalScale, RecordReader, WfdbError, read_annotations};
 
 /// One signal (channel) of a record, as the converter needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +62,20 @@ pub trait RecordSource: Send {
     fn read_physical_f32(&mut self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, ConvertError>;
     /// Digital values of frames `frames`, channel-major.
     fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError>;
+    /// Digital values of frames `frames` with, per channel, the scale that turns them
+    /// into exactly [`RecordSource::read_physical_f32`]'s values; `None` when the
+    /// physical values are not one scale of the digital ones (multi-segment records).
+    fn read_digital_scaled(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<ScaledDigital>, ConvertError> {
+        let _ = frames;
+        Ok(None)
+    }
 }
+
+/// Digital samples, channel-major, with each channel's scale to physical values.
+pub type ScaledDigital = (Vec<Vec<i32>>, Vec<PhysicalScale>);
 
 /// Opens records by name.
 pub trait SourceOpener: Sync {
@@ -249,6 +262,39 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 thread_local! {
     /// Reused digital sample buffer of each worker thread (see `read_physical_f32`).
     static DIGITAL: std::cell::RefCell<Vec<Vec<i32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Channel buffers handed back by [`recycle_channel_buffers`], with their total
+    /// capacity in samples.
+    static SPARE: std::cell::RefCell<(Vec<Vec<i32>>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+/// Samples of spare buffers a thread keeps (64 MiB of i32).
+const SPARE_SAMPLES: usize = 16 << 20;
+
+/// Up to `n` spare channel buffers of this thread (any lengths; the reader resizes
+/// them and adds any missing), so a worker decoding record after record reuses memory it has already
+/// touched instead of faulting in fresh pages for every channel.
+fn spare_channel_buffers(n: usize) -> Vec<Vec<i32>> {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        let keep = s.0.len().saturating_sub(n);
+        let taken = s.0.split_off(keep);
+        s.1 -= taken.iter().map(Vec::capacity).sum::<usize>();
+        taken
+    })
+}
+
+/// Gives channel buffers that are no longer needed back to this thread's spares
+/// (keeping at most [`SPARE_SAMPLES`] samples' worth).
+pub(crate) fn recycle_channel_buffers(buffers: impl IntoIterator<Item = Vec<i32>>) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        for b in buffers {
+            if s.1 + b.capacity() <= SPARE_SAMPLES {
+                s.1 += b.capacity();
+                s.0.push(b);
+            }
+        }
+    });
 }
 
 /// An open WFDB record.
@@ -272,15 +318,21 @@ impl RecordSource for WfdbSource {
         // the digital samples straight to f32, skipping the reader's f64 vectors. The
         // value is the same: `(d - baseline) / gain` in f64, then rounded to f32.
         let signals = self.reader.signals();
-        let direct: Option<Vec<(f64, f64, Option<i32>)>> = (!self.reader.is_multi_segment())
+        let direct: Option<Vec<PhysicalScale>> = (!self.reader.is_multi_segment())
             .then(|| {
                 signals
                     .iter()
-                    .map(|s| Some((s.baseline? as f64, s.adc_gain?, s.format?.invalid_value())))
+                    .map(|s| {
+                        Some(PhysicalScale {
+                            baseline: s.baseline? as f64,
+                            gain: s.adc_gain?,
+                            invalid: s.format?.invalid_value(),
+                        })
+                    })
                     .collect()
             })
             .flatten();
-        let Some(params) = direct else {
+        let Some(scales) = direct else {
             return self
                 .reader
                 .read_physical_f32(frames)
@@ -295,24 +347,28 @@ impl RecordSource for WfdbSource {
                 .map_err(|e| self.err(e))?;
             Ok(digital
                 .iter()
-                .zip(params)
-                .map(|(d, (base, gain, invalid))| {
-                    d.iter()
-                        .map(|&x| {
-                            if Some(x) == invalid {
-                                f32::NAN
-                            } else {
-                                ((f64::from(x) - base) / gain) as f32
-                            }
-                        })
-                        .collect()
-                })
+                .zip(scales)
+                .map(|(d, scale)| d.iter().map(|&x| scale.to_f32(x)).collect())
                 .collect())
         })
     }
 
     fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {
         self.reader.read_digital(frames).map_err(|e| self.err(e))
+    }
+
+    fn read_digital_scaled(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<ScaledDigital>, ConvertError> {
+        let Some(scales) = self.reader.physical_scales() else {
+            return Ok(None);
+        };
+        let mut digital = spare_channel_buffers(self.reader.signals().len());
+        self.reader
+            .read_digital_into(frames, &mut digital)
+            .map_err(|e| self.err(e))?;
+        Ok(Some((digital, scales)))
     }
 }
 
@@ -330,6 +386,9 @@ pub(crate) mod mem {
         pub digital: Vec<Vec<i32>>,
         pub broken: bool,
         pub annotations: Option<Vec<AnnotationRow>>,
+        /// Whether the record offers digital samples with scales (as single-segment
+        /// WFDB records do) or only physical values (as multi-segment ones).
+        pub scaled: bool,
     }
 
     /// Records by name; `broken` ones fail when their samples are read.
@@ -401,6 +460,27 @@ pub(crate) mod mem {
             (0..self.0.meta.channels.len())
                 .map(|j| Ok(self.slice(j, &frames)?.to_vec()))
                 .collect()
+        }
+
+        fn read_digital_scaled(
+            &mut self,
+            frames: Range<u64>,
+        ) -> Result<Option<ScaledDigital>, ConvertError> {
+            if !self.0.scaled {
+                return Ok(None);
+            }
+            let scales = self
+                .0
+                .meta
+                .channels
+                .iter()
+                .map(|c| PhysicalScale {
+                    baseline: c.baseline.unwrap_or(0) as f64,
+                    gain: c.gain.unwrap_or(200.0),
+                    invalid: Some(INVALID),
+                })
+                .collect();
+            Ok(Some((self.read_digital(frames)?, scales)))
         }
     }
 

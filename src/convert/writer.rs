@@ -31,7 +31,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use rayon::prelude::*;
 
-use super::batch::BuiltRowGroup;
+use super::batch::{BuiltRowGroup, DigitalColumn};
 use super::discover::Discovered;
 use super::plan::Shape;
 use super::signal_chunk::{self, RawChunk};
@@ -254,6 +254,19 @@ pub struct EncodedRowGroup {
     pub digests: Vec<(String, String)>,
 }
 
+/// Whether the record layout's `signal` column is written by [`signal_chunk`]: record
+/// layout, f32/i16, dictionary encoding, compression `auto` or `none` (the encoder writes
+/// uncompressed pages).
+pub fn raw_signal_applies(opts: &ConvertOptions) -> bool {
+    let uncompressed = opts.tuning.compression == "auto"
+        || parse_compression(&opts.tuning.compression)
+            .is_ok_and(|c| c == Compression::UNCOMPRESSED);
+    opts.layout == Layout::Record
+        && matches!(opts.dtype, Dtype::F32 | Dtype::I16)
+        && opts.tuning.signal_encoding == SignalEncoding::Dict
+        && uncompressed
+}
+
 /// Encodes built row groups into column chunks (callable from any worker).
 pub struct RowGroupEncoder {
     factory: ArrowRowGroupWriterFactory,
@@ -276,13 +289,7 @@ impl RowGroupEncoder {
             path: opts.out.clone(),
             source,
         };
-        let uncompressed = opts.tuning.compression == "auto"
-            || parse_compression(&opts.tuning.compression)? == Compression::UNCOMPRESSED;
-        let raw_signal = if opts.layout == Layout::Record
-            && matches!(opts.dtype, Dtype::F32 | Dtype::I16)
-            && opts.tuning.signal_encoding == SignalEncoding::Dict
-            && uncompressed
-        {
+        let raw_signal = if raw_signal_applies(opts) {
             let descr = ArrowSchemaConverter::new()
                 .with_coerce_types(props.coerce_types())
                 .convert(&schema)
@@ -313,8 +320,13 @@ impl RowGroupEncoder {
             path: self.out.clone(),
             source,
         };
+        let mut built = built;
+        if self.raw_signal.is_none() {
+            built.materialize(&self.schema)?;
+        }
         let BuiltRowGroup {
             batch,
+            signal,
             records,
             failures,
             digests,
@@ -333,14 +345,25 @@ impl RowGroupEncoder {
         enum Job<'a> {
             Arrow(ArrowLeafColumn),
             Signal(&'a ArrayRef, &'a Field, ColumnDescPtr),
+            Digital(&'a DigitalColumn, &'a Field, ColumnDescPtr),
         }
         let mut jobs = Vec::new();
-        for (i, (field, array)) in self.schema.fields().iter().zip(batch.columns()).enumerate() {
-            match &self.raw_signal {
-                Some((f, descr)) if *f == i => {
-                    jobs.push(Job::Signal(array, field, Arc::clone(descr)));
-                }
-                _ => jobs.extend(
+        // The batch lacks the signal column when `signal` holds it.
+        let mut columns = batch.columns().iter();
+        for (i, field) in self.schema.fields().iter().enumerate() {
+            let raw = self.raw_signal.as_ref().filter(|(f, _)| *f == i);
+            if let (Some((_, descr)), Some(digital)) = (raw, &signal) {
+                jobs.push(Job::Digital(digital, field, Arc::clone(descr)));
+                continue;
+            }
+            let array = columns.next().ok_or_else(|| {
+                perr(parquet::errors::ParquetError::General(
+                    "internal: the batch lacks a column".into(),
+                ))
+            })?;
+            match raw {
+                Some((_, descr)) => jobs.push(Job::Signal(array, field, Arc::clone(descr))),
+                None => jobs.extend(
                     compute_leaves(field, array)
                         .map_err(perr)?
                         .into_iter()
@@ -353,16 +376,33 @@ impl RowGroupEncoder {
             .into_par_iter()
             .zip(jobs)
             .map(|(mut w, job)| {
+                let only_leaf = |field, array: &ArrayRef| {
+                    compute_leaves(field, array)?.pop().ok_or_else(|| {
+                        parquet::errors::ParquetError::General("signal has no leaf".into())
+                    })
+                };
                 let leaf = match job {
                     Job::Arrow(leaf) => leaf,
                     Job::Signal(array, field, descr) => {
                         if let Some(raw) = signal_chunk::encode(array, descr)? {
                             return Ok(EncodedChunk::Raw(raw));
                         }
-                        let mut leaves = compute_leaves(field, array)?;
-                        leaves.pop().ok_or_else(|| {
-                            parquet::errors::ParquetError::General("signal has no leaf".into())
-                        })?
+                        only_leaf(field, array)?
+                    }
+                    Job::Digital(digital, field, descr) => {
+                        if let Some(raw) = signal_chunk::encode_digital(
+                            &digital.signal,
+                            &digital.outer_offsets,
+                            &digital.inner_offsets,
+                            descr,
+                        )? {
+                            return Ok(EncodedChunk::Raw(raw));
+                        }
+                        // Past the dictionary limit: arrow-rs writes the f32 column.
+                        let array = digital
+                            .to_array()
+                            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+                        only_leaf(field, &array)?
                     }
                 };
                 w.write(&leaf)?;

@@ -28,7 +28,9 @@ pub use format::SignalFormat;
 pub use header::{
     BaseDate, BaseTime, Header, SegmentSpec, SignalSpec, header_path, parse_header, read_header,
 };
-pub use signal::{ChecksumResult, RecordReader, SignalInfo, to_physical, verify_checksums};
+pub use signal::{
+    ChecksumResult, PhysicalScale, RecordReader, SignalInfo, to_physical, verify_checksums,
+};
 pub use writer::{WriteSignal, write_record};
 
 /// Errors reading or writing WFDB files. Every variant names the file involved.

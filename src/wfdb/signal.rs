@@ -336,6 +336,24 @@ impl RecordReader {
         }
     }
 
+    /// Each signal's [`PhysicalScale`], which turns [`RecordReader::read_digital`]'s
+    /// samples into exactly [`RecordReader::read_physical_f32`]'s values; `None` for
+    /// multi-segment records, whose physical values are not one scale of one digital
+    /// array.
+    pub fn physical_scales(&self) -> Option<Vec<PhysicalScale>> {
+        match &self.kind {
+            Kind::Single(single) => Some(
+                single
+                    .header
+                    .signals
+                    .iter()
+                    .map(PhysicalScale::of)
+                    .collect(),
+            ),
+            Kind::Multi { .. } => None,
+        }
+    }
+
     /// [`RecordReader::read_physical`] rounded to f32 (what the Parquet writer stores).
     pub fn read_physical_f32(&self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, WfdbError> {
         if let Kind::Single(single) = &self.kind {
@@ -345,13 +363,8 @@ impl RecordReader {
             // they are read in one piece.
             self.check_range(&frames)?;
             let convert = |d: &[i32], s: &super::header::SignalSpec, out: &mut Vec<f32>| {
-                let (base, gain) = (s.baseline as f64, s.adc_gain);
-                // Invalid marker out of range for format 8 (which has none).
-                let bad = s.format.invalid_value().map_or(i64::MIN, i64::from);
-                out.extend(d.iter().map(|&v| {
-                    let x = ((f64::from(v) - base) / gain) as f32;
-                    if i64::from(v) == bad { f32::NAN } else { x }
-                }));
+                let scale = PhysicalScale::of(s);
+                out.extend(d.iter().map(|&v| scale.to_f32(v)));
             };
             let signals = &single.header.signals;
             let whole = signals
@@ -709,6 +722,42 @@ impl Single {
             .zip(&self.header.signals)
             .map(|(d, s)| to_physical(d, s.format, s.baseline, s.adc_gain))
             .collect())
+    }
+}
+
+/// How one signal's digital samples become the physical values stored as f32:
+/// `(d - baseline) / gain` in f64 (as wfdb-python computes it), rounded to f32; NaN for
+/// the format's invalid value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhysicalScale {
+    /// The signal's baseline.
+    pub baseline: f64,
+    /// The signal's ADC gain (units per physical unit).
+    pub gain: f64,
+    /// The format's invalid-sample value, if it has one.
+    pub invalid: Option<i32>,
+}
+
+impl PhysicalScale {
+    /// The scale of a header's signal.
+    pub fn of(spec: &super::header::SignalSpec) -> Self {
+        PhysicalScale {
+            baseline: spec.baseline as f64,
+            gain: spec.adc_gain,
+            invalid: spec.format.invalid_value(),
+        }
+    }
+
+    /// The physical value of digital sample `d`, as f32.
+    #[inline]
+    pub fn to_f32(&self, d: i32) -> f32 {
+        let x = ((f64::from(d) - self.baseline) / self.gain) as f32;
+        if Some(d) == self.invalid { f32::NAN } else { x }
+    }
+
+    /// The scale's identity (bit patterns), for finding equal scales.
+    pub fn key(&self) -> (u64, u64, Option<i32>) {
+        (self.baseline.to_bits(), self.gain.to_bits(), self.invalid)
     }
 }
 
