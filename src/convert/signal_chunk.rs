@@ -508,49 +508,63 @@ fn bit_pack_run(values: &[u32], bit_width: u32, out: &mut Vec<u8>) {
     // slack, advancing by `width` bytes: no variable-length copy per group.
     let start = out.len();
     out.resize(start + groups * width + 16, 0);
-    let mut pos = start;
-    let mut pack = |group: &[u32]| {
-        if width <= 16 {
-            // Eight values of at most 16 bits: two halves of four in u64s, joined once
-            // into a u128 (a variable u128 shift per value costs several instructions).
-            let half = |q: &[u32]| {
-                u64::from(q[0])
-                    | u64::from(q[1]) << width
-                    | u64::from(q[2]) << (2 * width)
-                    | u64::from(q[3]) << (3 * width)
-            };
-            let acc = u128::from(half(&group[..4])) | u128::from(half(&group[4..])) << (4 * width);
-            out[pos..pos + 16].copy_from_slice(&acc.to_le_bytes());
-        } else {
-            let mut acc: u64 = 0;
-            let mut bits = 0;
-            let mut at = pos;
-            for &v in group {
-                acc |= u64::from(v) << bits;
-                bits += width;
-                while bits >= 8 {
-                    out[at] = acc as u8;
-                    at += 1;
-                    acc >>= 8;
-                    bits -= 8;
-                }
+    let full = values.len() / 8;
+    let dst = &mut out[start..];
+    // One instantiation per width up to 16 bits, so that every shift is a constant.
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match width {
+                $($w => pack_groups::<$w>(&values[..full * 8], dst),)*
+                _ => pack_groups_wide(&values[..full * 8], width, dst),
             }
-        }
-        pos += width;
-    };
-    let mut chunks = values.chunks_exact(8);
-    for group in &mut chunks {
-        pack(group);
+        };
     }
-    let rest = chunks.remainder();
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    let rest = &values[full * 8..];
     if !rest.is_empty() {
         // The last group is padded with zeros; readers take only as many values as the
         // page has levels.
         let mut group = [0u32; 8];
         group[..rest.len()].copy_from_slice(rest);
-        pack(&group);
+        pack_groups_wide(&group, width, &mut dst[full * width..]);
     }
-    out.truncate(pos);
+    out.truncate(start + groups * width);
+}
+
+/// Packs whole groups of eight `W`-bit values (`W` ≤ 16) into `out`, `W` bytes per
+/// group: two halves of four in u64s, joined once into a u128 and stored whole (`out`
+/// has 16 bytes of slack past the last group).
+fn pack_groups<const W: usize>(values: &[u32], out: &mut [u8]) {
+    let half = |q: &[u32]| {
+        u64::from(q[0])
+            | u64::from(q[1]) << W
+            | u64::from(q[2]) << (2 * W)
+            | u64::from(q[3]) << (3 * W)
+    };
+    for (g, group) in values.chunks_exact(8).enumerate() {
+        let acc = u128::from(half(&group[..4])) | u128::from(half(&group[4..])) << (4 * W);
+        out[g * W..g * W + 16].copy_from_slice(&acc.to_le_bytes());
+    }
+}
+
+/// Packs whole groups of eight values of any width (up to 32 bits) into `out`, byte by
+/// byte.
+fn pack_groups_wide(values: &[u32], width: usize, out: &mut [u8]) {
+    for (g, group) in values.chunks_exact(8).enumerate() {
+        let mut acc: u64 = 0;
+        let mut bits = 0;
+        let mut at = g * width;
+        for &v in group {
+            acc |= u64::from(v) << bits;
+            bits += width;
+            while bits >= 8 {
+                out[at] = acc as u8;
+                at += 1;
+                acc >>= 8;
+                bits -= 8;
+            }
+        }
+    }
 }
 
 fn uleb128(mut v: u64, out: &mut Vec<u8>) {
