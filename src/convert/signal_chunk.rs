@@ -91,8 +91,17 @@ pub fn encode(array: &ArrayRef, descr: ColumnDescPtr) -> Result<Option<RawChunk>
         // Parquet stores int16 as INT32 (with an INT(16) annotation).
         DataType::Int16 => {
             let v = values.as_primitive::<Int16Type>().values();
+            // Every int16 has a slot in a 64 Ki-entry table: one hash per distinct value.
+            let mut table = vec![NO_INDEX; 1 << 16];
             write_chunk(descr, oo, io, &rows, |dict, _, range, indices| {
-                dict.encode_into(v[range].iter().map(|&x| i32::from(x) as u32), indices)
+                for (slot, &x) in indices.iter_mut().zip(&v[range]) {
+                    let t = &mut table[usize::from(x as u16)];
+                    if *t == NO_INDEX {
+                        *t = dict.index_of(i32::from(x) as u32)?;
+                    }
+                    *slot = *t;
+                }
+                Some(())
             })
         }
         _ => Ok(None),
