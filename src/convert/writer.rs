@@ -433,7 +433,7 @@ struct OpenPart {
 }
 
 /// Bytes appended to a part file between background write-back requests.
-const FLUSH_EVERY: usize = 32 << 20;
+const FLUSH_EVERY: usize = 16 << 20;
 
 /// Writes row groups into one `.parquet` file or a directory of part files.
 pub struct PartWriter {
