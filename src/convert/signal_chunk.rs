@@ -799,6 +799,58 @@ mod tests {
         assert!(encode_digital(&digital, &outer[..3], &inner, descr.column(0)).is_err());
     }
 
+    proptest::proptest! {
+        /// Any shape of rows and channels, any mix of scales (past the lookup tables
+        /// too) and samples (int16, beyond it, the invalid value): the
+        /// digital encoder writes the float encoder's bytes.
+        #[test]
+        fn digital_and_float_encoders_agree(
+            rows in proptest::collection::vec(
+                proptest::collection::vec((0usize..700, 0usize..20), 0..5),
+                0..10,
+            ),
+            seed in proptest::num::u32::ANY,
+        ) {
+            let scale = |k: usize| PhysicalScale {
+                baseline: (k % 4) as f64 - 1.0,
+                gain: [200.0, 1000.0, 0.5, 3.0][k % 4] + (k / 4) as f64,
+                invalid: (!k.is_multiple_of(5)).then_some(-32768),
+            };
+            let mut digital = DigitalSignal::default();
+            let mut values = Vec::new();
+            let mut inner = vec![0i32];
+            let mut outer = vec![0i32];
+            let mut x = seed;
+            for row in &rows {
+                for &(n, k) in row {
+                    let samples: Vec<i32> = (0..n)
+                        .map(|_| {
+                            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                            match x >> 28 {
+                                0 => -32768,
+                                1 => (x >> 8) as i32 - (1 << 23),
+                                _ => ((x >> 16) % 512) as i32 - 256,
+                            }
+                        })
+                        .collect();
+                    values.extend(samples.iter().map(|&d| scale(k).to_f32(d)));
+                    digital.push_channel(samples, scale(k));
+                    inner.push(values.len() as i32);
+                }
+                outer.push(inner.len() as i32 - 1);
+            }
+            let shape: Vec<Vec<usize>> = rows.iter().map(|r| r.iter().map(|c| c.0).collect()).collect();
+            let array = signal(&shape, Arc::new(Float32Array::from(values)));
+            let schema = Schema::new(vec![Field::new("signal", array.data_type().clone(), false)]);
+            let descr = parquet::arrow::ArrowSchemaConverter::new().convert(&schema).unwrap();
+            let want = encode(&array, descr.column(0)).unwrap().map(|c| c.bytes);
+            let got = encode_digital(&digital, &outer, &inner, descr.column(0))
+                .unwrap()
+                .map(|c| c.bytes);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn int16_rows_round_trip() {
         let rows = vec![vec![3, 3], vec![2, 2]];
