@@ -24,6 +24,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int16Type};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use arrow_array::{Array, ArrayRef};
@@ -119,8 +120,11 @@ pub struct DigitalSignal {
     channels: Vec<Vec<i32>>,
     /// Index into `scales` of each channel.
     scale_of: Vec<u32>,
-    /// The distinct scales.
+    /// The distinct scales, in order of first appearance.
     scales: Vec<PhysicalScale>,
+    /// Index into `scales` by [`PhysicalScale::key`] (datasets whose records each have
+    /// their own gains give a row group thousands of scales).
+    scale_index: HashMap<(u64, u64, Option<i32>), u32>,
     /// Total samples.
     len: usize,
 }
@@ -128,17 +132,14 @@ pub struct DigitalSignal {
 impl DigitalSignal {
     /// Appends a channel (the next inner list).
     pub fn push_channel(&mut self, samples: Vec<i32>, scale: PhysicalScale) {
-        let key = scale.key();
-        let s = match self.scales.iter().rposition(|x| x.key() == key) {
-            Some(s) => s,
-            None => {
-                self.scales.push(scale);
-                self.scales.len() - 1
-            }
-        };
+        let next = self.scales.len() as u32;
+        let s = *self.scale_index.entry(scale.key()).or_insert(next);
+        if s == next {
+            self.scales.push(scale);
+        }
         self.len += samples.len();
         self.channels.push(samples);
-        self.scale_of.push(s as u32);
+        self.scale_of.push(s);
     }
 
     /// Samples in all channels.
