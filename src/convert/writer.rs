@@ -444,6 +444,9 @@ pub struct PartWriter {
     single: PathBuf,
     shard_prefix: Option<u32>,
     max_bytes: u64,
+    /// Drop the cached pages of a file a part replaces (not under `--incremental`,
+    /// which reads the old files' row groups while it writes).
+    uncache_replaced: bool,
     current: Option<OpenPart>,
     files: Vec<PathBuf>,
     rows: u64,
@@ -473,6 +476,7 @@ impl PartWriter {
             single: opts.out.clone(),
             shard_prefix: (opts.shard.count > 1).then_some(opts.shard.index),
             max_bytes: opts.tuning.max_file_bytes,
+            uncache_replaced: !opts.incremental,
             current: None,
             files: Vec::new(),
             rows: 0,
@@ -498,7 +502,7 @@ impl PartWriter {
             let mut tmp_name = dest.clone().into_os_string();
             tmp_name.push(".tmp");
             let tmp = PathBuf::from(tmp_name);
-            if dest.is_file() {
+            if self.uncache_replaced && dest.is_file() {
                 crate::fsutil::uncache_in_background(&dest);
             }
             let file = File::create(&tmp).map_err(|e| ConvertError::io(&tmp, e))?;
