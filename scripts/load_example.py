@@ -7,8 +7,8 @@
 Works for every dtype physio writes: float32 and float16 are returned as stored;
 int16 (`--dtype i16`) is scaled with the per-row `gain` / `baseline` columns, as a loader
 would do on the GPU. Arrow buffers are viewed, not copied, wherever Arrow allows it:
-`to_numpy(zero_copy_only=True)` raises instead of silently copying, and the returned
-array's `.base` chain ends in Arrow memory. PyTorch, when installed, wraps the same
+`numpy_view` wraps the Arrow buffer itself (it raises on nulls instead of silently
+copying), and the returned array's `.base` chain ends in Arrow memory. PyTorch, when installed, wraps the same
 memory with `torch.from_numpy`.
 """
 
@@ -30,6 +30,27 @@ def parquet_files(path):
     return [path]
 
 
+_NUMPY_TYPES = {
+    pa.float32(): np.float32,
+    pa.float16(): np.float16,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+}
+
+
+def numpy_view(arr):
+    """Zero-copy numpy view of a primitive Arrow array without nulls.
+
+    What `arr.to_numpy(zero_copy_only=True)` returns, without its first call importing
+    pandas (pyarrow's pandas shim does when pandas is installed, as it is with wfdb):
+    ~0.16 s, about as long as decoding every sample of the benchmark corpus."""
+    if arr.null_count:
+        raise ValueError("the array has nulls: no zero-copy view")
+    dtype = np.dtype(_NUMPY_TYPES[arr.type])
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
 def record_batch_to_array(batch):
     """`--layout record` or `windows` batch -> [rows, channels, samples] (zero-copy view)."""
     col = batch.column("signal")
@@ -39,12 +60,12 @@ def record_batch_to_array(batch):
     # record: list<list<value>>; flattening twice is offset arithmetic, no copy.
     rows = len(col)
     channels = col.flatten()
-    values = channels.flatten().to_numpy(zero_copy_only=True)
+    values = numpy_view(channels.flatten())
     if rows == 0:
         return values.reshape(0, 0, 0)
     n_ch = len(channels) // rows
     per_channel = len(values) // len(channels)
-    lengths = np.diff(channels.offsets.to_numpy())
+    lengths = np.diff(numpy_view(channels.offsets))
     if not (lengths == per_channel).all() or len(channels) != rows * n_ch:
         raise ValueError("records differ in shape; use --layout windows for a uniform tensor")
     return values.reshape(rows, n_ch, per_channel)
@@ -90,7 +111,9 @@ def load(path, threads=None):
                 row += n
     names = []
     for f in parquet_files(path):
-        names += pq.read_table(f, columns=["record"]).column("record").to_pylist()
+        # ParquetFile.read, not pq.read_table: read_table goes through pyarrow.dataset,
+        # whose first import costs ~0.2 s, as much as decoding all the samples.
+        names += pq.ParquetFile(f).read(columns=["record"]).column("record").to_pylist()
     if not pieces:
         return names, np.empty((0, 0, 0), np.float32)
 
