@@ -51,6 +51,15 @@ def numpy_view(arr):
     return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
+def list_values(arr):
+    """`arr.flatten()` for a list array without null lists, as a zero-copy slice of its
+    child array; `flatten()` first imports `pyarrow.compute` (~0.03 s)."""
+    if arr.null_count:
+        raise ValueError("the list array has null lists")
+    offsets = numpy_view(arr.offsets)
+    return arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+
+
 def record_batch_to_array(batch):
     """`--layout record` or `windows` batch -> [rows, channels, samples] (zero-copy view)."""
     col = batch.column("signal")
@@ -59,8 +68,8 @@ def record_batch_to_array(batch):
         return col.to_numpy_ndarray()
     # record: list<list<value>>; flattening twice is offset arithmetic, no copy.
     rows = len(col)
-    channels = col.flatten()
-    values = numpy_view(channels.flatten())
+    channels = list_values(col)
+    values = numpy_view(list_values(channels))
     if rows == 0:
         return values.reshape(0, 0, 0)
     n_ch = len(channels) // rows
