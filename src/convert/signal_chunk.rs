@@ -22,11 +22,11 @@
 //! Reference: Parquet format, "Data Pages" (levels, v1 layout) and "Encodings"
 //! (RLE/bit-packing hybrid, dictionary encoding).
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int16Type};
 use std::collections::HashMap;
 use std::ops::Range;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int16Type};
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use bytes::Bytes;
@@ -195,7 +195,7 @@ pub fn encode_digital(
     let consistent = oo.first() == Some(&0)
         && oo.last().map(|&n| n as usize) == Some(channels)
         && channels == signal.channels.len()
-        && io[0] == 0
+        && io.first() == Some(&0)
         && signal
             .channels
             .iter()
@@ -798,6 +798,7 @@ mod tests {
         );
         // Offsets that do not match the samples are an error, not a panic.
         assert!(encode_digital(&digital, &outer[..3], &inner, descr.column(0)).is_err());
+        assert!(encode_digital(&DigitalSignal::default(), &[0], &[], descr.column(0)).is_err());
     }
 
     proptest::proptest! {
