@@ -270,9 +270,9 @@ thread_local! {
 /// Samples of spare buffers a thread keeps (64 MiB of i32).
 const SPARE_SAMPLES: usize = 16 << 20;
 
-/// Up to `n` spare channel buffers of this thread (any lengths; the reader resizes
-/// them and adds any missing), so a worker decoding record after record reuses memory it has already
-/// touched instead of faulting in fresh pages for every channel.
+/// Up to `n` spare channel buffers of this thread (any lengths; the reader resizes them
+/// and adds any missing), so a worker decoding record after record reuses memory it
+/// has already touched instead of faulting in fresh pages for every channel.
 fn spare_channel_buffers(n: usize) -> Vec<Vec<i32>> {
     SPARE.with(|s| {
         let mut s = s.borrow_mut();
@@ -317,22 +317,7 @@ impl RecordSource for WfdbSource {
         // Single-segment records (one gain, baseline and format per signal): convert
         // the digital samples straight to f32, skipping the reader's f64 vectors. The
         // value is the same: `(d - baseline) / gain` in f64, then rounded to f32.
-        let signals = self.reader.signals();
-        let direct: Option<Vec<PhysicalScale>> = (!self.reader.is_multi_segment())
-            .then(|| {
-                signals
-                    .iter()
-                    .map(|s| {
-                        Some(PhysicalScale {
-                            baseline: s.baseline? as f64,
-                            gain: s.adc_gain?,
-                            invalid: s.format?.invalid_value(),
-                        })
-                    })
-                    .collect()
-            })
-            .flatten();
-        let Some(scales) = direct else {
+        let Some(scales) = self.reader.physical_scales() else {
             return self
                 .reader
                 .read_physical_f32(frames)
