@@ -12,6 +12,14 @@ fn mirror_url() -> String {
     format!("file://{}", repo_root().join("fixtures/mirror").display())
 }
 
+/// `physio fetch SPEC --base-url URL --out OUT`; a test adds its own flags with `.args`.
+fn fetch(spec: &str, base_url: &str, out: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
+    let mut cmd = physio();
+    cmd.args(["fetch", spec, "--base-url", base_url, "--out"])
+        .arg(out);
+    cmd
+}
+
 /// Every regular file under `dir`, relative, sorted.
 fn tree(dir: &Path) -> Vec<String> {
     fn walk(d: &Path, pre: &str, out: &mut Vec<String>) {
@@ -84,11 +92,7 @@ fn body_requests(s: &TestServer) -> Vec<String> {
 fn mirror_fetch_verify_refetch() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("data");
-    physio()
-        .args(["fetch", "physio-demo", "--base-url", &mirror_url(), "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    fetch("physio-demo", &mirror_url(), &out).assert().success();
     let vdir = out.join("physio-demo/1.0.0");
     let src = repo_root().join("fixtures/mirror/files/physio-demo/1.0.0");
     let expected = tree(&src);
@@ -124,16 +128,8 @@ fn mirror_fetch_verify_refetch() {
         .code(1);
 
     // A re-run verifies from the state cache and transfers nothing.
-    let o = physio()
-        .args([
-            "fetch",
-            "physio-demo",
-            "--json",
-            "--base-url",
-            &mirror_url(),
-            "--out",
-        ])
-        .arg(&out)
+    let o = fetch("physio-demo", &mirror_url(), &out)
+        .args(["--json"])
         .output()
         .unwrap();
     assert!(o.status.success());
@@ -145,17 +141,8 @@ fn mirror_fetch_verify_refetch() {
         "every listed file (SHA256SUMS.txt aside)"
     );
     assert_eq!(v["bytes"], 0);
-    let o = physio()
-        .args([
-            "fetch",
-            "physio-demo",
-            "--dry-run",
-            "--json",
-            "--base-url",
-            &mirror_url(),
-            "--out",
-        ])
-        .arg(&out)
+    let o = fetch("physio-demo", &mirror_url(), &out)
+        .args(["--dry-run", "--json"])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -172,11 +159,7 @@ fn mirror_fetch_verify_refetch() {
         .assert()
         .code(4)
         .stderr(predicates::str::contains("generated/gen03.dat"));
-    physio()
-        .args(["fetch", "physio-demo", "--base-url", &mirror_url(), "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    fetch("physio-demo", &mirror_url(), &out).assert().success();
     assert_eq!(
         std::fs::read(vdir.join("generated/gen03.dat")).unwrap(),
         std::fs::read(src.join("generated/gen03.dat")).unwrap()
@@ -187,19 +170,8 @@ fn mirror_fetch_verify_refetch() {
 #[test]
 fn mirror_dry_run_and_ls_list_sizes() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = physio()
-        .args([
-            "fetch",
-            "physio-demo@1.0.0",
-            "--dry-run",
-            "--json",
-            "--include",
-            "*.hea",
-            "--base-url",
-            &mirror_url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    let o = fetch("physio-demo@1.0.0", &mirror_url(), tmp.path())
+        .args(["--dry-run", "--json", "--include", "*.hea"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -248,17 +220,8 @@ fn faults_heal_to_identical_bytes_and_rerun_transfers_nothing() {
     s.fault("/files/demo/1.0.0/SHA256SUMS.txt", &[Fault::Status(500)]);
     let tmp = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    physio()
-        .args([
-            "fetch",
-            "demo",
-            "--jobs",
-            "4",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    fetch("demo", &s.url(), tmp.path())
+        .args(["--jobs", "4"])
         .assert()
         .success();
     assert!(
@@ -286,11 +249,7 @@ fn faults_heal_to_identical_bytes_and_rerun_transfers_nothing() {
     assert!(!tree(&vdir).iter().any(|p| p.ends_with(".part")));
 
     s.clear_log();
-    physio()
-        .args(["fetch", "demo", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
-        .assert()
-        .success();
+    fetch("demo", &s.url(), tmp.path()).assert().success();
     assert_eq!(
         body_requests(&s),
         Vec::<String>::new(),
@@ -307,17 +266,8 @@ fn stalled_connection_is_dropped_and_resumed() {
     s.fault(&p, &[Fault::StallAfter(4000)]);
     let tmp = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    physio()
-        .args([
-            "fetch",
-            "demo@1.0.0",
-            "--stall-timeout",
-            "0.5",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    fetch("demo@1.0.0", &s.url(), tmp.path())
+        .args(["--stall-timeout", "0.5"])
         .assert()
         .success();
     assert!(
@@ -347,19 +297,8 @@ fn large_file_is_fetched_as_parallel_ranges() {
     // The second request (the first range) is cut off and must be retried.
     s.fault(p, &[Fault::Pass, Fault::ResetAfter(1000)]);
     let tmp = tempfile::tempdir().unwrap();
-    physio()
-        .args([
-            "fetch",
-            "demo@1.0.0",
-            "--jobs",
-            "4",
-            "--split-min",
-            "1000000",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    fetch("demo@1.0.0", &s.url(), tmp.path())
+        .args(["--jobs", "4", "--split-min", "1000000"])
         .assert()
         .success();
     assert_identical(&tmp.path().join("demo/1.0.0"), &files);
@@ -382,19 +321,8 @@ fn large_file_is_fetched_as_parallel_ranges() {
     // Split bytes that do not match the manifest: exit 4, nothing left behind.
     s.corrupt(p, data(13, 3_000_000));
     let tmp = tempfile::tempdir().unwrap();
-    physio()
-        .args([
-            "fetch",
-            "demo@1.0.0",
-            "--jobs",
-            "4",
-            "--split-min",
-            "1000000",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    fetch("demo@1.0.0", &s.url(), tmp.path())
+        .args(["--jobs", "4", "--split-min", "1000000"])
         .assert()
         .code(4)
         .stderr(predicates::str::contains("big.dat"));
@@ -410,16 +338,8 @@ fn corrupt_file_exits_4_named_and_not_at_final_path() {
     let bad = format!("/files/demo/1.0.0/{}", files[3].0);
     s.corrupt(&bad, data(99, files[3].1.len()));
     let tmp = tempfile::tempdir().unwrap();
-    let o = physio()
-        .args([
-            "fetch",
-            "demo@1.0.0",
-            "--json",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    let o = fetch("demo@1.0.0", &s.url(), tmp.path())
+        .args(["--json"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(4));
@@ -450,19 +370,11 @@ fn latest_version_from_content_redirect_then_listing() {
     s.add_project("demo", "1.9.0", &one, true);
     // No redirect: the highest version in the /files/demo/ listing (numeric order).
     let tmp = tempfile::tempdir().unwrap();
-    physio()
-        .args(["fetch", "demo", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
-        .assert()
-        .success();
+    fetch("demo", &s.url(), tmp.path()).assert().success();
     assert!(tmp.path().join("demo/1.10.0/b.dat").exists());
     // The /content/ redirect wins when present.
     s.set_latest("demo", "1.9.0");
-    physio()
-        .args(["fetch", "demo", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
-        .assert()
-        .success();
+    fetch("demo", &s.url(), tmp.path()).assert().success();
     assert!(tmp.path().join("demo/1.9.0/a.dat").exists());
     assert!(
         s.log()
@@ -477,9 +389,7 @@ fn project_without_sums_is_walked_and_verified_by_size() {
     let files = project(5);
     s.add_project("nosums", "2.0", &files, false);
     let tmp = tempfile::tempdir().unwrap();
-    physio()
-        .args(["fetch", "nosums@2.0", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
+    fetch("nosums@2.0", &s.url(), tmp.path())
         .assert()
         .success()
         .stderr(predicates::str::contains("checksums unavailable"));
@@ -497,9 +407,7 @@ fn unsafe_manifest_path_is_refused() {
     s.add("/files/evil/1.0/ok.dat", "");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    physio()
-        .args(["fetch", "evil@1.0", "--base-url", &s.url(), "--out"])
-        .arg(&out)
+    fetch("evil@1.0", &s.url(), &out)
         .assert()
         .code(4)
         .stderr(predicates::str::contains("../../escape.dat"));
@@ -546,11 +454,7 @@ fn sigkill_mid_download_resumes_with_range() {
     child.wait().unwrap();
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!(kept > 0 && kept < big.len() as u64);
-    physio()
-        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
-        .assert()
-        .success();
+    fetch("demo@1.0.0", &s.url(), tmp.path()).assert().success();
     assert_eq!(
         std::fs::read(tmp.path().join("demo/1.0.0/big.dat")).unwrap(),
         big
@@ -745,16 +649,8 @@ fn removed_upstream_is_reported_and_deleted_on_request() {
     std::fs::create_dir_all(&vdir).unwrap();
     std::fs::write(vdir.join("old.dat"), "gone upstream").unwrap();
     let run = |extra: &[&str]| {
-        let o = physio()
-            .args([
-                "fetch",
-                "demo@1.0.0",
-                "--json",
-                "--base-url",
-                &s.url(),
-                "--out",
-            ])
-            .arg(tmp.path())
+        let o = fetch("demo@1.0.0", &s.url(), tmp.path())
+            .args(["--json"])
             .args(extra)
             .output()
             .unwrap();
@@ -790,16 +686,8 @@ fn no_secret(out: &std::process::Output) {
 fn credentials_right_wrong_missing() {
     let (s, files) = credentialed();
     let tmp = tempfile::tempdir().unwrap();
-    let o = physio()
-        .args([
-            "fetch",
-            "mimic@1.0",
-            "-vvv",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    let o = fetch("mimic@1.0", &s.url(), tmp.path())
+        .args(["-vvv"])
         .env("PHYSIONET_USERNAME", "alice")
         .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
         .output()
@@ -916,17 +804,8 @@ fn aws_layout_lists_versions_and_sizes_with_list_objects_v2() {
         );
     }
     let tmp = tempfile::tempdir().unwrap();
-    physio()
-        .args([
-            "fetch",
-            "demo",
-            "--source",
-            "aws",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    fetch("demo", &s.url(), tmp.path())
+        .args(["--source", "aws"])
         .assert()
         .success();
     assert_identical(&tmp.path().join("demo/1.2.0"), &files);
@@ -937,9 +816,7 @@ fn forbidden_with_credentials_blames_the_data_use_agreement() {
     let (s, _) = credentialed();
     s.fault("/files/mimic/1.0/SHA256SUMS.txt", &[Fault::Status(403)]);
     let tmp = tempfile::tempdir().unwrap();
-    let o = physio()
-        .args(["fetch", "mimic@1.0", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
+    let o = fetch("mimic@1.0", &s.url(), tmp.path())
         .env("PHYSIONET_USERNAME", "alice")
         .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
         .output()
@@ -958,18 +835,12 @@ fn a_second_run_on_a_locked_directory_is_refused() {
     std::fs::create_dir_all(&vdir).unwrap();
     let held = std::fs::File::create(vdir.join(".physio-lock")).unwrap();
     held.try_lock().unwrap();
-    physio()
-        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
+    fetch("demo@1.0.0", &s.url(), tmp.path())
         .assert()
         .code(1)
         .stderr(predicates::str::contains("another physio run"));
     drop(held);
-    physio()
-        .args(["fetch", "demo@1.0.0", "--base-url", &s.url(), "--out"])
-        .arg(tmp.path())
-        .assert()
-        .success();
+    fetch("demo@1.0.0", &s.url(), tmp.path()).assert().success();
 }
 
 #[test]
@@ -1005,17 +876,8 @@ fn max_rate_caps_the_whole_run_not_each_connection() {
         "{elapsed:?} for {total} bytes at {rate}/s"
     );
     assert_identical(&tmp.path().join("demo/1.0.0"), &files);
-    physio()
-        .args([
-            "fetch",
-            "demo",
-            "--max-rate",
-            "0",
-            "--base-url",
-            &s.url(),
-            "--out",
-        ])
-        .arg(tmp.path())
+    fetch("demo", &s.url(), tmp.path())
+        .args(["--max-rate", "0"])
         .assert()
         .code(2);
 }
