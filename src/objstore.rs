@@ -887,6 +887,21 @@ impl StoreRun<'_> {
     }
 }
 
+/// The whole object at `key` (`url` names it in errors).
+async fn read_object(
+    store: &dyn ObjectStore,
+    key: &ObjectPath,
+    url: &str,
+) -> Result<bytes::Bytes, ObjectStoreError> {
+    store
+        .get(key)
+        .await
+        .map_err(|e| ObjectStoreError::store(url, e))?
+        .bytes()
+        .await
+        .map_err(|e| ObjectStoreError::store(url, e))
+}
+
 /// Writes the small object `name` below `target` with one PUT (atomic on every store)
 /// unless it already holds exactly `bytes`.
 async fn put_if_changed(
@@ -899,13 +914,7 @@ async fn put_if_changed(
     let key = key_below(&target.key, name);
     let url = target.object_url(&key);
     if listing.get(&key) == Some(&(bytes.len() as u64)) {
-        let current = store
-            .get(&key)
-            .await
-            .map_err(|e| ObjectStoreError::store(&url, e))?
-            .bytes()
-            .await
-            .map_err(|e| ObjectStoreError::store(&url, e))?;
+        let current = read_object(store, &key, &url).await?;
         if current.as_ref() == bytes {
             return Ok(());
         }
@@ -976,13 +985,7 @@ pub async fn verify_store(
 ) -> crate::Result<VerifyReport> {
     let sums_key = key_below(&target.key, SUMS_NAME);
     let sums_url = target.object_url(&sums_key);
-    let text = store
-        .get(&sums_key)
-        .await
-        .map_err(|e| ObjectStoreError::store(&sums_url, e))?
-        .bytes()
-        .await
-        .map_err(|e| ObjectStoreError::store(&sums_url, e))?;
+    let text = read_object(store, &sums_key, &sums_url).await?;
     let text = String::from_utf8_lossy(&text);
     let manifest = crate::source::Manifest::from_sha256sums(&text)?;
     let results: Vec<(String, Checked)> = futures_util::stream::iter(manifest.entries.iter())
