@@ -790,11 +790,7 @@ pub async fn fetch_to_store(
             let present = listing.get(&key_below(&target.key, &entry.path)).copied();
             async move {
                 let r = run.fetch_one(entry, present).await;
-                let outcome = match &r {
-                    Ok((o, _)) => *o,
-                    Err(_) => Outcome::Failed,
-                };
-                reporter.on_file_done(&entry.path, outcome);
+                reporter.on_file_done(&entry.path, Outcome::of(&r));
                 (entry.path.clone(), r)
             }
         })

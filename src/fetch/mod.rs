@@ -320,11 +320,7 @@ pub async fn fetch(
     let mut results = futures_util::stream::iter(plan.entries.iter())
         .map(|entry| async {
             let r = fetch_one(plan, entry, downloader, &state, reporter).await;
-            let outcome = match &r {
-                Ok((o, _)) => *o,
-                Err(_) => Outcome::Failed,
-            };
-            reporter.on_file_done(&entry.path, outcome);
+            reporter.on_file_done(&entry.path, Outcome::of(&r));
             (entry.path.clone(), r)
         })
         .buffer_unordered(jobs * 2);

@@ -13,6 +13,16 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// How a file whose fetch returned `result` ended: its outcome, or `Failed`.
+    pub fn of<T, E>(result: &Result<(Outcome, T), E>) -> Outcome {
+        match result {
+            Ok((outcome, _)) => *outcome,
+            Err(_) => Outcome::Failed,
+        }
+    }
+}
+
 /// Receives progress events. Every method has a no-op default.
 pub trait Reporter: Send + Sync {
     /// The run will consider `files` files; `bytes` is their total size when known.
