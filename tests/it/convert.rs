@@ -8,7 +8,7 @@ use std::process::Command;
 
 use physio::wfdb::{SignalFormat, WriteSignal, write_record};
 
-use crate::common::{conformance_dir, have_python_modules, physio, python};
+use crate::common::{conformance_dir, have_python_modules, physio, python, success_json};
 
 const READERS: &[&str] = &["pyarrow", "duckdb", "wfdb", "numpy"];
 
@@ -594,18 +594,7 @@ fn interrupted_convert_leaves_no_file_at_the_final_path() {
 
 /// Runs `physio convert ... --json` and returns its summary.
 fn convert_json(args: &[&str]) -> serde_json::Value {
-    let out = physio()
-        .arg("convert")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    success_json(physio().arg("convert").args(args).arg("--json"))
 }
 
 /// `(file name, bytes)` of every Parquet file in `dir`, by name.

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{conformance_dir, physio};
+use crate::common::{conformance_dir, physio, success_json};
 
 const KEYS: [&str; 23] = [
     "record_name",
@@ -33,18 +33,7 @@ const KEYS: [&str; 23] = [
 ];
 
 fn info_json(record: &std::path::Path) -> Value {
-    let out = physio()
-        .arg("info")
-        .arg(record)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    success_json(physio().arg("info").arg(record).arg("--json"))
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{physio, repo_root};
+use crate::common::{physio, repo_root, success_json};
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -125,20 +125,14 @@ fn nightly_sync_fetches_and_reconverts_only_after_upstream_changes() {
     assert_ne!(day2_parquet, day1_parquet);
     // The incremental result is byte for byte a fresh conversion of the day-2 inputs.
     let fresh = tmp.path().join("fresh.parquet");
-    let out = physio()
-        .arg("convert")
-        .arg(tmp.path().join("data/physio-demo/1.0.0"))
-        .args(["--to", "parquet", "--out"])
-        .arg(&fresh)
-        .args(["--json", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let summary = success_json(
+        physio()
+            .arg("convert")
+            .arg(tmp.path().join("data/physio-demo/1.0.0"))
+            .args(["--to", "parquet", "--out"])
+            .arg(&fresh)
+            .args(["--json", "--quiet"]),
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["records_converted"], 11);
     assert_eq!(summary["records_reused"], 0);
     assert!(

@@ -17,6 +17,18 @@ pub fn conformance_dir() -> PathBuf {
     repo_root().join("fixtures/conformance")
 }
 
+/// Runs `cmd`, asserts that it succeeded (showing its stderr if not) and parses its
+/// stdout as JSON (the `--json` summaries).
+pub fn success_json(cmd: &mut assert_cmd::Command) -> serde_json::Value {
+    let out = cmd.output().expect("run physio");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON summary on stdout")
+}
+
 /// A `physio` command ready to run, with no inherited physio/credential environment.
 pub fn physio() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("physio").expect("physio binary");
