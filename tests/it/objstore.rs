@@ -428,6 +428,32 @@ fn large_file_is_uploaded_in_several_parts() {
     assert_eq!(obj["rows"].as_u64(), Some(1));
 }
 
+/// Runs `cmd` with every upload held open before completion, waits until moto shows
+/// a multipart upload in progress, SIGKILLs the process (no destructor, no abort
+/// request, nothing graceful) and returns what moto showed at that moment.
+fn kill_mid_upload(moto: &Moto, cmd: &mut Command) -> serde_json::Value {
+    cmd.env(PAUSE_ENV, "60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn physio");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let seen = loop {
+        let seen = moto.inspect();
+        if seen["uploads"].as_array().is_some_and(|u| !u.is_empty()) {
+            break seen;
+        }
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "physio ended before its upload was observed"
+        );
+        assert!(Instant::now() < deadline, "no multipart upload ever opened");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    seen
+}
+
 #[test]
 fn killed_upload_leaves_no_object() {
     if !have_deps() {
@@ -437,26 +463,7 @@ fn killed_upload_leaves_no_object() {
     // The test hook holds every upload open after its parts are stored and before it
     // is completed, long enough to kill the process mid-upload.
     let mut cmd = moto.convert(&records(), &format!("s3://{BUCKET}/k/"), &[]);
-    cmd.env(PAUSE_ENV, "60000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn convert");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let seen = loop {
-        let seen = moto.inspect();
-        if seen["uploads"].as_array().is_some_and(|u| !u.is_empty()) {
-            break seen;
-        }
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "convert ended before its upload was observed"
-        );
-        assert!(Instant::now() < deadline, "no multipart upload ever opened");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    // SIGKILL: no destructor, no abort request, nothing graceful.
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    let seen = kill_mid_upload(&moto, &mut cmd);
     assert_eq!(seen["uploads"], serde_json::json!(["k/part-00000.parquet"]));
     let after = moto.inspect();
     assert_eq!(
@@ -872,25 +879,7 @@ fn killed_fetch_to_s3_leaves_no_object_at_a_final_key() {
         &format!("s3://{BUCKET}/k"),
         &[],
     );
-    cmd.env(PAUSE_ENV, "60000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn fetch");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let seen = loop {
-        let seen = moto.inspect();
-        if seen["uploads"].as_array().is_some_and(|u| !u.is_empty()) {
-            break seen;
-        }
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "fetch ended before its upload was observed"
-        );
-        assert!(Instant::now() < deadline, "no multipart upload ever opened");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    let seen = kill_mid_upload(&moto, &mut cmd);
     assert_eq!(seen["uploads"], serde_json::json!(["k/demo/1.0.0/big.dat"]));
     let after = moto.inspect();
     let objects = after["objects"].as_object().expect("objects");
