@@ -148,12 +148,21 @@ pub(crate) fn execute(
         max_rate: args.max_rate,
     };
     let store = match &target {
-        Some(t) => Some(objstore::build_store(t).map_err(Error::from)?),
+        Some(t) => Some((objstore::build_store(t).map_err(Error::from)?, t)),
         None => None,
     };
     let rt = crate::cli::runtime()?;
     rt.block_on(async {
         let mut r = resolve(&args.dataset, args.base_url.as_deref(), args.source, opts).await?;
+        // Where the version goes: a directory, or in a store its key prefix.
+        let version_dir = args.out.join(&r.slug).join(&r.version);
+        let in_store = store
+            .as_ref()
+            .map(|(store, t)| (store.as_ref(), t.join(&format!("{}/{}", r.slug, r.version))));
+        let dest = match &in_store {
+            Some((_, prefix)) => prefix.display_url(),
+            None => version_dir.display().to_string(),
+        };
         let mut out = std::io::stdout().lock();
         if !r.manifest.has_checksums && !global.quiet {
             let _ = writeln!(
@@ -171,18 +180,11 @@ pub(crate) fn execute(
             let mut entries = selection.apply(&r.manifest.entries);
             // Files the state cache (or, in a store, the objects' recorded digests)
             // already vouch for would not be transferred.
-            let present = match (&store, &target) {
-                (Some(store), Some(t)) => {
-                    let prefix = t.join(&format!("{}/{}", r.slug, r.version));
-                    objstore::already_in_store(store.as_ref(), &prefix, &entries, jobs)
-                        .await
-                        .map_err(Error::from)?
-                }
-                _ => crate::fetch::already_verified(&args.out.join(&r.slug).join(&r.version), &entries),
-            };
-            let dest = match &target {
-                Some(t) => t.join(&format!("{}/{}", r.slug, r.version)).display_url(),
-                None => args.out.join(&r.slug).join(&r.version).display().to_string(),
+            let present = match &in_store {
+                Some((store, prefix)) => objstore::already_in_store(*store, prefix, &entries, jobs)
+                    .await
+                    .map_err(Error::from)?,
+                None => crate::fetch::already_verified(&version_dir, &entries),
             };
             entries.retain(|e| !present.contains(&e.path));
             let total: u64 = entries.iter().filter_map(|e| e.size).sum();
@@ -221,14 +223,14 @@ pub(crate) fn execute(
         }
         // In a store, files are staged (and verified) one by one in a private temporary
         // directory before upload; it is removed when the run ends.
-        let staging = match &target {
+        let staging = match &in_store {
             Some(_) => Some(tempfile::Builder::new().prefix("physio-fetch-").tempdir()?),
             None => None,
         };
         let plan = FetchPlan {
             dir: match &staging {
                 Some(s) => s.path().to_path_buf(),
-                None => args.out.join(&r.slug).join(&r.version),
+                None => version_dir,
             },
             base: r.source.version_url(&r.slug, &r.version),
             entries,
@@ -240,26 +242,21 @@ pub(crate) fn execute(
             shard_tag: shard.map(|s| format!("{}-of-{}", s.index, s.count)),
         };
         let reporter = ProgressReporter::new(global.quiet || args.json);
-        let (report, dest) = match (&store, &target) {
-            (Some(store), Some(t)) => {
-                let prefix = t.join(&format!("{}/{}", r.slug, r.version));
+        let report = match &in_store {
+            Some((store, prefix)) => {
                 let upload = UploadOptions {
                     pause_before_complete: objstore::pause_from_env(),
                     ..UploadOptions::default()
                 };
-                let report = objstore::fetch_to_store(
-                    store.as_ref(), &prefix, &plan, &r.downloader, &fopts, &upload, &reporter,
+                objstore::fetch_to_store(
+                    *store, prefix, &plan, &r.downloader, &fopts, &upload, &reporter,
                 )
                 .await
-                .with_context(|| format!("fetching {}@{} into {}", r.slug, r.version, prefix.display_url()))?;
-                (report, prefix.display_url())
+                .with_context(|| format!("fetching {}@{} into {dest}", r.slug, r.version))?
             }
-            _ => {
-                let report = crate::fetch::fetch(&plan, &r.downloader, &fopts, &reporter)
-                    .await
-                    .with_context(|| format!("fetching {}@{}", r.slug, r.version))?;
-                (report, plan.dir.display().to_string())
-            }
+            None => crate::fetch::fetch(&plan, &r.downloader, &fopts, &reporter)
+                .await
+                .with_context(|| format!("fetching {}@{}", r.slug, r.version))?,
         };
         let mut err = std::io::stderr().lock();
         for (path, e) in &report.failed {
