@@ -39,6 +39,10 @@ pub struct BatchContext<'a> {
     pub extra: &'a ExtraColumns,
     /// The output schema.
     pub schema: SchemaRef,
+    /// Hold the record layout's f32 `signal` column back as digital samples: the
+    /// encoder writes that column itself
+    /// ([`super::writer::RowGroupEncoder::encodes_signal_itself`]).
+    pub digital_signal: bool,
 }
 
 /// One row group, decoded and assembled, ready to encode.
@@ -298,10 +302,7 @@ impl Acc {
             n_samples: Vec::new(),
             sig_name: FlatList::default(),
             units: FlatList::default(),
-            values: if ctx.opts.layout == Layout::Record
-                && ctx.opts.dtype == Dtype::F32
-                && super::writer::raw_signal_applies(ctx.opts)
-            {
+            values: if ctx.digital_signal {
                 Values::Digital(DigitalSignal::default())
             } else {
                 Values::new(ctx.opts.dtype)

@@ -473,6 +473,7 @@ fn run(
         opener,
         extra: &extra,
         schema: Arc::clone(&schema),
+        digital_signal: opts.dtype == Dtype::F32 && encoder.encodes_signal_itself(),
     };
 
     // Row groups are decoded and encoded by the pool's workers, each taking the next

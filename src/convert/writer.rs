@@ -257,7 +257,7 @@ pub struct EncodedRowGroup {
 /// Whether the record layout's `signal` column is written by [`signal_chunk`]: record
 /// layout, f32/i16, dictionary encoding, compression `auto` or `none` (the encoder writes
 /// uncompressed pages).
-pub fn raw_signal_applies(opts: &ConvertOptions) -> bool {
+fn raw_signal_applies(opts: &ConvertOptions) -> bool {
     let uncompressed = opts.tuning.compression == "auto"
         || parse_compression(&opts.tuning.compression)
             .is_ok_and(|c| c == Compression::UNCOMPRESSED);
@@ -312,6 +312,13 @@ impl RowGroupEncoder {
             out: opts.out.clone(),
             raw_signal,
         })
+    }
+
+    /// Whether this encoder writes the record layout's `signal` column itself (with
+    /// [`signal_chunk`]), so that an f32 column may arrive as digital samples
+    /// ([`BuiltRowGroup::signal`]).
+    pub fn encodes_signal_itself(&self) -> bool {
+        self.raw_signal.is_some()
     }
 
     /// Encodes `built`, its columns in parallel.
