@@ -800,9 +800,7 @@ pub async fn fetch_to_store(
         report.record(path, r);
     }
     drop(results);
-    report.done.sort();
-    report.skipped.sort();
-    report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    report.sort_by_path();
     let (removed, deleted) = removed_upstream(store, target, plan, &listing, opts.delete).await;
     report.removed_upstream = removed;
     report.deleted = deleted;

@@ -225,6 +225,13 @@ pub struct FetchReport {
 }
 
 impl FetchReport {
+    /// Puts each list in path order (files finish in no particular order).
+    pub fn sort_by_path(&mut self) {
+        self.done.sort();
+        self.skipped.sort();
+        self.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
     /// Counts one file's result: fetched, skipped (already verified) or failed.
     pub fn record(&mut self, path: String, result: Result<(Outcome, u64)>) {
         match result {
@@ -345,9 +352,7 @@ pub async fn fetch(
         }
     }
     drop(results);
-    report.done.sort();
-    report.skipped.sort();
-    report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    report.sort_by_path();
     let (removed, deleted) = removed_upstream(plan, opts.delete, &state);
     report.removed_upstream = removed;
     report.deleted = deleted;
