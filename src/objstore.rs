@@ -46,6 +46,7 @@ use tokio::io::AsyncReadExt;
 use url::Url;
 
 use crate::auth::SafeUrl;
+use crate::convert::writer::is_part_file;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
 use crate::fetch::verify::VerifyReport;
 use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
@@ -556,7 +557,7 @@ async fn remove_stale(
     let mut deleted = Vec::new();
     for meta in listing.objects {
         let name = meta.location.filename().unwrap_or_default();
-        if is_own_part(name, shard_prefix) && !written.contains(&meta.location) {
+        if is_part_file(name, shard_prefix) && !written.contains(&meta.location) {
             let url = target.object_url(&meta.location);
             store
                 .delete(&meta.location)
@@ -566,17 +567,6 @@ async fn remove_stale(
         }
     }
     Ok(deleted)
-}
-
-/// True for `part-NNNNN.parquet` (or `part-I-NNNNN.parquet` for shard `I`).
-fn is_own_part(name: &str, shard_prefix: Option<u32>) -> bool {
-    let prefix = match shard_prefix {
-        Some(i) => format!("part-{i}-"),
-        None => "part-".to_string(),
-    };
-    name.strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_suffix(".parquet"))
-        .is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The test-only pause from [`PAUSE_BEFORE_COMPLETE_ENV`], if set to a number.
@@ -1112,12 +1102,12 @@ mod tests {
 
     #[test]
     fn own_part_names() {
-        assert!(is_own_part("part-00003.parquet", None));
-        assert!(!is_own_part("part-0003.parquet", None));
-        assert!(!is_own_part("notes.parquet", None));
-        assert!(is_own_part("part-2-00000.parquet", Some(2)));
-        assert!(!is_own_part("part-1-00000.parquet", Some(2)));
-        assert!(!is_own_part("part-2-00000.parquet", None));
+        assert!(is_part_file("part-00003.parquet", None));
+        assert!(!is_part_file("part-0003.parquet", None));
+        assert!(!is_part_file("notes.parquet", None));
+        assert!(is_part_file("part-2-00000.parquet", Some(2)));
+        assert!(!is_part_file("part-1-00000.parquet", Some(2)));
+        assert!(!is_part_file("part-2-00000.parquet", None));
     }
 
     fn stage(files: &[(&str, &[u8])]) -> tempfile::TempDir {

@@ -681,33 +681,20 @@ fn reusable(
 /// The previous output files of this run's naming scheme: the `.parquet` file itself,
 /// or `part-NNNNN.parquet` (`part-<I>-NNNNN.parquet` for `--shard I/N`) in the directory.
 fn old_files(opts: &ConvertOptions) -> Vec<PathBuf> {
-    let single = opts
-        .out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    if single {
+    if super::writer::is_single_file(&opts.out) {
         return if opts.out.is_file() {
             vec![opts.out.clone()]
         } else {
             Vec::new()
         };
     }
-    let prefix = if opts.shard.count > 1 {
-        format!("part-{}-", opts.shard.index)
-    } else {
-        "part-".to_string()
-    };
+    let shard_prefix = super::writer::shard_prefix(opts);
     let Ok(entries) = std::fs::read_dir(&opts.out) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(".parquet"))
-                .is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
-        })
+        .filter(|e| super::writer::is_part_file(&e.file_name().to_string_lossy(), shard_prefix))
         .map(|e| e.path())
         .collect();
     files.sort();

@@ -427,6 +427,30 @@ impl RowGroupEncoder {
     }
 }
 
+/// Whether `--out` names one `.parquet` file (else it is a directory of part files).
+pub fn is_single_file(out: &Path) -> bool {
+    out.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// The `I` of part names `part-I-NNNNN.parquet` when `--shard I/N` (N > 1) splits the
+/// output; `None` for plain `part-NNNNN.parquet`.
+pub fn shard_prefix(opts: &ConvertOptions) -> Option<u32> {
+    (opts.shard.count > 1).then_some(opts.shard.index)
+}
+
+/// Whether `name` is a part file of a directory output's naming scheme:
+/// `part-NNNNN.parquet`, or `part-I-NNNNN.parquet` for `shard_prefix` `Some(I)`.
+pub fn is_part_file(name: &str, shard_prefix: Option<u32>) -> bool {
+    let prefix = match shard_prefix {
+        Some(i) => format!("part-{i}-"),
+        None => "part-".to_string(),
+    };
+    name.strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(".parquet"))
+        .is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A part file being written.
 struct OpenPart {
     writer: SerializedFileWriter<BufWriter<File>>,
@@ -466,11 +490,7 @@ impl PartWriter {
         schema: SchemaRef,
         props: WriterProperties,
     ) -> Result<Self, ConvertError> {
-        let single_file = opts
-            .out
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-        let dir = if single_file {
+        let dir = if is_single_file(&opts.out) {
             None
         } else {
             std::fs::create_dir_all(&opts.out).map_err(|e| ConvertError::io(&opts.out, e))?;
@@ -481,7 +501,7 @@ impl PartWriter {
             props,
             dir,
             single: opts.out.clone(),
-            shard_prefix: (opts.shard.count > 1).then_some(opts.shard.index),
+            shard_prefix: shard_prefix(opts),
             max_bytes: opts.tuning.max_file_bytes,
             uncache_replaced: !opts.incremental,
             current: None,
@@ -627,21 +647,14 @@ impl PartWriter {
     /// parts that readers would take as part of the dataset. Other shards' files are
     /// never touched.
     fn remove_stale(&self, dir: &Path) -> Result<(), ConvertError> {
-        let prefix = match self.shard_prefix {
-            Some(i) => format!("part-{i}-"),
-            None => "part-".to_string(),
-        };
         let entries = std::fs::read_dir(dir).map_err(|e| ConvertError::io(dir, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some(rest) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            let digits = rest
-                .strip_suffix(".parquet")
-                .or_else(|| rest.strip_suffix(".parquet.tmp"));
-            let ours =
-                digits.is_some_and(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()));
+            // A part file, or one left as `.parquet.tmp` by an interrupted run.
+            let ours = is_part_file(
+                name.strip_suffix(".tmp").unwrap_or(&name),
+                self.shard_prefix,
+            );
             let path = entry.path();
             if ours && !self.files.contains(&path) {
                 std::fs::remove_file(&path).map_err(|e| ConvertError::io(&path, e))?;

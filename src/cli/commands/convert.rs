@@ -51,7 +51,7 @@ pub(crate) fn execute(
         .context("convert")?;
     bar.finish_and_clear();
     let upload = crate::objstore::UploadOptions {
-        shard_prefix: (opts.shard.count > 1).then_some(opts.shard.index),
+        shard_prefix: crate::convert::writer::shard_prefix(&opts),
         pause_before_complete: crate::objstore::pause_from_env(),
     };
     let uploaded = match (&remote, &staging) {
