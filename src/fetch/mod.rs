@@ -9,12 +9,14 @@
 //! stops two runs on the same directory (or shard) from racing.
 
 pub mod client;
+pub mod concurrency;
 pub mod download;
 pub mod hash;
 pub mod plan;
 pub mod rate;
 pub mod reporter;
 pub mod retry;
+pub mod scheduler;
 pub mod split;
 pub mod state;
 pub mod verify;
@@ -222,6 +224,11 @@ pub struct FetchReport {
     pub deleted: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The connection count the run settled at (issue 13).
+    pub connections: usize,
+    /// The per-connection rate measured at that count, bytes per second (0.0 when the
+    /// run was too short to measure one).
+    pub connection_rate: f64,
 }
 
 impl FetchReport {
@@ -361,6 +368,7 @@ pub async fn fetch(
     }
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();
+    (report.connections, report.connection_rate) = downloader.connections();
     info!(
         fetched = report.done.len(),
         skipped = report.skipped.len(),

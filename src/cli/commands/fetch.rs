@@ -22,8 +22,9 @@ use crate::shard::Shard;
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
 use crate::source::{DatasetSpec, Layout, Manifest, PhysioNet, SourceError};
 
-/// Default concurrent downloads: physionet.org throttles each connection to tens of
-/// KB/s and drops clients that open dozens, so about eight is both fast and polite.
+/// Concurrent downloads of a Kaggle fetch without `--jobs`: about eight is both fast
+/// and polite. PhysioNet fetches without `--jobs` search for the server's budget
+/// instead (`fetch::concurrency`), up to `fetch::concurrency::SEARCH_CAP`.
 pub const DEFAULT_JOBS: usize = 8;
 
 /// A resolved dataset version: where it is, what it holds, and the downloader to use.
@@ -115,7 +116,7 @@ pub(crate) fn execute(
     if args.max_rate == Some(0) {
         return Err(Error::Usage("--max-rate must be at least 1 byte per second".into()).into());
     }
-    let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
+    let jobs = args.jobs.unwrap_or(crate::fetch::concurrency::SEARCH_CAP);
     if jobs == 0 || jobs > 256 {
         return Err(Error::Usage("--jobs must be between 1 and 256".into()).into());
     }
@@ -138,6 +139,7 @@ pub(crate) fn execute(
     let selection = Selection::new(&args.include, &args.exclude, records.as_deref(), shard)?;
     let opts = DownloaderOptions {
         jobs,
+        search_connections: args.jobs.is_none(),
         retry: RetryPolicy {
             max_attempts: args.retries,
             ..RetryPolicy::default()
@@ -283,6 +285,8 @@ pub(crate) fn execute(
                 "fetched": report.done.len(), "skipped": report.skipped.len(),
                 "failed": report.failed.len(), "bytes": report.bytes,
                 "seconds": report.seconds,
+                "connections": report.connections,
+                "connection_rate": report.connection_rate.round(),
                 "removed_upstream": report.removed_upstream, "deleted": report.deleted,
                 "errors": errors, "exit_code": code,
             });
@@ -293,12 +297,18 @@ pub(crate) fn execute(
         } else if !global.quiet {
             writeln!(
                 err,
-                "{}@{}: {} fetched ({} bytes in {:.1} s), {} already verified, {} failed -> {}",
+                "{}@{}: {} fetched ({} bytes in {:.1} s, {} connections{}), {} already verified, {} failed -> {}",
                 r.slug,
                 r.version,
                 report.done.len(),
                 report.bytes,
                 report.seconds,
+                report.connections,
+                if report.connection_rate > 0.0 {
+                    format!(" at {:.0} KB/s each", report.connection_rate / 1000.0)
+                } else {
+                    String::new()
+                },
                 report.skipped.len(),
                 report.failed.len(),
                 dest

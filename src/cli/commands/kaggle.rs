@@ -65,6 +65,7 @@ pub(crate) fn execute(
                 .jobs
                 .unwrap_or(super::fetch::DEFAULT_JOBS)
                 .clamp(1, 256),
+            search_connections: false,
             retry: RetryPolicy {
                 max_attempts: args.retries.max(1),
                 ..RetryPolicy::default()
