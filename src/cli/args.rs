@@ -84,9 +84,11 @@ pub struct FetchArgs {
     /// Limit the total download rate of the run, in bytes per second (suffixes K, M, G).
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_rate: Option<u64>,
-    /// Server layout: `physionet` (`/files/<slug>/<version>/`) or `aws` (the public S3
-    /// mirror, `<slug>/<version>/`).
-    #[arg(long, value_enum, default_value = "physionet")]
+    /// Where the bytes come from: `auto` (files from the AWS open-data mirror when it
+    /// holds the version, each verified against physionet.org's SHA256SUMS.txt, falling
+    /// back to physionet.org per file), `physionet` (`/files/<slug>/<version>/` only) or
+    /// `aws` (the public S3 mirror only, `<slug>/<version>/`).
+    #[arg(long, value_enum, default_value = "auto")]
     pub source: SourceArg,
     /// Attempts per file before it counts as failed.
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -106,7 +108,10 @@ pub struct FetchArgs {
 /// Where a PhysioNet dataset is served from (`--source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SourceArg {
-    /// physionet.org or a mirror with its layout (default).
+    /// Manifest from physionet.org, bytes from the AWS mirror where it has them
+    /// (`PHYSIO_AWS_URL` points the mirror elsewhere), else from physionet.org.
+    Auto,
+    /// physionet.org or a mirror with its layout.
     #[default]
     Physionet,
     /// The AWS open-data bucket layout (`<slug>/<version>/<path>`).

@@ -61,6 +61,8 @@ struct State {
     /// The most a refusal showed the server to take.
     ceiling: usize,
     in_flight: usize,
+    /// The most transfers ever in flight at once.
+    peak: usize,
     waiting: usize,
     successes: usize,
     last_cut: Option<Instant>,
@@ -86,6 +88,16 @@ impl Window {
             busy: false,
             limit,
         }
+    }
+}
+
+/// A transfer waiting for a slot; uncounted if its wait is abandoned.
+struct Waiting<'a>(&'a ConnectionBudget);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.waiting = s.waiting.saturating_sub(1);
     }
 }
 
@@ -126,6 +138,7 @@ impl ConnectionBudget {
                     settled: !searching,
                     ceiling: cap,
                     in_flight: 0,
+                    peak: 0,
                     waiting: 0,
                     successes: 0,
                     last_cut: None,
@@ -144,7 +157,9 @@ impl ConnectionBudget {
 
     /// Waits for a slot.
     pub async fn acquire(&self) -> Slot {
-        let mut counted = false;
+        // Counted as waiting (so idle slots are not handed to range takeovers) until it
+        // gets a slot or is dropped.
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
             let freed = self.inner.freed.notified();
             tokio::pin!(freed);
@@ -154,7 +169,10 @@ impl ConnectionBudget {
                 s.tick();
                 if s.in_flight < s.limit {
                     s.in_flight += 1;
-                    if counted {
+                    s.peak = s.peak.max(s.in_flight);
+                    if let Some(w) = waiting.take() {
+                        // Uncounted here, under the lock its drop would take.
+                        std::mem::forget(w);
                         s.waiting -= 1;
                     }
                     if s.in_flight >= s.limit {
@@ -165,9 +183,9 @@ impl ConnectionBudget {
                     };
                 }
                 s.window.busy = true;
-                if !counted {
+                if waiting.is_none() {
                     s.waiting += 1;
-                    counted = true;
+                    waiting = Some(Waiting(self));
                 }
             }
             // Also wake now and then: a grown limit frees no slot.
@@ -182,6 +200,7 @@ impl ConnectionBudget {
         s.tick();
         if s.waiting == 0 && s.in_flight < s.limit {
             s.in_flight += 1;
+            s.peak = s.peak.max(s.in_flight);
             if s.in_flight >= s.limit {
                 s.window.busy = true;
             }
@@ -253,13 +272,16 @@ impl ConnectionBudget {
         self.lock().cap
     }
 
-    /// The connection count reached and the per-connection rate (bytes/s) measured at
-    /// it, from the last window in which every slot was in use (0.0 when none was).
+    /// The connection count the run settled at (the limit, or the most transfers it
+    /// ever had in flight when that is fewer: a limit never used is no finding) and the
+    /// per-connection rate (bytes/s) of the last window in which every slot was in use
+    /// (0.0 when there was none).
     pub fn settled(&self) -> (usize, f64) {
         let s = self.lock();
+        let n = s.limit.min(s.peak.max(1));
         match s.last_busy {
-            Some((n, rate)) if n > 0 => (s.limit, rate / n as f64),
-            _ => (s.limit, 0.0),
+            Some((busy_n, rate)) if busy_n > 0 => (n, rate / busy_n as f64),
+            _ => (n, 0.0),
         }
     }
 }
@@ -392,6 +414,7 @@ mod tests {
                 settled: s.settled,
                 ceiling: s.ceiling,
                 in_flight: 0,
+                peak: 0,
                 waiting: 0,
                 successes: 0,
                 last_cut: None,

@@ -11,6 +11,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -129,6 +130,8 @@ pub struct Downloader {
     pub(super) limiter: ConnectionBudget,
     /// The run's split downloads, whose tails idle connections may take over.
     pub(super) scheduler: Arc<Scheduler>,
+    /// A faster copy to take verified files from first (`--source auto`).
+    mirror: Option<Arc<Mirror>>,
     /// The run's shared bandwidth budget (`--max-rate`).
     pub(super) rate: Option<Arc<RateLimiter>>,
 }
@@ -170,6 +173,7 @@ impl Downloader {
                 ConnectionBudget::fixed(opts.jobs)
             },
             scheduler: Arc::new(Scheduler::default()),
+            mirror: None,
             rate: opts.max_rate.map(|r| Arc::new(RateLimiter::new(r))),
             client,
             opts,
@@ -207,10 +211,59 @@ impl Downloader {
         self.limiter.settled()
     }
 
+    /// Takes files from `mirror` first (see [`Mirror`]).
+    pub fn with_mirror(mut self, mirror: Mirror) -> Self {
+        self.mirror = Some(Arc::new(mirror));
+        self
+    }
+
+    /// Files and bytes that came from the mirror so far.
+    pub fn from_mirror(&self) -> (usize, u64) {
+        self.mirror.as_ref().map_or((0, 0), |m| {
+            (
+                m.files.load(Ordering::Relaxed) as usize,
+                m.bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+
     /// Downloads `url` to `dest`, verifying `expected`. `progress` is called with the
     /// number of new body bytes as they arrive. On failure the `.part` file is kept for
     /// a later resume unless its bytes were shown to be wrong.
+    ///
+    /// With a mirror, a file with a published SHA-256 is taken from the mirror first
+    /// and, when the mirror lacks it, serves it wrong or fails, from `url`.
     pub async fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected: &Expected,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Downloaded, FetchError> {
+        if let Some(m) = &self.mirror
+            && expected.sha256.is_some()
+            && let Some(alt) = m.map(url)
+        {
+            match self.download_from(&alt, dest, expected, progress).await {
+                Ok(d) => {
+                    m.files.fetch_add(1, Ordering::Relaxed);
+                    m.bytes.fetch_add(d.transferred, Ordering::Relaxed);
+                    return Ok(d);
+                }
+                Err(e) => {
+                    info!(path = %dest.display(), error = %e, "not from the mirror; fetching from the origin");
+                    // Whatever the mirror left is not to be resumed from the origin.
+                    let _ = tokio::fs::remove_file(part_path(dest)).await;
+                    let _ = tokio::fs::remove_file(super::split::ranges_part_path(dest)).await;
+                    let _ = tokio::fs::remove_file(super::split::ranges_log_path(dest)).await;
+                }
+            }
+        }
+        self.download_from(url, dest, expected, progress).await
+    }
+
+    /// [`Downloader::download`] from `url` only.
+    async fn download_from(
         &self,
         url: &Url,
         dest: &Path,
@@ -560,6 +613,34 @@ impl Downloader {
                 Err(FetchError::io(part, std::io::Error::other(e))),
             ),
         }
+    }
+}
+
+/// A copy of the origin's version directory elsewhere (the AWS open-data mirror of
+/// PhysioNet, `source::aws`): URLs under `origin` are tried under `mirror` first.
+#[derive(Debug)]
+pub struct Mirror {
+    origin: Url,
+    mirror: Url,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Mirror {
+    /// Maps URLs under `origin` (ending in `/`) onto `mirror` (ending in `/`).
+    pub fn new(origin: Url, mirror: Url) -> Mirror {
+        Mirror {
+            origin,
+            mirror,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// The mirror's URL for `url`, when `url` is under the origin.
+    pub fn map(&self, url: &Url) -> Option<Url> {
+        let rest = url.as_str().strip_prefix(self.origin.as_str())?;
+        self.mirror.join(rest).ok()
     }
 }
 

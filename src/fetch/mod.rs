@@ -32,7 +32,7 @@ use tracing::{debug, info, instrument, warn};
 use url::Url;
 
 pub use client::HttpClient;
-pub use download::{Downloaded, Downloader, DownloaderOptions, Expected};
+pub use download::{Downloaded, Downloader, DownloaderOptions, Expected, Mirror};
 pub use reporter::{NoReporter, Outcome, Reporter};
 
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, Error, Result};
@@ -229,6 +229,11 @@ pub struct FetchReport {
     /// The per-connection rate measured at that count, bytes per second (0.0 when the
     /// run was too short to measure one).
     pub connection_rate: f64,
+    /// Of the files fetched, how many came from the mirror (`--source auto`), and
+    /// their bytes; the rest came from the origin.
+    pub mirror_files: usize,
+    /// Body bytes received from the mirror.
+    pub mirror_bytes: u64,
 }
 
 impl FetchReport {
@@ -334,6 +339,8 @@ pub async fn fetch(
     let mut results = futures_util::stream::iter(plan.entries.iter())
         .map(|entry| async {
             let r = fetch_one(plan, entry, downloader, &state, reporter).await;
+            let (n, per) = downloader.connections();
+            reporter.on_connections(n, per);
             reporter.on_file_done(&entry.path, Outcome::of(&r));
             (entry.path.clone(), r)
         })
@@ -369,6 +376,7 @@ pub async fn fetch(
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();
     (report.connections, report.connection_rate) = downloader.connections();
+    (report.mirror_files, report.mirror_bytes) = downloader.from_mirror();
     info!(
         fetched = report.done.len(),
         skipped = report.skipped.len(),

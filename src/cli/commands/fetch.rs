@@ -50,7 +50,7 @@ pub(crate) async fn resolve(
         }
     };
     let layout = match source {
-        SourceArg::Physionet => Layout::PhysioNet,
+        SourceArg::Physionet | SourceArg::Auto => Layout::PhysioNet,
         SourceArg::Aws => Layout::Aws,
     };
     let default = if layout == Layout::Aws {
@@ -70,6 +70,23 @@ pub(crate) async fn resolve(
         None => src.resolve_version(&downloader, &slug).await?,
     };
     let manifest = src.manifest(&downloader, &slug, &version).await?;
+    // `--source auto`: bytes from the AWS mirror when it holds this version, checked
+    // against physionet.org's checksums (issue 13).
+    let mut downloader = downloader;
+    if source == SourceArg::Auto
+        && manifest.has_checksums
+        && let Some(bucket) = crate::source::aws::bucket_url(base_url.is_none())
+        && let Some(m) = crate::source::aws::probe(
+            &downloader,
+            &bucket,
+            &slug,
+            &version,
+            &src.version_url(&slug, &version),
+        )
+        .await
+    {
+        downloader = downloader.with_mirror(m);
+    }
     Ok(Resolved {
         source: src,
         slug,
@@ -285,6 +302,13 @@ pub(crate) fn execute(
                 "fetched": report.done.len(), "skipped": report.skipped.len(),
                 "failed": report.failed.len(), "bytes": report.bytes,
                 "seconds": report.seconds,
+                "sources": {
+                    "aws": {"files": report.mirror_files, "bytes": report.mirror_bytes},
+                    "physionet": {
+                        "files": report.done.len().saturating_sub(report.mirror_files),
+                        "bytes": report.bytes.saturating_sub(report.mirror_bytes),
+                    },
+                },
                 "connections": report.connections,
                 "connection_rate": report.connection_rate.round(),
                 "removed_upstream": report.removed_upstream, "deleted": report.deleted,
@@ -295,6 +319,15 @@ pub(crate) fn execute(
                 None => writeln!(out, "{doc}")?,
             }
         } else if !global.quiet {
+            if report.mirror_files > 0 {
+                writeln!(
+                    err,
+                    "{} files ({} bytes) from the AWS open-data mirror, {} from physionet.org; all verified against physionet.org's SHA256SUMS.txt",
+                    report.mirror_files,
+                    report.mirror_bytes,
+                    report.done.len().saturating_sub(report.mirror_files),
+                )?;
+            }
             writeln!(
                 err,
                 "{}@{}: {} fetched ({} bytes in {:.1} s, {} connections{}), {} already verified, {} failed -> {}",

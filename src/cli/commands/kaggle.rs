@@ -35,7 +35,7 @@ pub(crate) fn execute(
         (args.records.is_some(), "--records"),
         (args.shard.is_some(), "--shard"),
         (args.delete, "--delete"),
-        (args.source != SourceArg::Physionet, "--source"),
+        (args.source == SourceArg::Aws, "--source"),
     ] {
         if given {
             return Err(crate::Error::Usage(format!(
