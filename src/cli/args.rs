@@ -63,7 +63,8 @@ pub struct FetchArgs {
     /// Only fetch these records' files: a file with one record name per line.
     #[arg(long, value_name = "FILE")]
     pub records: Option<PathBuf>,
-    /// Concurrent downloads (default: 8, a polite per-host cap for physionet.org).
+    /// Concurrent connections at most (default: search for the server's limit, from 4
+    /// up to 32, backing off on refusals; Kaggle: 8).
     #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,
     /// Replace https://physionet.org (a mirror, a local HTTP server or a file:// directory).

@@ -33,6 +33,7 @@ use super::retry::{
     RetryBudget, RetryPolicy, RetryState, is_congestion, is_transient, retry_after,
 };
 use super::scheduler::{MIN_PIECE, Scheduler};
+use super::split::SplitStart;
 use crate::auth::SafeUrl;
 
 /// What the downloaded bytes must match.
@@ -284,7 +285,14 @@ impl Downloader {
         if let Some(log) = log {
             let total = log.total;
             return self
-                .download_split(url, dest, expected, total, Some(log), None, progress)
+                .download_split(
+                    url,
+                    dest,
+                    expected,
+                    total,
+                    SplitStart::Resume(log),
+                    progress,
+                )
                 .await;
         }
         let with_md5 = expected.md5.is_some();
@@ -312,8 +320,7 @@ impl Downloader {
                             dest,
                             expected,
                             total,
-                            None,
-                            Some((resp, slot)),
+                            SplitStart::Lead(resp, slot),
                             progress,
                         )
                         .await;

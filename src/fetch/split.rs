@@ -145,6 +145,17 @@ fn write_all_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
     }
 }
 
+/// How a split download begins.
+pub(super) enum SplitStart {
+    /// From nothing.
+    Fresh,
+    /// Continuing the ranges of an earlier, interrupted run.
+    Resume(RangeLog),
+    /// With a plain GET from byte 0 already under way (it serves the first range), on
+    /// the slot it holds.
+    Lead(reqwest::Response, Slot),
+}
+
 impl Downloader {
     /// Fetches `url` (of `total` bytes) as parallel ranges into `dest`, verifying
     /// `expected` before the rename; continues the ranges of `resume` when given. With
@@ -157,10 +168,14 @@ impl Downloader {
         dest: &Path,
         expected: &Expected,
         total: u64,
-        resume: Option<RangeLog>,
-        first: Option<(reqwest::Response, Slot)>,
+        start: SplitStart,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Downloaded, FetchError> {
+        let (resume, first) = match start {
+            SplitStart::Fresh => (None, None),
+            SplitStart::Resume(log) => (Some(log), None),
+            SplitStart::Lead(resp, slot) => (None, Some((resp, slot))),
+        };
         if let Some(size) = expected.size
             && size != total
         {
@@ -285,9 +300,14 @@ impl Downloader {
                 // The record may have claimed bytes that never reached the disk: once
                 // more from zero before calling the file corrupt.
                 debug!(path = %dest.display(), "resumed ranges did not verify; restarting");
-                return Box::pin(
-                    self.download_split(url, dest, expected, total, None, None, progress),
-                )
+                return Box::pin(self.download_split(
+                    url,
+                    dest,
+                    expected,
+                    total,
+                    SplitStart::Fresh,
+                    progress,
+                ))
                 .await;
             }
             return Err(e);

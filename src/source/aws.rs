@@ -68,7 +68,7 @@ pub async fn probe(
             None => break,
         }
     }
-    if !prefixes.iter().any(|p| *p == want) {
+    if !prefixes.contains(&want) {
         tracing::info!(slug, version, mirror = %SafeUrl::from(src.base()), "the mirror does not hold this version");
         return None;
     }

@@ -488,6 +488,56 @@ fn sigkill_mid_download_resumes_with_range() {
     );
 }
 
+/// The bytes each range of a `.physio-ranges-*.json` record has written, by range.
+fn written_ranges(log: &Path) -> Vec<[u64; 3]> {
+    std::fs::read_to_string(log)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|v| {
+            v["ranges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| [0, 1, 2].map(|k| r[k].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `physio ARGS BASE_URL --out OUT` and SIGKILLs it as soon as `ready` returns a
+/// value (polled every 20 ms, for at most 30 s; the run must not end first).
+fn kill_when<T>(
+    args: &[&str],
+    base_url: &str,
+    out: &Path,
+    what: &str,
+    mut ready: impl FnMut() -> Option<T>,
+) -> T {
+    let bin = assert_cmd::cargo::cargo_bin("physio");
+    let mut child = std::process::Command::new(&bin)
+        .args(args)
+        .arg(base_url)
+        .arg("--out")
+        .arg(out)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the download ended before it could be killed"
+        );
+        if let Some(v) = ready() {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    got
+}
+
 #[test]
 fn sigkill_mid_split_download_resumes_every_range() {
     let s = TestServer::start();
@@ -513,45 +563,18 @@ fn sigkill_mid_split_download_resumes_every_range() {
         "1000000",
         "--base-url",
     ];
-    let bin = assert_cmd::cargo::cargo_bin("physio");
-    let mut child = std::process::Command::new(&bin)
-        .args(args)
-        .arg(s.url())
-        .arg("--out")
-        .arg(tmp.path())
-        .spawn()
-        .unwrap();
     let vdir = tmp.path().join("demo/1.0.0");
     let log = vdir.join(".physio-ranges-big.dat.json");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no range progress recorded"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the download ended before it could be killed"
-        );
-        let written: u64 = std::fs::read_to_string(&log)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .map(|v| {
-                v["ranges"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r[2].as_u64().unwrap() - r[0].as_u64().unwrap())
-                    .sum()
-            })
-            .unwrap_or(0);
-        if written >= 1_000_000 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(
+        &args,
+        &s.url(),
+        tmp.path(),
+        "no range progress recorded",
+        || {
+            let written: u64 = written_ranges(&log).iter().map(|[a, _, n]| n - a).sum();
+            (written >= 1_000_000).then_some(())
+        },
+    );
     assert!(vdir.join("big.dat.ranges.part").exists() && !vdir.join("big.dat").exists());
     s.clear_log();
     physio()
@@ -891,22 +914,6 @@ fn max_rate_caps_the_whole_run_not_each_connection() {
         .code(2);
 }
 
-/// The bytes each range of a `.physio-ranges-*.json` record has written, by range.
-fn written_ranges(log: &Path) -> Vec<[u64; 3]> {
-    std::fs::read_to_string(log)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .map(|v| {
-            v["ranges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| [0, 1, 2].map(|k| r[k].as_u64().unwrap()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Issue 13: a file below `--split-min` that one throttled connection would fetch for
 /// ~10 s is split while in flight: idle connections take over the tail of its range.
 /// Killed mid-way (SIGKILL), the next run resumes every range, stolen ones included,
@@ -931,33 +938,14 @@ fn transfer_split_mid_flight_is_identical_and_resumes_after_sigkill() {
         "4",
         "--base-url",
     ];
-    let bin = assert_cmd::cargo::cargo_bin("physio");
-    let mut child = std::process::Command::new(&bin)
-        .args(args)
-        .arg(s.url())
-        .arg("--out")
-        .arg(tmp.path())
-        .spawn()
-        .unwrap();
     let vdir = tmp.path().join("demo/1.0.0");
     let log = vdir.join(".physio-ranges-big.dat.json");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let at_kill = loop {
-        assert!(std::time::Instant::now() < deadline, "no split recorded");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the download ended before it could be killed"
-        );
+    let at_kill = kill_when(&args, &s.url(), tmp.path(), "no split recorded", || {
         let r = written_ranges(&log);
         let written: u64 = r.iter().map(|[a, _, n]| n - a).sum();
         // Taken over (more than one range) and some bytes of a stolen range written.
-        if r.len() >= 2 && r[1..].iter().any(|[a, _, n]| n > a) && written >= 500_000 {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
+        (r.len() >= 2 && r[1..].iter().any(|[a, _, n]| n > a) && written >= 500_000).then_some(r)
+    });
     assert!(vdir.join("big.dat.ranges.part").exists() && !vdir.join("big.dat").exists());
     // The ranges cover the file exactly, one after another.
     let mut spans: Vec<(u64, u64)> = at_kill.iter().map(|[a, b, _]| (*a, *b)).collect();
