@@ -48,8 +48,27 @@ fn report_error(err: &anyhow::Error) -> u8 {
     {
         return 0;
     }
-    let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    let _ = writeln!(std::io::stderr(), "error: {}", error_message(err));
     exit_code_of(err)
+}
+
+/// `err` and its causes on one line, `context: error: cause`, each text once. Most
+/// library errors already put their cause in their own message (`x.hea: No such file or
+/// directory`) and also expose it as `source()`, so anyhow's `{:#}` printed the cause
+/// twice (issue 14); a cause whose text the line already holds is left out.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// The exit code an error maps to: the library's own mapping where the chain holds a

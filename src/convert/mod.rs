@@ -16,6 +16,7 @@
 //! The column layout of each `--layout` is in [`schema`] and the contract
 //! (`docs/parquet.md`); encoding choices and their measurements are in `docs/parquet.md`.
 
+pub mod annotation_table;
 pub mod batch;
 pub mod discover;
 pub mod metadata;
@@ -99,6 +100,14 @@ pub enum ConvertError {
     /// Invalid options (bad glob, `--window` missing, ...).
     #[error("{0}")]
     Usage(String),
+    /// The input holds no record to convert (nothing is written).
+    #[error("no WFDB or EDF records in {}: {found}", path.display())]
+    NoRecords {
+        /// The input.
+        path: PathBuf,
+        /// What the input holds instead (`3 files: 2 *.txt, 1 *.csv`).
+        found: String,
+    },
 }
 
 impl ConvertError {
@@ -150,6 +159,17 @@ pub enum Dtype {
     /// int16 digital values as stored, plus per-channel `gain` and `baseline` columns so a
     /// loader computes `(d - baseline) / gain` itself (on the GPU).
     I16,
+    /// int32 digital values as stored, plus `gain` and `baseline` as for `I16`: lossless
+    /// for every format, including 24, 32 and 524 (which `I16` refuses and float32 cannot
+    /// hold exactly).
+    I32,
+}
+
+impl Dtype {
+    /// Whether values are digital samples (`I16`, `I32`), with `gain`/`baseline` columns.
+    pub fn is_digital(self) -> bool {
+        matches!(self, Dtype::I16 | Dtype::I32)
+    }
 }
 
 /// Window geometry for `--layout windows`.
@@ -232,6 +252,9 @@ pub struct ConvertOptions {
     pub preset: Option<metadata::Preset>,
     /// `--annotations EXT`: annotation file extension to add as a list column.
     pub annotations: Option<String>,
+    /// `--annotations-table PATH`: also write the annotations (of `annotations`) as a
+    /// flat Parquet table, one row per annotation keyed by `record`.
+    pub annotations_table: Option<PathBuf>,
     /// Worker threads; 0 = all cores.
     pub jobs: usize,
     /// Stop at the first failed record instead of skipping it.
@@ -260,6 +283,7 @@ impl ConvertOptions {
             metadata: None,
             preset: None,
             annotations: None,
+            annotations_table: None,
             jobs: 0,
             fail_fast: false,
             shard: Shard::ALL,
@@ -324,6 +348,8 @@ pub struct ConvertReport {
     /// Row groups whose encoded column chunks were copied from the previous output
     /// byte for byte, without decoding or encoding (`--incremental`).
     pub row_groups_copied: usize,
+    /// Rows written to the `--annotations-table`, if one was asked for.
+    pub annotation_rows: Option<u64>,
 }
 
 /// Converts the records of `opts.input` to Parquet at `opts.out`.
@@ -355,12 +381,31 @@ pub fn convert_with(
     reporter: &dyn Reporter,
 ) -> Result<ConvertReport, ConvertError> {
     validate(opts)?;
+    if found.records.is_empty() {
+        return Err(ConvertError::NoRecords {
+            path: opts.input.clone(),
+            found: discover::describe_contents(&opts.input),
+        });
+    }
     let globs = discover::RecordFilter::new(&opts.records, opts.shard)?;
     let names: Vec<&RecordRef> = found
         .records
         .iter()
         .filter(|r| globs.matches(&r.name))
         .collect();
+    // An empty shard is normal (fewer records than shards); globs matching nothing is
+    // a mistake worth an error rather than an empty dataset.
+    let by_glob = discover::RecordFilter::new(&opts.records, Shard::ALL)?;
+    if !found.records.iter().any(|r| by_glob.matches(&r.name)) {
+        return Err(ConvertError::NoRecords {
+            path: opts.input.clone(),
+            found: format!(
+                "{} record(s), none matching --records {}",
+                found.records.len(),
+                opts.records.join(" ")
+            ),
+        });
+    }
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
@@ -385,6 +430,11 @@ fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
     } else if opts.window.is_some() {
         return Err(ConvertError::Usage(
             "--window/--stride apply to --layout windows only".to_string(),
+        ));
+    }
+    if opts.annotations_table.is_some() && opts.annotations.is_none() {
+        return Err(ConvertError::Usage(
+            "--annotations-table needs --annotations EXT".to_string(),
         ));
     }
     writer::parse_compression(&opts.tuning.compression)?;
@@ -566,8 +616,10 @@ fn run(
     let (files, rows) = out.finish()?;
     let mut converted = Vec::new();
     let mut records_reused = 0;
+    let mut written = Vec::new();
     for (rec, (m, w)) in metas.iter().zip(&written_records).enumerate() {
         if *w && !failed.contains_key(&m.name) {
+            written.push(m.name.clone());
             if reuse.was_decoded(rec) {
                 converted.push(m.name.clone());
             } else {
@@ -575,11 +627,18 @@ fn run(
             }
         }
     }
+    let annotation_rows = match (&opts.annotations_table, &opts.annotations) {
+        (Some(path), Some(ext)) => Some(annotation_table::write_annotation_table(
+            path, ext, &written, opener,
+        )?),
+        _ => None,
+    };
     Ok(ConvertReport {
         records_written: converted.len() + records_reused,
         converted,
         records_reused,
         row_groups_copied: reuse.row_groups_copied(),
+        annotation_rows,
         rows,
         files,
         failed: failed
@@ -847,12 +906,22 @@ mod tests {
             AnnotationRow {
                 sample: 9,
                 symbol: "V".into(),
+                subtype: 0,
+                chan: 0,
+                num: 0,
                 aux: "".into(),
+                time: 0.09,
+                duration: None,
             },
             AnnotationRow {
                 sample: 1,
                 symbol: "N".into(),
+                subtype: -1,
+                chan: 255,
+                num: 3,
                 aux: "(N".into(),
+                time: 0.01,
+                duration: None,
             },
         ]);
         o.add(r2);
@@ -897,7 +966,17 @@ mod tests {
             .values()
             .to_vec();
         assert_eq!(samples, vec![1, 9]);
-        assert_eq!(s_anns.column(2).as_string::<i32>().value(0), "(N");
+        let col = |n: &str| s_anns.column_by_name(n).unwrap().clone();
+        assert_eq!(col("aux").as_string::<i32>().value(0), "(N");
+        assert_eq!(col("symbol").as_string::<i32>().value(1), "V");
+        let i16s = |n: &str| col(n).as_primitive::<Int16Type>().values().to_vec();
+        assert_eq!(i16s("subtype"), vec![-1, 0]);
+        assert_eq!(i16s("chan"), vec![255, 0]);
+        assert_eq!(i16s("num"), vec![3, 0]);
+        let time = col("time");
+        let time = time.as_primitive::<arrow_array::types::Float64Type>();
+        assert_eq!(time.values().to_vec(), vec![0.01, 0.09]);
+        assert_eq!(col("duration").null_count(), 2);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ConvertError;
-use crate::wfdb::annotation::annotation_path;
-use crate::wfdb::{PhysicalScale, RecordReader, WfdbError, read_annotations};
+use crate::wfdb::annotation::{annotation_path, read_annotation_file};
+use crate::wfdb::{PhysicalScale, RecordReader, WfdbError};
 
 /// One signal (channel) of a record, as the converter needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,15 +45,28 @@ pub struct RecordMeta {
     pub comments: Vec<String>,
 }
 
-/// One annotation as it goes into the `annotations` list column.
+/// One annotation as it goes into the `annotations` list column and the flat
+/// `--annotations-table` (every field `rdann` shows; `docs/parquet.md`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnotationRow {
-    /// Sample (frame) number in the record.
+    /// Frame number in the record (EDF+: onset × the record's frame rate, rounded).
     pub sample: i64,
-    /// Annotation mnemonic (`N`, `V`, `+`, ...).
+    /// WFDB mnemonic, including custom symbols defined in the file; EDF+: `""` (the
+    /// text goes in `aux`).
     pub symbol: String,
-    /// Auxiliary text (rhythm labels such as `(N`), trailing NULs removed.
+    /// WFDB `subtyp`; EDF+: 0.
+    pub subtype: i16,
+    /// WFDB `chan` (0..=255); EDF+: 0.
+    pub chan: i16,
+    /// WFDB `num`; EDF+: 0.
+    pub num: i16,
+    /// WFDB aux text (rhythm labels such as `(N`), trailing NULs removed; EDF+: the
+    /// annotation text.
     pub aux: String,
+    /// Seconds from the record start (`sample / fs` for WFDB; the EDF+ onset).
+    pub time: f64,
+    /// EDF+ duration in seconds; `None` for WFDB.
+    pub duration: Option<f64>,
 }
 
 /// An open record that can be read in frame ranges (so long records stream).
@@ -69,6 +82,16 @@ pub trait RecordSource: Send {
         &mut self,
         frames: Range<u64>,
     ) -> Result<Option<ScaledDigital>, ConvertError> {
+        let _ = frames;
+        Ok(None)
+    }
+    /// One physical value per frame and channel, oversampled signals reduced by WFDB
+    /// C's frame mean on the digital samples ([`crate::wfdb::frame`]); `None` when the
+    /// source cannot (the caller then averages physical values).
+    fn read_frame_means_f32(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<Vec<Vec<f32>>>, ConvertError> {
         let _ = frames;
         Ok(None)
     }
@@ -167,19 +190,41 @@ impl SourceOpener for WfdbOpener {
         if !annotation_path(&record, ext).is_file() {
             return Ok(None);
         }
-        let anns = read_annotations(&record, ext).map_err(|source| ConvertError::Record {
-            name: name.to_string(),
-            source,
+        let file = read_annotation_file(&annotation_path(&record, ext)).map_err(|source| {
+            ConvertError::Record {
+                name: name.to_string(),
+                source,
+            }
         })?;
+        // `time` uses the annotation file's own time resolution when it declares one
+        // (`## time resolution: FS`), as its sample numbers count in those ticks; else
+        // the record's frame frequency (the header is parsed again only then).
+        let fs = match file.fs {
+            Some(fs) if fs > 0.0 => fs,
+            _ => {
+                crate::wfdb::read_header(&record)
+                    .map_err(|source| ConvertError::Record {
+                        name: name.to_string(),
+                        source,
+                    })?
+                    .fs
+            }
+        };
         Ok(Some(
-            anns.into_iter()
+            file.annotations
+                .into_iter()
                 .map(|a| AnnotationRow {
                     sample: a.sample,
                     symbol: a.symbol,
+                    subtype: i16::from(a.subtype),
+                    chan: i16::from(a.chan),
+                    num: i16::from(a.num),
                     // Aux strings are stored NUL-padded to an even length (`(N\0`).
                     aux: String::from_utf8_lossy(&a.aux)
                         .trim_end_matches('\0')
                         .to_string(),
+                    time: a.sample as f64 / fs,
+                    duration: None,
                 })
                 .collect(),
         ))
@@ -340,6 +385,16 @@ impl RecordSource for WfdbSource {
 
     fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {
         self.reader.read_digital(frames).map_err(|e| self.err(e))
+    }
+
+    fn read_frame_means_f32(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<Vec<Vec<f32>>>, ConvertError> {
+        self.reader
+            .read_frame_means_f32(frames, crate::wfdb::frame::FrameMean::default())
+            .map(Some)
+            .map_err(|e| self.err(e))
     }
 
     fn read_digital_scaled(

@@ -102,7 +102,7 @@ pub fn writer_properties(
             // int16 is stored as INT32; DELTA_BINARY_PACKED fits small-range integers
             // (BYTE_STREAM_SPLIT on INT32 would split mostly-zero high bytes as well,
             // but older readers reject it for integer columns).
-            (SignalEncoding::Bss, Dtype::I16) => {
+            (SignalEncoding::Bss, Dtype::I16 | Dtype::I32) => {
                 b = b
                     .set_column_dictionary_enabled(col.clone(), false)
                     .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);

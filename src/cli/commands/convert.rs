@@ -74,6 +74,7 @@ pub(crate) fn execute(
             "converted_records": report.converted.iter().take(CONVERTED_NAMES_SHOWN)
                 .collect::<Vec<_>>(),
             "rows": report.rows,
+            "annotation_rows": report.annotation_rows,
             "files": match &uploaded {
                 Some(u) => u.uploaded.clone(),
                 None => report.files.iter().map(|f| f.display().to_string()).collect(),
@@ -133,6 +134,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
         DtypeArg::F32 => Dtype::F32,
         DtypeArg::F16 => Dtype::F16,
         DtypeArg::I16 => Dtype::I16,
+        DtypeArg::I32 => Dtype::I32,
     };
     opts.records = args.records.clone();
     opts.signals = args
@@ -165,6 +167,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
         .map(str::parse::<Preset>)
         .transpose()?;
     opts.annotations = args.annotations.clone();
+    opts.annotations_table = args.annotations_table.clone();
     opts.jobs = args.jobs.unwrap_or(0);
     opts.fail_fast = args.fail_fast;
     opts.incremental = args.incremental;

@@ -256,7 +256,7 @@ fn run_convert(
         Err(e) => {
             let code = super::super::exit_code_of(&e);
             (
-                json!({"status": "failed", "error": format!("{e:#}"), "exit_code": code}),
+                json!({"status": "failed", "error": super::super::error_message(&e), "exit_code": code}),
                 code,
             )
         }
@@ -293,7 +293,7 @@ fn path_arg(p: &Path) -> String {
 fn failed(mut result: Value, step: &str, e: &anyhow::Error) -> (Value, u8) {
     let code = super::super::exit_code_of(e);
     let code = if code == EXIT_OK { EXIT_USAGE } else { code };
-    result[step] = json!({"status": "failed", "error": format!("{e:#}")});
+    result[step] = json!({"status": "failed", "error": super::super::error_message(e)});
     result["exit_code"] = json!(code);
     (result, code)
 }
