@@ -240,6 +240,10 @@ pub struct ConvertArgs {
     /// keyed by `record`) to this file.
     #[arg(long, value_name = "PATH", requires = "annotations")]
     pub annotations_table: Option<PathBuf>,
+    /// `--layout samples|windows`: every sample of oversampled signals at the record's
+    /// highest rate (as `rdsamp -H`), instead of one WFDB frame mean per frame.
+    #[arg(long)]
+    pub high_resolution: bool,
     /// Parallel workers (default: all cores).
     #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,

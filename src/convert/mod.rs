@@ -19,6 +19,7 @@
 pub mod annotation_table;
 pub mod batch;
 pub mod discover;
+pub mod high_res;
 pub mod metadata;
 pub mod plan;
 pub mod reuse;
@@ -255,6 +256,10 @@ pub struct ConvertOptions {
     /// `--annotations-table PATH`: also write the annotations (of `annotations`) as a
     /// flat Parquet table, one row per annotation keyed by `record`.
     pub annotations_table: Option<PathBuf>,
+    /// `--high-resolution`: `samples`/`windows` rows at the highest sampling rate of the
+    /// record (every sample of oversampled signals, as `rdsamp -H`) instead of one
+    /// frame mean per frame ([`high_res`]).
+    pub high_resolution: bool,
     /// Worker threads; 0 = all cores.
     pub jobs: usize,
     /// Stop at the first failed record instead of skipping it.
@@ -284,6 +289,7 @@ impl ConvertOptions {
             preset: None,
             annotations: None,
             annotations_table: None,
+            high_resolution: false,
             jobs: 0,
             fail_fast: false,
             shard: Shard::ALL,
@@ -308,6 +314,11 @@ impl ConvertOptions {
             "shard": self.shard.to_string(),
             "tuning": self.tuning,
         });
+        let mut value = value;
+        // Only when set, so outputs written before the option existed stay reusable.
+        if self.high_resolution {
+            value["high_resolution"] = serde_json::Value::Bool(true);
+        }
         value.to_string()
     }
 }
@@ -370,6 +381,14 @@ pub fn convert(
 ) -> Result<ConvertReport, ConvertError> {
     let found = discover::discover(&opts.input)?;
     let opener = WfdbOpener::new(&found.root);
+    if opts.high_resolution {
+        return convert_with(
+            opts,
+            &found,
+            &high_res::HighResOpener::new(&opener),
+            reporter,
+        );
+    }
     convert_with(opts, &found, &opener, reporter)
 }
 
@@ -430,6 +449,13 @@ fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
     } else if opts.window.is_some() {
         return Err(ConvertError::Usage(
             "--window/--stride apply to --layout windows only".to_string(),
+        ));
+    }
+    if opts.high_resolution && opts.layout == Layout::Record {
+        return Err(ConvertError::Usage(
+            "--high-resolution applies to --layout samples and windows (the record layout \
+             keeps every sample already)"
+                .to_string(),
         ));
     }
     if opts.annotations_table.is_some() && opts.annotations.is_none() {

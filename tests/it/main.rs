@@ -17,4 +17,5 @@ mod sync;
 mod wfdb_bad_input;
 mod wfdb_conformance;
 mod wfdb_python;
+mod wfdb_reference;
 mod wfdb_roundtrip;

@@ -168,6 +168,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
         .transpose()?;
     opts.annotations = args.annotations.clone();
     opts.annotations_table = args.annotations_table.clone();
+    opts.high_resolution = args.high_resolution;
     opts.jobs = args.jobs.unwrap_or(0);
     opts.fail_fast = args.fail_fast;
     opts.incremental = args.incremental;
