@@ -583,3 +583,38 @@ fn issue14_high_resolution_samples_repeat_slower_signals_as_rdsamp_h() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn issue14_wfdb_c_targets_match_when_present() {
+    // WFDB C's own outputs cannot be committed here (they come from the wfdb-python and
+    // WFDB repositories, and no package on PyPI, npm, crates.io or Debian ships them or
+    // the WFDB C tools); with a checkout of either named by these variables, every
+    // target is compared (docs/wfdb.md, "A second oracle").
+    let mut args: Vec<String> = Vec::new();
+    for (var, flag) in [
+        ("PHYSIO_WFDB_PYTHON_DIR", "--wfdb-python"),
+        ("PHYSIO_WFDB_C_DIR", "--wfdb-c"),
+    ] {
+        if let Ok(dir) = std::env::var(var) {
+            args.extend([flag.to_string(), dir]);
+        }
+    }
+    if args.is_empty() {
+        eprintln!("skipping: PHYSIO_WFDB_PYTHON_DIR / PHYSIO_WFDB_C_DIR not set");
+        return;
+    }
+    if !have_python_modules(&["pyarrow"]) {
+        return;
+    }
+    let out = Command::new(python())
+        .arg(repo_root().join("scripts/check_wfdb_targets.py"))
+        .arg(assert_cmd::cargo::cargo_bin("physio"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap();
+    assert!(summary["values"].as_u64().unwrap_or(0) > 0, "{text}");
+    assert_eq!(summary["failed"], serde_json::json!([]), "{text}");
+}
