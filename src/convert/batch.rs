@@ -791,40 +791,40 @@ fn read_channels(
         }
         return Ok(Chans::F32(out));
     }
-    if (digital && dtype == Dtype::F32 && !smooth) || smoothing {
-        if let Some((mut all, scales)) = src.read_digital_scaled(frames.clone())? {
-            check(all.iter().map(Vec::len).collect())?;
-            if scales.len() != all.len() {
-                return Err(ConvertError::unsuitable(
-                    &meta.name,
-                    "the reader returned a scale per signal it did not",
-                ));
-            }
-            let mut out = Vec::with_capacity(sel.len());
-            let mut out_scales = Vec::with_capacity(sel.len());
-            for &j in sel {
-                let v = take(&mut all, j);
-                let scale = scales[j];
-                out.push(if smooth && spf(j) > 1 {
-                    smooth_frames(&v, spf(j), FrameMean::default(), |i| {
-                        Some(v[i]) == scale.invalid
-                    })
-                } else {
-                    v
-                });
-                out_scales.push(scale);
-            }
-            return Ok(match dtype {
-                Dtype::F32 if !smooth => Chans::Digital(out, out_scales),
-                Dtype::F32 | Dtype::F16 => Chans::F32(
-                    out.iter()
-                        .zip(&out_scales)
-                        .map(|(v, s)| v.iter().map(|&d| s.to_f32(d)).collect())
-                        .collect(),
-                ),
-                Dtype::I16 | Dtype::I32 => Chans::Int(narrow(meta, sel, out, dtype)?),
-            });
+    if ((digital && dtype == Dtype::F32 && !smooth) || smoothing)
+        && let Some((mut all, scales)) = src.read_digital_scaled(frames.clone())?
+    {
+        check(all.iter().map(Vec::len).collect())?;
+        if scales.len() != all.len() {
+            return Err(ConvertError::unsuitable(
+                &meta.name,
+                "the reader returned a scale per signal it did not",
+            ));
         }
+        let mut out = Vec::with_capacity(sel.len());
+        let mut out_scales = Vec::with_capacity(sel.len());
+        for &j in sel {
+            let v = take(&mut all, j);
+            let scale = scales[j];
+            out.push(if smooth && spf(j) > 1 {
+                smooth_frames(&v, spf(j), FrameMean::default(), |i| {
+                    Some(v[i]) == scale.invalid
+                })
+            } else {
+                v
+            });
+            out_scales.push(scale);
+        }
+        return Ok(match dtype {
+            Dtype::F32 if !smooth => Chans::Digital(out, out_scales),
+            Dtype::F32 | Dtype::F16 => Chans::F32(
+                out.iter()
+                    .zip(&out_scales)
+                    .map(|(v, s)| v.iter().map(|&d| s.to_f32(d)).collect())
+                    .collect(),
+            ),
+            Dtype::I16 | Dtype::I32 => Chans::Int(narrow(meta, sel, out, dtype)?),
+        });
     }
     // Sources without digital frame means (in-memory test records): for f32/f16 the
     // frame mean of oversampled signals is the mean of the physical values (NaN when
