@@ -558,6 +558,7 @@ fn issue14_high_resolution_samples_repeat_slower_signals_as_rdsamp_h() {
     let time = values(b.column_by_name("time").unwrap());
     assert_eq!(time[4], 1.0 / 125.0);
     let names = ["III", "I", "V", "ABP", "PAP", "PLETH", "RESP"];
+    let mut highs = Vec::new();
     for (j, name) in names.iter().enumerate() {
         let every: Vec<f64> = signal
             .value(j)
@@ -573,6 +574,40 @@ fn issue14_high_resolution_samples_repeat_slower_signals_as_rdsamp_h() {
             every.iter().flat_map(|&x| [x; 4]).collect()
         };
         assert_eq!(got, want, "{name}");
+        highs.push(want);
+    }
+    // Windows of 1 s hold 500 high-resolution samples per channel (4 × 125 Hz).
+    let win = dir.path().join("win.parquet");
+    convert(&[
+        s(&records()),
+        "--to",
+        "parquet",
+        "--out",
+        s(&win),
+        "--records",
+        "041s",
+        "--layout",
+        "windows",
+        "--window",
+        "1",
+        "--dtype",
+        "i32",
+        "--high-resolution",
+    ]);
+    let w = read_parquet(&win);
+    assert_eq!(w.num_rows(), 16);
+    let starts = values(w.column_by_name("start").unwrap());
+    assert_eq!(starts[3], 1500.0);
+    let tensor = w.column_by_name("signal").unwrap().as_fixed_size_list();
+    assert_eq!(tensor.value_length(), 7 * 500);
+    let third = values(&tensor.value(3));
+    for (j, want) in highs.iter().enumerate() {
+        assert_eq!(
+            third[j * 500..(j + 1) * 500],
+            want[1500..2000],
+            "{}",
+            names[j]
+        );
     }
     // The record layout keeps every sample already: the option is refused there.
     let o = physio()
