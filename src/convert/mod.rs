@@ -512,6 +512,17 @@ fn run(
         fail(&mut failed, &name, e);
     }
     metas.retain(|m| !failed.contains_key(&m.name));
+    // No record is readable: report each failure and write nothing, rather than an
+    // empty dataset (issue 14).
+    if metas.is_empty() && !failed.is_empty() {
+        return Ok(ConvertReport {
+            failed: failed
+                .into_iter()
+                .map(|(n, e)| (n, crate::Error::Convert(e)))
+                .collect(),
+            ..ConvertReport::default()
+        });
+    }
     let reserved = schema::build(opts, &shape, &metadata::ExtraColumns::default())
         .fields()
         .iter()
@@ -639,7 +650,17 @@ fn run(
         result
     });
     appended?;
-    let (files, rows) = out.finish()?;
+    let any_written = metas
+        .iter()
+        .zip(&written_records)
+        .any(|(m, w)| *w && !failed.contains_key(&m.name));
+    let (files, rows) = if any_written || failed.is_empty() {
+        out.finish()?
+    } else {
+        // Every record failed while decoding: as above, no empty dataset.
+        out.abort();
+        (Vec::new(), 0)
+    };
     let mut converted = Vec::new();
     let mut records_reused = 0;
     let mut written = Vec::new();

@@ -513,6 +513,27 @@ fn issue14_convert_without_records_fails_saying_what_it_found() {
         "{err}"
     );
     assert!(!out_path.exists());
+
+    // A record whose signal file is missing: named with its cause, nothing written.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("r.hea"), "r 1 250 10\nr.dat 16\n").unwrap();
+    let out = physio()
+        .args([
+            "convert",
+            s(&broken),
+            "--to",
+            "parquet",
+            "--out",
+            s(&out_path),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("r.dat: No such file or directory"), "{err}");
+    assert!(err.contains("no readable records in"), "{err}");
+    assert!(!out_path.exists(), "an empty dataset was written");
 }
 
 #[test]

@@ -89,6 +89,13 @@ pub(crate) fn execute(
             Some(slot) => *slot = summary,
             None => writeln!(std::io::stdout().lock(), "{summary}")?,
         }
+    } else if !global.quiet && report.records_written == 0 && !report.failed.is_empty() {
+        writeln!(
+            err,
+            "no readable records in {} ({} failed); nothing written",
+            args.input.display(),
+            report.failed.len()
+        )?;
     } else if !global.quiet {
         writeln!(
             err,
