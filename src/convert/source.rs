@@ -196,25 +196,31 @@ impl SourceOpener for WfdbOpener {
                 source,
             }
         })?;
-        // `time` uses the annotation file's own time resolution when it declares one
-        // (`## time resolution: FS`), as its sample numbers count in those ticks; else
-        // the record's frame frequency (the header is parsed again only then).
-        let fs = match file.fs {
+        // A file may count in its own time resolution (`## time resolution: FS`).
+        // `time` divides by it; `sample` is rescaled to the record's frames as WFDB C's
+        // `getann` does (`tmul`, halves rounded up), so rows and windows hold the right
+        // annotations (wfdb-python keeps the stored number; they agree when the two
+        // frequencies do, as in every annotation file of the corpus).
+        let record_fs = crate::wfdb::read_header(&record)
+            .map_err(|source| ConvertError::Record {
+                name: name.to_string(),
+                source,
+            })?
+            .fs;
+        let file_fs = match file.fs {
             Some(fs) if fs > 0.0 => fs,
-            _ => {
-                crate::wfdb::read_header(&record)
-                    .map_err(|source| ConvertError::Record {
-                        name: name.to_string(),
-                        source,
-                    })?
-                    .fs
-            }
+            _ => record_fs,
         };
+        let rescale = file_fs != record_fs && record_fs > 0.0;
         Ok(Some(
             file.annotations
                 .into_iter()
                 .map(|a| AnnotationRow {
-                    sample: a.sample,
+                    sample: if rescale {
+                        (a.sample as f64 * record_fs / file_fs + 0.5).floor() as i64
+                    } else {
+                        a.sample
+                    },
                     symbol: a.symbol,
                     subtype: i16::from(a.subtype),
                     chan: i16::from(a.chan),
@@ -223,7 +229,7 @@ impl SourceOpener for WfdbOpener {
                     aux: String::from_utf8_lossy(&a.aux)
                         .trim_end_matches('\0')
                         .to_string(),
-                    time: a.sample as f64 / fs,
+                    time: a.sample as f64 / file_fs,
                     duration: None,
                 })
                 .collect(),

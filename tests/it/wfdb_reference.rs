@@ -674,3 +674,50 @@ fn issue14_wfdb_c_targets_match_when_present() {
     assert!(summary["values"].as_u64().unwrap_or(0) > 0, "{text}");
     assert_eq!(summary["failed"], serde_json::json!([]), "{text}");
 }
+
+#[test]
+fn issue14_annotations_in_their_own_time_resolution_land_on_record_frames() {
+    // A 250 Hz record whose annotation file counts in 1000 ticks per second
+    // (`## time resolution: 1000`): a beat at tick 4000 is at 4 s, frame 1000, as WFDB
+    // C's getann rescales it.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("r.hea"),
+        "r 1 250 2000\nr.dat 16 200/mV 16 0 0 0 0 x\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("r.dat"), vec![0u8; 4000]).unwrap();
+    let word = |a: u16, i: u16| ((a << 10) | i).to_le_bytes();
+    let mut ann = Vec::new();
+    let text = b"## time resolution: 1000";
+    ann.extend(word(22, 0)); // NOTE at 0: the definition
+    ann.extend(word(63, text.len() as u16));
+    ann.extend(text);
+    ann.extend(word(59, 0)); // SKIP 4000 (high half, then low half)
+    ann.extend(0u16.to_le_bytes());
+    ann.extend(4000u16.to_le_bytes());
+    ann.extend(word(1, 0)); // N
+    ann.extend(word(0, 0));
+    std::fs::write(root.join("r.atr"), &ann).unwrap();
+    let out = dir.path().join("o.parquet");
+    let table = dir.path().join("t.parquet");
+    convert(&[
+        s(&root),
+        "--to",
+        "parquet",
+        "--out",
+        s(&out),
+        "--annotations",
+        "atr",
+        "--annotations-table",
+        s(&table),
+    ]);
+    let t = read_parquet(&table);
+    assert_eq!(t.num_rows(), 1);
+    assert_eq!(values(t.column_by_name("sample").unwrap()), vec![1000.0]);
+    assert_eq!(values(t.column_by_name("time").unwrap()), vec![4.0]);
+    let symbol = t.column_by_name("symbol").unwrap();
+    assert_eq!(symbol.as_string::<i32>().value(0), "N");
+}
