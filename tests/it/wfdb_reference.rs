@@ -721,3 +721,74 @@ fn issue14_annotations_in_their_own_time_resolution_land_on_record_frames() {
     let symbol = t.column_by_name("symbol").unwrap();
     assert_eq!(symbol.as_string::<i32>().value(0), "N");
 }
+
+#[test]
+fn issue14_custom_symbols_defined_in_the_file_are_kept() {
+    // `## annotation type definitions` NOTEs at sample 0 define code 42 as `Z`; a NOTE
+    // later in the file is an annotation like any other and is kept with its text.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("r.hea"),
+        "r 1 250 2000\nr.dat 16 200/mV 16 0 0 0 0 x\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("r.dat"), vec![0u8; 4000]).unwrap();
+    let word = |a: u16, i: u16| ((a << 10) | i).to_le_bytes();
+    let mut ann = Vec::new();
+    let mut note = |ann: &mut Vec<u8>, at: u16, text: &[u8]| {
+        ann.extend(word(22, at));
+        ann.extend(word(63, text.len() as u16));
+        ann.extend(text);
+        if text.len() % 2 == 1 {
+            ann.push(0);
+        }
+    };
+    note(&mut ann, 0, b"## annotation type definitions");
+    note(&mut ann, 0, b"42 Z Zebra beat");
+    note(&mut ann, 0, b"## end of definitions");
+    ann.extend(word(42, 10)); // Z at 10
+    ann.extend(word(61, 3)); // subtype 3
+    note(&mut ann, 5, b"lead off"); // NOTE at 15
+    ann.extend(word(0, 0));
+    std::fs::write(root.join("r.cus"), &ann).unwrap();
+    let table = dir.path().join("t.parquet");
+    convert(&[
+        s(&root),
+        "--to",
+        "parquet",
+        "--out",
+        s(&dir.path().join("o.parquet")),
+        "--annotations",
+        "cus",
+        "--annotations-table",
+        s(&table),
+    ]);
+    let t = read_parquet(&table);
+    let symbol = t.column_by_name("symbol").unwrap();
+    let symbol = symbol.as_string::<i32>();
+    let aux = t.column_by_name("aux").unwrap();
+    let aux = aux.as_string::<i32>();
+    assert_eq!(
+        values(t.column_by_name("sample").unwrap()),
+        vec![10.0, 15.0]
+    );
+    assert_eq!((symbol.value(0), symbol.value(1)), ("Z", "\""));
+    assert_eq!(values(t.column_by_name("subtype").unwrap()), vec![3.0, 0.0]);
+    assert_eq!(aux.value(1), "lead off");
+    if have_python_modules(&["wfdb"]) {
+        // wfdb-python's rdann reads the same symbols.
+        let code = format!(
+            "import wfdb; a = wfdb.rdann({:?}, 'cus'); print(a.symbol, [int(x) for x in a.sample])",
+            s(&root.join("r"))
+        );
+        let py = Command::new(python()).args(["-c", &code]).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&py.stdout).trim(),
+            "['Z', '\"'] [10, 15]",
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+    }
+}
