@@ -737,7 +737,7 @@ fn issue14_custom_symbols_defined_in_the_file_are_kept() {
     std::fs::write(root.join("r.dat"), vec![0u8; 4000]).unwrap();
     let word = |a: u16, i: u16| ((a << 10) | i).to_le_bytes();
     let mut ann = Vec::new();
-    let mut note = |ann: &mut Vec<u8>, at: u16, text: &[u8]| {
+    let note = |ann: &mut Vec<u8>, at: u16, text: &[u8]| {
         ann.extend(word(22, at));
         ann.extend(word(63, text.len() as u16));
         ann.extend(text);
