@@ -12,6 +12,8 @@
 //! * [`extract`] — safe zip extraction (zip-slip, symlinks, zip bombs refused).
 //! * [`fsutil`] — atomic writes and safe relative paths.
 //! * [`objstore`] — Parquet output to object storage (`--out s3://bucket/prefix/`).
+//! * [`ops`] — the operations behind the commands (fetch, ls, convert) with typed
+//!   requests and reports; [`sync`] runs them for a whole configuration.
 //! * [`cli`] — the command-line interface (the only module that prints).
 
 pub mod auth;
@@ -23,6 +25,7 @@ pub mod extract;
 pub mod fetch;
 pub mod fsutil;
 pub mod objstore;
+pub mod ops;
 pub mod shard;
 pub mod source;
 pub mod sync;

@@ -337,6 +337,107 @@ pub fn upload_dir(
     runtime.block_on(upload_dir_to(store.as_ref(), staging, target, opts))
 }
 
+/// Copies the previous output at `target` into `dest` (blocking), so an incremental
+/// conversion can read its provenance and reuse its rows: for a single-file target the
+/// object itself (to the file `dest`), for a prefix the `part-…` objects of this shard
+/// (`shard_prefix`) into the directory `dest`. A target with no previous output copies
+/// nothing. Each object is streamed to a temporary file and renamed into place.
+pub fn download_previous(
+    target: &ObjectUrl,
+    dest: &Path,
+    shard_prefix: Option<u32>,
+) -> Result<usize, ObjectStoreError> {
+    let runtime = runtime()?;
+    let store = build_store(target)?;
+    runtime.block_on(download_previous_from(
+        store.as_ref(),
+        target,
+        dest,
+        shard_prefix,
+    ))
+}
+
+/// True when `target` already holds an output (blocking): the single file, or for a
+/// prefix at least one `part-…` object of this shard (`shard_prefix`). What `physio
+/// sync` checks instead of a local path's existence when `convert.out` is a URL.
+pub fn has_output(target: &ObjectUrl, shard_prefix: Option<u32>) -> Result<bool, ObjectStoreError> {
+    let runtime = runtime()?;
+    let store = build_store(target)?;
+    runtime.block_on(async {
+        Ok(!previous_objects(store.as_ref(), target, shard_prefix)
+            .await?
+            .is_empty())
+    })
+}
+
+/// The objects of the previous output at `target`: the single file, or this shard's
+/// `part-…` objects directly below the prefix, with their file names.
+async fn previous_objects(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    shard_prefix: Option<u32>,
+) -> Result<Vec<(ObjectPath, String)>, ObjectStoreError> {
+    let prefix = match target.single_file {
+        true => parent(&target.key),
+        false => target.key.clone(),
+    };
+    let prefix = (!prefix.as_ref().is_empty()).then_some(&prefix);
+    let listing = store
+        .list_with_delimiter(prefix)
+        .await
+        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))?;
+    Ok(listing
+        .objects
+        .into_iter()
+        .filter_map(|meta| {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            let keep = match target.single_file {
+                true => meta.location == target.key,
+                false => is_part_file(&name, shard_prefix),
+            };
+            keep.then_some((meta.location, name))
+        })
+        .collect())
+}
+
+/// [`download_previous`] against any store.
+pub async fn download_previous_from(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    dest: &Path,
+    shard_prefix: Option<u32>,
+) -> Result<usize, ObjectStoreError> {
+    let mut copied = 0;
+    for (location, name) in previous_objects(store, target, shard_prefix).await? {
+        let local = match target.single_file {
+            true => dest.to_path_buf(),
+            false => dest.join(&name),
+        };
+        let url = target.object_url(&location);
+        let io = |source| ObjectStoreError::Io {
+            path: local.clone(),
+            source,
+        };
+        let mut tmp = crate::fsutil::temp_in(&local).map_err(|e| ObjectStoreError::Io {
+            path: local.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let mut body = store
+            .get(&location)
+            .await
+            .map_err(|e| ObjectStoreError::store(&url, e))?
+            .into_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ObjectStoreError::store(&url, e))?;
+            std::io::Write::write_all(tmp.as_file_mut(), &chunk).map_err(io)?;
+        }
+        tmp.as_file().sync_data().map_err(io)?;
+        tmp.persist(&local).map_err(|e| io(e.error))?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// Checks, before any conversion work, that the bucket exists and the credentials are
 /// accepted, by listing the target's prefix (the stale-part cleanup needs that right
 /// anyway): a typo in the bucket or a wrong secret then costs a second, not a whole

@@ -169,6 +169,9 @@ pub struct FetchOptions {
     /// A tag for shard runs (`0-of-4`): they lock and record state separately so shards
     /// can share one output directory.
     pub shard_tag: Option<String>,
+    /// Wait for the directory lock instead of failing at once when another run holds
+    /// it (the index files every shard of a sharded fetch shares, `ops::fetch`).
+    pub wait_for_lock: bool,
 }
 
 /// What to fetch: one dataset version into one directory.
@@ -232,6 +235,25 @@ impl FetchReport {
         self.failed.sort_by(|a, b| a.0.cmp(&b.0));
     }
 
+    /// Adds the results of a second run over the same directory (the two phases of a
+    /// sharded fetch).
+    pub fn merge(&mut self, other: FetchReport) {
+        self.done.extend(other.done);
+        self.skipped.extend(other.skipped);
+        self.failed.extend(other.failed);
+        self.bytes += other.bytes;
+        self.seconds += other.seconds;
+        for (mine, theirs) in [
+            (&mut self.removed_upstream, other.removed_upstream),
+            (&mut self.deleted, other.deleted),
+        ] {
+            mine.extend(theirs);
+            mine.sort();
+            mine.dedup();
+        }
+        self.sort_by_path();
+    }
+
     /// Counts one file's result: fetched, skipped (already verified) or failed.
     pub fn record(&mut self, path: String, result: Result<(Outcome, u64)>) {
         match result {
@@ -274,6 +296,28 @@ impl DirLock {
     /// Takes `.physio-lock` (or `.physio-lock-<tag>`) in `dir`, failing at once with
     /// [`FetchError::Locked`] when another process holds it.
     pub fn acquire(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        let (path, file) = Self::open(dir, tag)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Takes the same lock as [`DirLock::acquire`], waiting (on a blocking thread) while
+    /// another process holds it.
+    pub async fn wait(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        let (path, file) = Self::open(dir, tag)?;
+        tokio::task::spawn_blocking(move || match file.lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(e) => Err(Error::io(&path, e)),
+        })
+        .await
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?
+    }
+
+    /// Creates `dir` and opens its lock file.
+    fn open(dir: &Path, tag: Option<&str>) -> Result<(PathBuf, File)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = match tag {
             Some(t) => dir.join(format!(".physio-lock-{t}")),
@@ -285,11 +329,7 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
+        Ok((path, file))
     }
 }
 
@@ -304,7 +344,10 @@ pub async fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<FetchReport> {
     let started = Instant::now();
-    let _lock = DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?;
+    let _lock = match opts.wait_for_lock {
+        true => DirLock::wait(&plan.dir, opts.shard_tag.as_deref()).await?,
+        false => DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?,
+    };
     if let Some(text) = &plan.sums_text {
         let dest = plan.dir.join("SHA256SUMS.txt");
         if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
