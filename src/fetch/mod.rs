@@ -225,9 +225,21 @@ pub struct FetchReport {
     pub deleted: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Saving the verified-state cache failed (the files themselves are verified and in
+    /// place; the next run re-hashes them instead of trusting the cache).
+    pub state_error: Option<Error>,
 }
 
 impl FetchReport {
+    /// The files that failed because the disk (or a quota) is full.
+    pub fn disk_full(&self) -> Vec<&str> {
+        self.failed
+            .iter()
+            .filter(|(_, e)| is_disk_full(e))
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
     /// Puts each list in path order (files finish in no particular order).
     pub fn sort_by_path(&mut self) {
         self.done.sort();
@@ -243,6 +255,7 @@ impl FetchReport {
         self.failed.extend(other.failed);
         self.bytes += other.bytes;
         self.seconds += other.seconds;
+        self.state_error = self.state_error.take().or(other.state_error);
         for (mine, theirs) in [
             (&mut self.removed_upstream, other.removed_upstream),
             (&mut self.deleted, other.deleted),
@@ -283,6 +296,21 @@ impl FetchReport {
             EXIT_PARTIAL
         }
     }
+}
+
+/// True when `e` was caused by a full disk or an exhausted quota (ENOSPC, EDQUOT).
+pub fn is_disk_full(e: &Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// An exclusive lock on a directory, held until dropped (OS file lock: released even
@@ -399,8 +427,13 @@ pub async fn fetch(
     let (removed, deleted) = removed_upstream(plan, opts.delete, &state);
     report.removed_upstream = removed;
     report.deleted = deleted;
-    if let Ok(s) = state.lock() {
-        s.save(&save_path)?;
+    // The report is kept even when the cache cannot be saved (a full disk fails both):
+    // the per-file failures are what the user needs to see.
+    if let Ok(s) = state.lock()
+        && let Err(e) = s.save(&save_path)
+    {
+        warn!(error = %e, "cannot save the verified-state cache");
+        report.state_error = Some(e);
     }
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();

@@ -147,6 +147,22 @@ pub(crate) fn print_failures(
             for (path, e) in &f.report.failed {
                 writeln!(err, "error: {path}: {e}")?;
             }
+            let full = f.report.disk_full();
+            if !full.is_empty() {
+                writeln!(
+                    err,
+                    "error: the disk is full (no space left on device): {} file(s) did not complete: {}; \
+                     free space and run again (verified files are kept, partial downloads resume)",
+                    full.len(),
+                    full.join(", ")
+                )?;
+            }
+            if let Some(e) = &f.report.state_error {
+                writeln!(
+                    err,
+                    "warning: physio's verified-state cache was not saved ({e}); the next run re-hashes the files instead"
+                )?;
+            }
             if !f.report.removed_upstream.is_empty() && !quiet {
                 let verb = if delete {
                     "deleted"
