@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
+use crate::error::{EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE};
 use args::{Cli, Command};
 
 /// Runs the `physio` command line and returns its exit code.
@@ -26,17 +26,26 @@ pub fn main() -> ExitCode {
         }
     };
     logging::setup(&cli.global);
-    let result = match &cli.command {
+    // A panic is a bug in physio: the hook has printed it; exit with the internal class,
+    // never as if the user had made a mistake.
+    let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Fetch(a) => commands::fetch::run(a, &cli.global),
         Command::Verify(a) => commands::verify::run(a, &cli.global),
         Command::Ls(a) => commands::ls::run(a, &cli.global),
         Command::Info(a) => commands::info::run(a, &cli.global),
         Command::Convert(a) => commands::convert::run(a, &cli.global),
         Command::Sync(a) => commands::sync::run(a, &cli.global),
-    };
+    });
     match result {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => ExitCode::from(report_error(&err)),
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(err)) => ExitCode::from(report_error(&err)),
+        Err(_) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: internal error (physio panicked; please report this)"
+            );
+            ExitCode::from(EXIT_INTERNAL)
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
+use crate::error::{EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE};
 use crate::shard::Shard;
 
 pub use discover::{RecordRef, discover};
@@ -99,6 +99,10 @@ pub enum ConvertError {
     /// Invalid options (bad glob, `--window` missing, ...).
     #[error("{0}")]
     Usage(String),
+    /// A bug in physio, not a problem with the input or the options: a worker failed,
+    /// or the planned row groups were not all encoded (exit code 5).
+    #[error("internal error (please report this): {0}")]
+    Internal(String),
 }
 
 impl ConvertError {
@@ -106,6 +110,7 @@ impl ConvertError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ConvertError::Usage(_) => EXIT_USAGE,
+            ConvertError::Internal(_) => EXIT_INTERNAL,
             _ => EXIT_PARTIAL,
         }
     }
@@ -365,7 +370,7 @@ pub fn convert_with(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .build()
-        .map_err(|e| ConvertError::Usage(format!("cannot start {} workers: {e}", opts.jobs)))?;
+        .map_err(|e| ConvertError::Internal(format!("cannot start {} workers: {e}", opts.jobs)))?;
     // `run` stays on the caller's thread (it appends to the file and waits for
     // encoded row groups); everything parallel runs in `pool`.
     run(opts, found, &names, opener, reporter, &pool)
@@ -555,8 +560,8 @@ fn run(
         drop(rx);
         let joined = workers.join();
         if result.is_ok() && (joined.is_err() || next != groups.len()) {
-            result = Err(ConvertError::Usage(format!(
-                "internal: only {next} of {} row groups were encoded",
+            result = Err(ConvertError::Internal(format!(
+                "only {next} of {} row groups were encoded",
                 groups.len()
             )));
         }

@@ -556,7 +556,7 @@ impl PartWriter {
         }
         self.current
             .as_mut()
-            .ok_or_else(|| ConvertError::Usage("internal: no open part".to_string()))
+            .ok_or_else(|| ConvertError::Internal("no open part file".to_string()))
     }
 
     /// Appends one encoded row group (empty groups only contribute their digests).
