@@ -972,17 +972,28 @@ impl StoreRun<'_> {
     }
 }
 
-/// The whole object at `key` (`url` names it in errors).
+/// The whole object at `key` (`url` names it in errors), refused when larger than
+/// [`crate::fetch::body::TEXT_LIMIT`]: only manifests are read into memory.
 async fn read_object(
     store: &dyn ObjectStore,
     key: &ObjectPath,
     url: &str,
 ) -> Result<bytes::Bytes, ObjectStoreError> {
-    store
+    let got = store
         .get(key)
         .await
-        .map_err(|e| ObjectStoreError::store(url, e))?
-        .bytes()
+        .map_err(|e| ObjectStoreError::store(url, e))?;
+    let limit = crate::fetch::body::TEXT_LIMIT;
+    if got.meta.size > limit {
+        return Err(ObjectStoreError::Io {
+            path: PathBuf::from(url),
+            source: std::io::Error::other(format!(
+                "object larger than the {} MiB limit for manifests",
+                limit >> 20
+            )),
+        });
+    }
+    got.bytes()
         .await
         .map_err(|e| ObjectStoreError::store(url, e))
 }

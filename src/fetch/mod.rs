@@ -8,6 +8,7 @@
 //! hashed and kept if it matches, and downloaded (see [`download`]) if not. A lock file
 //! stops two runs on the same directory (or shard) from racing.
 
+pub mod body;
 pub mod client;
 pub mod download;
 pub mod hash;

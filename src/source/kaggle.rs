@@ -532,10 +532,15 @@ impl KaggleApi {
     ) -> Result<T, KaggleError> {
         let resp = self.get(url).await?;
         let resp = self.check_status(resp, what, r).await?;
-        let bytes = resp.bytes().await.map_err(|e| KaggleError::Api {
-            url: redacted(url),
-            message: error_chain(&e),
-        })?;
+        let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::JSON_LIMIT)
+            .await
+            .map_err(|e| KaggleError::Api {
+                url: redacted(url),
+                message: match e {
+                    crate::fetch::body::BodyError::Transfer(e) => error_chain(&e),
+                    too_large => too_large.to_string(),
+                },
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| KaggleError::Api {
             url: redacted(url),
             message: format!("unexpected response: {e}"),
@@ -591,7 +596,9 @@ impl KaggleApi {
     /// Kaggle's error text (`{"message": ...}` or a short plain body), with any secret
     /// removed so that an echoing server cannot make physio print a credential.
     async fn server_message(&self, resp: reqwest::Response) -> Option<String> {
-        let bytes = resp.bytes().await.ok()?;
+        let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::MESSAGE_LIMIT)
+            .await
+            .ok()?;
         let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) => v
                 .get("message")
@@ -621,7 +628,9 @@ impl KaggleApi {
             .check_status(resp, "Kaggle credential check", r)
             .await?;
         // kagglehub treats a JSON body with `"code": 401` as a refusal too.
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::MESSAGE_LIMIT)
+            .await
+            .unwrap_or_default();
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
             && v.get("code").and_then(|c| c.as_u64()) == Some(401)
         {
