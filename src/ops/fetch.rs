@@ -188,6 +188,7 @@ pub struct Fetched {
 
 /// The result of [`fetch()`].
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per run; boxing buys nothing
 pub enum FetchOutcome {
     /// A PhysioNet-shaped source (physionet.org, a mirror, `file://`, AWS).
     PhysioNet(Fetched),
