@@ -273,6 +273,42 @@ impl ConvertOptions {
         }
     }
 
+    /// Sets the signal names to keep from a list as given (names trimmed, empty ones
+    /// dropped), the window geometry from `--window`/`--stride`/`--pad`, and the
+    /// `--metadata CSV --key COLUMN` join, refusing incomplete combinations.
+    pub fn set_selection_window_metadata(
+        &mut self,
+        signals: &[String],
+        window: (Option<f64>, Option<f64>, bool),
+        metadata: (Option<&PathBuf>, Option<&String>),
+    ) -> Result<(), ConvertError> {
+        let usage = |s: &str| Err(ConvertError::Usage(s.to_string()));
+        self.signals = signals
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        self.window = match window {
+            (Some(w), stride, pad) => Some(WindowSpec {
+                window_secs: w,
+                stride_secs: stride.unwrap_or(w),
+                pad,
+            }),
+            (None, Some(_), _) => return usage("--stride needs --window"),
+            (None, None, _) => None,
+        };
+        self.metadata = match metadata {
+            (Some(path), Some(key)) => Some(metadata::MetadataSpec {
+                path: path.clone(),
+                key: key.clone(),
+            }),
+            (Some(_), None) => return usage("--metadata needs --key COLUMN"),
+            (None, Some(_)) => return usage("--key needs --metadata CSV"),
+            (None, None) => None,
+        };
+        Ok(())
+    }
+
     /// The options that shape the output, as JSON for the files' provenance metadata
     /// (`--jobs` and `--incremental` are left out: they never change the bytes written).
     pub fn provenance_json(&self) -> String {

@@ -371,12 +371,7 @@ pub async fn fetch_plan(req: &FetchRequest) -> Result<PlanOutcome> {
             kaggle::fetch(&opts, &crate::fetch::NoReporter).await?,
         ));
     }
-    let opts = req.downloader_options()?;
-    let selection = req.selection()?;
-    let store = target
-        .as_ref()
-        .map(|t| Ok::<_, Error>((objstore::build_store(t)?, t)))
-        .transpose()?;
+    let (opts, selection, store) = prepare(req, target.as_ref())?;
     let mut r = resolve(req, opts).await?;
     r.source
         .fill_sizes(&r.downloader, &r.slug, &r.version, &mut r.manifest)
@@ -438,12 +433,7 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         let opts = kaggle_options(req, false)?;
         return Ok(FetchOutcome::Kaggle(kaggle::fetch(&opts, reporter).await?));
     }
-    let opts = req.downloader_options()?;
-    let selection = req.selection()?;
-    let store = target
-        .as_ref()
-        .map(|t| Ok::<_, Error>((objstore::build_store(t)?, t)))
-        .transpose()?;
+    let (opts, selection, store) = prepare(req, target.as_ref())?;
     let r = resolve(req, opts).await?;
     let during = |e: Error| Error::during(format!("fetching {}@{}", r.slug, r.version), e);
     let version_dir = req.out.join(&r.slug).join(&r.version);
@@ -558,6 +548,22 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         total_files,
         report,
     }))
+}
+
+/// A store for `target`, with the target.
+type StoreTarget<'a> = (Box<dyn object_store::ObjectStore>, &'a ObjectUrl);
+
+/// The checked downloader options, the selection, and the destination store of a
+/// PhysioNet request: every usage error before any network traffic.
+fn prepare<'a>(
+    req: &FetchRequest,
+    target: Option<&'a ObjectUrl>,
+) -> Result<(DownloaderOptions, Selection, Option<StoreTarget<'a>>)> {
+    let (opts, selection) = (req.downloader_options()?, req.selection()?);
+    let store = target
+        .map(|t| Ok::<_, Error>((objstore::build_store(t)?, t)))
+        .transpose()?;
+    Ok((opts, selection, store))
 }
 
 /// PhysioNet-only options given for a Kaggle dataset: refused rather than ignored.

@@ -720,28 +720,17 @@ pub fn pick_version(r: &KaggleRef, info: &DatasetInfo) -> Result<u32, KaggleErro
     }
 }
 
-/// True for `localhost` and loopback IP hosts (tests may use plain HTTP there).
+/// True for `localhost` and loopback IP hosts (tests may use plain HTTP there): the
+/// crate's one loopback check, [`crate::auth::Realm::is_loopback`].
 pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    crate::auth::Realm::of(url).is_some_and(|r| r.is_loopback())
 }
 
-/// `url` without user info or query (signed storage URLs carry their signature in the
-/// query string; it is a bearer credential of its own and is not printed).
+/// `url` for messages: the crate's one redactor, [`crate::auth::SafeUrl`] (no user
+/// info; the values of signature, credential and token query parameters hidden —
+/// signed storage URLs carry a bearer credential in their query).
 pub fn redacted(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    if u.query().is_some() {
-        u.set_query(None);
-        format!("{u}?…")
-    } else {
-        u.to_string()
-    }
+    crate::auth::SafeUrl::new(url.clone()).redacted()
 }
 
 /// An error with its sources, one line (reqwest's top-level message alone is vague).
@@ -754,14 +743,6 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// Hex SHA-256 of a file (for re-checking a local copy). Blocking I/O.
-pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

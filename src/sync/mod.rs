@@ -33,8 +33,8 @@ use std::time::Instant;
 
 pub use config::{ConfigError, ConvertEntry, DatasetEntry, SyncConfig};
 
-use crate::convert::metadata::{MetadataSpec, Preset};
-use crate::convert::{ConvertOptions, Dtype, Layout, NoReporter, WindowSpec};
+use crate::convert::metadata::Preset;
+use crate::convert::{ConvertOptions, Dtype, Layout, NoReporter};
 use crate::error::{EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, Error, Result};
 use crate::objstore::ObjectUrl;
 use crate::ops::{self, ConvertOutcome, FetchOutcome, FetchRequest};
@@ -358,30 +358,11 @@ pub fn convert_options(
         .map(str::parse::<Preset>)
         .transpose()?;
     o.records = conv.records.clone();
-    o.signals = conv
-        .signals
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    o.window = match (conv.window, conv.stride) {
-        (Some(w), stride) => Some(WindowSpec {
-            window_secs: w,
-            stride_secs: stride.unwrap_or(w),
-            pad: false,
-        }),
-        (None, Some(_)) => return Err(usage("stride needs window".into())),
-        (None, None) => None,
-    };
-    o.metadata = match (&conv.metadata, &conv.key) {
-        (Some(path), Some(key)) => Some(MetadataSpec {
-            path: path.clone(),
-            key: key.clone(),
-        }),
-        (Some(_), None) => return Err(usage("metadata needs key".into())),
-        (None, Some(_)) => return Err(usage("key needs metadata".into())),
-        (None, None) => None,
-    };
+    o.set_selection_window_metadata(
+        &conv.signals,
+        (conv.window, conv.stride, false),
+        (conv.metadata.as_ref(), conv.key.as_ref()),
+    )?;
     o.annotations = conv.annotations.clone();
     if let Some(s) = shard {
         o.shard = s;

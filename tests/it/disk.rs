@@ -53,21 +53,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Deterministic incompressible-looking bytes.
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Files at final paths under `dir` (physio's `.physio*` state and `.part` files aside).
 fn final_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -93,7 +78,7 @@ fn disk_full_mid_fetch_is_reported_and_a_rerun_completes_r12() {
     let server = TestServer::start();
     // Six files of 300 KB: about three fit in 1 MiB.
     let files: Vec<(String, Vec<u8>)> = (0..6)
-        .map(|i| (format!("big{i}.dat"), bytes(300_000, i)))
+        .map(|i| (format!("big{i}.dat"), crate::fetch::data(i, 300_000)))
         .collect();
     server.add_project("full", "1.0", &files, true);
     let fetch = || {

@@ -7,10 +7,8 @@ use std::io::Write;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::args::{ConvertArgs, DtypeArg, GlobalArgs, LayoutArg};
-use crate::convert::metadata::{MetadataSpec, Preset};
-use crate::convert::{
-    ConvertError, ConvertOptions, Dtype, Layout, Reporter, SignalEncoding, WindowSpec,
-};
+use crate::convert::metadata::Preset;
+use crate::convert::{ConvertError, ConvertOptions, Dtype, Layout, Reporter, SignalEncoding};
 use crate::error::{EXIT_OK, EXIT_PARTIAL};
 use crate::ops::ConvertOutcome;
 
@@ -119,30 +117,11 @@ pub(crate) fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError
         DtypeArg::I16 => Dtype::I16,
     };
     opts.records = args.records.clone();
-    opts.signals = args
-        .signals
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    opts.window = match (args.window, args.stride) {
-        (Some(w), stride) => Some(WindowSpec {
-            window_secs: w,
-            stride_secs: stride.unwrap_or(w),
-            pad: args.pad,
-        }),
-        (None, Some(_)) => return Err(usage("--stride needs --window".to_string())),
-        (None, None) => None,
-    };
-    opts.metadata = match (&args.metadata, &args.key) {
-        (Some(path), Some(key)) => Some(MetadataSpec {
-            path: path.clone(),
-            key: key.clone(),
-        }),
-        (Some(_), None) => return Err(usage("--metadata needs --key COLUMN".to_string())),
-        (None, Some(_)) => return Err(usage("--key needs --metadata CSV".to_string())),
-        (None, None) => None,
-    };
+    opts.set_selection_window_metadata(
+        &args.signals,
+        (args.window, args.stride, args.pad),
+        (args.metadata.as_ref(), args.key.as_ref()),
+    )?;
     opts.preset = args
         .preset
         .as_deref()
