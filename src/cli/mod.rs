@@ -1,6 +1,14 @@
 //! The command-line interface: argument parsing, logging set-up, the async runtime, and
 //! the one place where errors and reports become exit codes. Only this module prints.
 
+// Doc comments of `args` are clap's --help text, shown verbatim (`<slug>`, URLs,
+// `zstd[:LEVEL]`): they are not rustdoc markup.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+
 pub mod args;
 pub mod commands;
 pub mod logging;

@@ -2,11 +2,11 @@
 //!
 //! The conversion is a deterministic pipeline whose output does not depend on `--jobs`:
 //!
-//! 1. [`discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
+//! 1. [`mod@discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
 //!    them by `--records` globs and `--shard`, and sorts them by name.
 //! 2. Every record's header is opened (in parallel); records that fail are reported by
 //!    name. The rows each record yields are known from its header alone, so
-//!    [`plan`] cuts the sequence of rows into row groups of a fixed row count before any
+//!    `plan` cuts the sequence of rows into row groups of a fixed row count before any
 //!    sample is decoded.
 //! 3. Row groups are decoded and encoded in parallel on a rayon pool, a bounded wave at a
 //!    time (memory is a few row groups, not the dataset), and appended in order by
@@ -16,13 +16,13 @@
 //! The column layout of each `--layout` is in [`schema`] and the contract
 //! (`docs/parquet.md`); encoding choices and their measurements are in `docs/parquet.md`.
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod discover;
 pub mod metadata;
-pub mod plan;
-pub mod reuse;
+pub(crate) mod plan;
+pub(crate) mod reuse;
 pub mod schema;
-pub mod signal_chunk;
+pub(crate) mod signal_chunk;
 pub mod source;
 pub mod writer;
 
@@ -188,7 +188,7 @@ pub enum SignalEncoding {
 /// exist so `scripts/bench-convert` can measure the alternatives.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Tuning {
-    /// Rows per row group; `None` picks the per-layout default (see [`plan`]).
+    /// Rows per row group; `None` picks the per-layout default (see `convert::plan`).
     pub row_group_rows: Option<usize>,
     /// Compression of the signal value columns: `auto`, `zstd` (optionally `zstd:LEVEL`),
     /// `lz4`, `snappy`, `none`. `auto` stores dictionary-encoded pages uncompressed and
@@ -247,7 +247,7 @@ pub struct ConvertOptions {
     pub tuning: Tuning,
     /// `--incremental`: copy the rows of records whose inputs are unchanged from the
     /// previous output at `out` instead of decoding them (the bytes written are the same
-    /// as a full conversion's; see [`reuse`]).
+    /// as a full conversion's; see `convert::reuse`).
     pub incremental: bool,
 }
 

@@ -16,8 +16,8 @@ pub mod plan;
 pub mod rate;
 pub mod reporter;
 pub mod retry;
-pub mod split;
-pub mod state;
+pub(crate) mod split;
+pub(crate) mod state;
 pub mod verify;
 
 use std::collections::HashSet;

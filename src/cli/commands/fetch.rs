@@ -1,5 +1,5 @@
 //! `physio fetch`: turns [`FetchArgs`] into an [`ops::FetchRequest`], runs
-//! [`ops::fetch`] (or [`ops::fetch_plan`] for `--dry-run`) with a progress display, and
+//! [`ops::fetch()`] (or [`ops::fetch_plan`] for `--dry-run`) with a progress display, and
 //! prints the typed report: text on stderr, or one JSON object on stdout with `--json`.
 
 use std::io::Write;

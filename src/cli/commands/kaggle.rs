@@ -1,6 +1,6 @@
 //! `physio ls kaggle:<owner>/<dataset>[@<version>]`: the files of a Kaggle dataset
 //! version, listed by the library ([`crate::source::kaggle::list`]) and printed as a
-//! table or one JSON object. (Fetching Kaggle datasets is [`crate::ops::fetch`].)
+//! table or one JSON object. (Fetching Kaggle datasets is [`crate::ops::fetch()`].)
 
 use std::io::Write;
 
