@@ -11,13 +11,16 @@
 //!   Kaggle, into a directory or an object store.
 //! * [`latest_version`] — the newest published version of a PhysioNet dataset.
 //! * [`ls()`] — the remote files of a version, without downloading.
+//! * [`verify()`] — re-hash a local copy (or a stored version) against its checksums.
 //! * [`convert()`] — WFDB records to Parquet, locally or into an object store.
 
 pub mod convert;
 pub mod fetch;
+pub mod verify;
 
 pub use convert::{ConvertOutcome, ConvertRequest, convert};
 pub use fetch::{
     DEFAULT_JOBS, DryRun, FetchOutcome, FetchRequest, Fetched, Listing, PlanOutcome, fetch,
     fetch_plan, latest_version, ls,
 };
+pub use verify::{Verified, verify};
