@@ -2,11 +2,11 @@
 //!
 //! The conversion is a deterministic pipeline whose output does not depend on `--jobs`:
 //!
-//! 1. [`discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
+//! 1. [`mod@discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
 //!    them by `--records` globs and `--shard`, and sorts them by name.
 //! 2. Every record's header is opened (in parallel); records that fail are reported by
 //!    name. The rows each record yields are known from its header alone, so
-//!    [`plan`] cuts the sequence of rows into row groups of a fixed row count before any
+//!    `plan` cuts the sequence of rows into row groups of a fixed row count before any
 //!    sample is decoded.
 //! 3. Row groups are decoded and encoded in parallel on a rayon pool, a bounded wave at a
 //!    time (memory is a few row groups, not the dataset), and appended in order by
@@ -17,14 +17,14 @@
 //! (`docs/parquet.md`); encoding choices and their measurements are in `docs/parquet.md`.
 
 pub mod annotation_table;
-pub mod batch;
+pub(crate) mod batch;
 pub mod discover;
 pub mod high_res;
 pub mod metadata;
-pub mod plan;
-pub mod reuse;
+pub(crate) mod plan;
+pub(crate) mod reuse;
 pub mod schema;
-pub mod signal_chunk;
+pub(crate) mod signal_chunk;
 pub mod source;
 pub mod writer;
 
@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
+use crate::error::{EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE};
 use crate::shard::Shard;
 
 pub use discover::{RecordRef, discover};
@@ -109,6 +109,10 @@ pub enum ConvertError {
         /// What the input holds instead (`3 files: 2 *.txt, 1 *.csv`).
         found: String,
     },
+    /// A bug in physio, not a problem with the input or the options: a worker failed,
+    /// or the planned row groups were not all encoded (exit code 5).
+    #[error("internal error (please report this): {0}")]
+    Internal(String),
 }
 
 impl ConvertError {
@@ -116,6 +120,7 @@ impl ConvertError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ConvertError::Usage(_) => EXIT_USAGE,
+            ConvertError::Internal(_) => EXIT_INTERNAL,
             _ => EXIT_PARTIAL,
         }
     }
@@ -204,7 +209,7 @@ pub enum SignalEncoding {
 /// exist so `scripts/bench-convert` can measure the alternatives.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Tuning {
-    /// Rows per row group; `None` picks the per-layout default (see [`plan`]).
+    /// Rows per row group; `None` picks the per-layout default (see `convert::plan`).
     pub row_group_rows: Option<usize>,
     /// Compression of the signal value columns: `auto`, `zstd` (optionally `zstd:LEVEL`),
     /// `lz4`, `snappy`, `none`. `auto` stores dictionary-encoded pages uncompressed and
@@ -270,7 +275,7 @@ pub struct ConvertOptions {
     pub tuning: Tuning,
     /// `--incremental`: copy the rows of records whose inputs are unchanged from the
     /// previous output at `out` instead of decoding them (the bytes written are the same
-    /// as a full conversion's; see [`reuse`]).
+    /// as a full conversion's; see `convert::reuse`).
     pub incremental: bool,
 }
 
@@ -296,6 +301,42 @@ impl ConvertOptions {
             tuning: Tuning::default(),
             incremental: false,
         }
+    }
+
+    /// Sets the signal names to keep from a list as given (names trimmed, empty ones
+    /// dropped), the window geometry from `--window`/`--stride`/`--pad`, and the
+    /// `--metadata CSV --key COLUMN` join, refusing incomplete combinations.
+    pub fn set_selection_window_metadata(
+        &mut self,
+        signals: &[String],
+        window: (Option<f64>, Option<f64>, bool),
+        metadata: (Option<&PathBuf>, Option<&String>),
+    ) -> Result<(), ConvertError> {
+        let usage = |s: &str| Err(ConvertError::Usage(s.to_string()));
+        self.signals = signals
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        self.window = match window {
+            (Some(w), stride, pad) => Some(WindowSpec {
+                window_secs: w,
+                stride_secs: stride.unwrap_or(w),
+                pad,
+            }),
+            (None, Some(_), _) => return usage("--stride needs --window"),
+            (None, None, _) => None,
+        };
+        self.metadata = match metadata {
+            (Some(path), Some(key)) => Some(metadata::MetadataSpec {
+                path: path.clone(),
+                key: key.clone(),
+            }),
+            (Some(_), None) => return usage("--metadata needs --key COLUMN"),
+            (None, Some(_)) => return usage("--key needs --metadata CSV"),
+            (None, None) => None,
+        };
+        Ok(())
     }
 
     /// The options that shape the output, as JSON for the files' provenance metadata
@@ -429,7 +470,7 @@ pub fn convert_with(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .build()
-        .map_err(|e| ConvertError::Usage(format!("cannot start {} workers: {e}", opts.jobs)))?;
+        .map_err(|e| ConvertError::Internal(format!("cannot start {} workers: {e}", opts.jobs)))?;
     // `run` stays on the caller's thread (it appends to the file and waits for
     // encoded row groups); everything parallel runs in `pool`.
     run(opts, found, &names, opener, reporter, &pool)
@@ -642,8 +683,8 @@ fn run(
         drop(rx);
         let joined = workers.join();
         if result.is_ok() && (joined.is_err() || next != groups.len()) {
-            result = Err(ConvertError::Usage(format!(
-                "internal: only {next} of {} row groups were encoded",
+            result = Err(ConvertError::Internal(format!(
+                "only {next} of {} row groups were encoded",
                 groups.len()
             )));
         }

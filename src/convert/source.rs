@@ -274,40 +274,13 @@ impl SourceOpener for WfdbOpener {
         files.dedup();
         for rel in files {
             let path = self.root.join(&rel);
-            let digest = hash_file(&path).map_err(|e| io(&path, e))?;
+            let digest = crate::fetch::hash::sha256_hex(&path).map_err(|e| io(&path, e))?;
             digests.push((rel, digest));
         }
         digests.sort();
         digests.dedup();
         Ok(digests)
     }
-}
-
-/// Hex SHA-256 of a file. Files up to 64 MiB are read whole into a per-thread buffer
-/// (one `read` instead of `std::io::copy`'s 8 KiB steps: 2,000 PTB-XL records made
-/// 30,000 read calls); larger ones stream.
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    const WHOLE: u64 = 64 << 20;
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut hasher = Sha256::new();
-    if len <= WHOLE {
-        BUF.with(|buf| -> std::io::Result<()> {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            buf.reserve(len as usize + 1);
-            f.read_to_end(&mut buf)?;
-            hasher.update(&buf[..]);
-            Ok(())
-        })?;
-    } else {
-        std::io::copy(&mut f, &mut hasher)?;
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 thread_local! {
