@@ -35,6 +35,7 @@ use super::retry::{
 use super::scheduler::{MIN_PIECE, Scheduler};
 use super::split::SplitStart;
 use crate::auth::SafeUrl;
+use crate::fsutil::BackgroundFlush;
 
 /// What the downloaded bytes must match.
 #[derive(Debug, Clone, Default)]
@@ -251,6 +252,9 @@ impl Downloader {
                     m.bytes.fetch_add(d.transferred, Ordering::Relaxed);
                     return Ok(d);
                 }
+                // A full disk is not the mirror's fault: the origin's bytes would not fit
+                // either, and the report must say the disk is full.
+                Err(e) if super::is_disk_full(&e) => return Err(e),
                 Err(e) => {
                     info!(path = %dest.display(), error = %e, "not from the mirror; fetching from the origin");
                     // Whatever the mirror left is not to be resumed from the origin.
@@ -573,7 +577,7 @@ impl Downloader {
                     state.update(&chunk);
                     writeback.wrote(&f, chunk.len() as u64);
                 }
-                writeback.finish();
+                writeback.finish()?;
                 f.sync_all()
             })();
             (state, res)
@@ -665,13 +669,14 @@ const WRITEBACK_EVERY: u64 = 32 << 20;
 
 /// Background write-back for large files. The final `fsync` of a multi-gigabyte file
 /// would otherwise wait for all of it to reach the disk after the last byte arrives;
-/// a helper thread that calls `fdatasync` on a second handle every 32 MiB lets the disk
-/// write while the network delivers, so the final `fsync` has little left to do. Small
-/// files never start the thread.
+/// [`BackgroundFlush`] (the one background fsync of the crate) writes back every 32 MiB
+/// while the network delivers, so the final `fsync` has little left to do. Small files
+/// never start its thread. Its errors fail the file (issue 12): once a background
+/// `fdatasync` has seen a write-back error, the final `fsync` may no longer report it.
 #[derive(Default)]
 struct Writeback {
     since: u64,
-    worker: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+    flush: Option<BackgroundFlush>,
 }
 
 impl Writeback {
@@ -681,28 +686,14 @@ impl Writeback {
             return;
         }
         self.since = 0;
-        if self.worker.is_none()
-            && let Ok(clone) = f.try_clone()
-        {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            let handle = std::thread::spawn(move || {
-                while rx.recv().is_ok() {
-                    let _ = clone.sync_data();
-                }
-            });
-            self.worker = Some((tx, handle));
-        }
-        if let Some((tx, _)) = &self.worker {
-            // A sync still running absorbs this request: never block the writer.
-            let _ = tx.try_send(());
-        }
+        self.flush
+            .get_or_insert_with(|| BackgroundFlush::new(f))
+            .request();
     }
 
-    fn finish(self) {
-        if let Some((tx, handle)) = self.worker {
-            drop(tx);
-            let _ = handle.join();
-        }
+    /// Waits for the flush thread; the first write-back error, if there was one.
+    fn finish(self) -> std::io::Result<()> {
+        self.flush.map_or(Ok(()), BackgroundFlush::finish)
     }
 }
 

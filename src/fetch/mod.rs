@@ -8,6 +8,7 @@
 //! hashed and kept if it matches, and downloaded (see [`download`]) if not. A lock file
 //! stops two runs on the same directory (or shard) from racing.
 
+pub mod body;
 pub mod client;
 pub mod concurrency;
 pub mod download;
@@ -16,9 +17,9 @@ pub mod plan;
 pub mod rate;
 pub mod reporter;
 pub mod retry;
-pub mod scheduler;
-pub mod split;
-pub mod state;
+pub(crate) mod scheduler;
+pub(crate) mod split;
+pub(crate) mod state;
 pub mod verify;
 
 use std::collections::HashSet;
@@ -171,6 +172,9 @@ pub struct FetchOptions {
     /// A tag for shard runs (`0-of-4`): they lock and record state separately so shards
     /// can share one output directory.
     pub shard_tag: Option<String>,
+    /// Wait for the directory lock instead of failing at once when another run holds
+    /// it (the index files every shard of a sharded fetch shares, `ops::fetch`).
+    pub wait_for_lock: bool,
 }
 
 /// What to fetch: one dataset version into one directory.
@@ -234,14 +238,64 @@ pub struct FetchReport {
     pub mirror_files: usize,
     /// Body bytes received from the mirror.
     pub mirror_bytes: u64,
+    /// Saving the verified-state cache failed (the files themselves are verified and in
+    /// place; the next run re-hashes them instead of trusting the cache).
+    pub state_error: Option<Error>,
 }
 
 impl FetchReport {
+    /// The files that failed because the disk (or a quota) is full.
+    pub fn disk_full(&self) -> Vec<&str> {
+        self.failed
+            .iter()
+            .filter(|(_, e)| is_disk_full(e as &Error))
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
     /// Puts each list in path order (files finish in no particular order).
     pub fn sort_by_path(&mut self) {
         self.done.sort();
         self.skipped.sort();
         self.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// Adds the results of a second run over the same directory (the two phases of a
+    /// sharded fetch).
+    pub fn merge(&mut self, other: FetchReport) {
+        self.done.extend(other.done);
+        self.skipped.extend(other.skipped);
+        self.failed.extend(other.failed);
+        self.bytes += other.bytes;
+        self.seconds += other.seconds;
+        self.state_error = self.state_error.take().or(other.state_error);
+        if other.connections > 0 {
+            self.connections = other.connections;
+        }
+        if other.connection_rate > 0.0 {
+            self.connection_rate = other.connection_rate;
+        }
+        self.mirror_files += other.mirror_files;
+        self.mirror_bytes += other.mirror_bytes;
+        for (mine, theirs) in [
+            (&mut self.removed_upstream, other.removed_upstream),
+            (&mut self.deleted, other.deleted),
+        ] {
+            mine.extend(theirs);
+            mine.sort();
+            mine.dedup();
+        }
+        self.sort_by_path();
+    }
+
+    /// Records the connection count `downloader` settled at and the files and bytes
+    /// its mirror served since `mirror_before` (its [`Downloader::from_mirror`] when
+    /// this run began: one downloader may serve several runs).
+    pub fn record_sources(&mut self, downloader: &Downloader, mirror_before: (usize, u64)) {
+        (self.connections, self.connection_rate) = downloader.connections();
+        let (files, bytes) = downloader.from_mirror();
+        self.mirror_files = files.saturating_sub(mirror_before.0);
+        self.mirror_bytes = bytes.saturating_sub(mirror_before.1);
     }
 
     /// Counts one file's result: fetched, skipped (already verified) or failed.
@@ -275,6 +329,21 @@ impl FetchReport {
     }
 }
 
+/// True when `e` was caused by a full disk or an exhausted quota (ENOSPC, EDQUOT).
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// An exclusive lock on a directory, held until dropped (OS file lock: released even
 /// when the process is killed, so a crashed run never leaves a stale lock).
 #[derive(Debug)]
@@ -286,6 +355,28 @@ impl DirLock {
     /// Takes `.physio-lock` (or `.physio-lock-<tag>`) in `dir`, failing at once with
     /// [`FetchError::Locked`] when another process holds it.
     pub fn acquire(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        let (path, file) = Self::open(dir, tag)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Takes the same lock as [`DirLock::acquire`], waiting (on a blocking thread) while
+    /// another process holds it.
+    pub async fn wait(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        let (path, file) = Self::open(dir, tag)?;
+        tokio::task::spawn_blocking(move || match file.lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(e) => Err(Error::io(&path, e)),
+        })
+        .await
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?
+    }
+
+    /// Creates `dir` and opens its lock file.
+    fn open(dir: &Path, tag: Option<&str>) -> Result<(PathBuf, File)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = match tag {
             Some(t) => dir.join(format!(".physio-lock-{t}")),
@@ -297,11 +388,7 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
+        Ok((path, file))
     }
 }
 
@@ -316,7 +403,10 @@ pub async fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<FetchReport> {
     let started = Instant::now();
-    let _lock = DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?;
+    let _lock = match opts.wait_for_lock {
+        true => DirLock::wait(&plan.dir, opts.shard_tag.as_deref()).await?,
+        false => DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?,
+    };
     if let Some(text) = &plan.sums_text {
         let dest = plan.dir.join("SHA256SUMS.txt");
         if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
@@ -327,6 +417,7 @@ pub async fn fetch(
     let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
     reporter.on_plan(plan.entries.len(), total_size);
     let jobs = downloader.jobs().max(1);
+    let mirror_before = downloader.from_mirror();
     // A big dataset on a flaky server needs more retries than a small one.
     downloader.add_retries(plan.entries.len() as u64 / 10);
     let save_path = state_path(
@@ -339,9 +430,7 @@ pub async fn fetch(
     let mut results = futures_util::stream::iter(plan.entries.iter())
         .map(|entry| async {
             let r = fetch_one(plan, entry, downloader, &state, reporter).await;
-            let (n, per) = downloader.connections();
-            reporter.on_connections(n, per);
-            reporter.on_file_done(&entry.path, Outcome::of(&r));
+            file_done(reporter, downloader, &entry.path, &r);
             (entry.path.clone(), r)
         })
         .buffer_unordered(jobs * 2);
@@ -370,13 +459,17 @@ pub async fn fetch(
     let (removed, deleted) = removed_upstream(plan, opts.delete, &state);
     report.removed_upstream = removed;
     report.deleted = deleted;
-    if let Ok(s) = state.lock() {
-        s.save(&save_path)?;
+    // The report is kept even when the cache cannot be saved (a full disk fails both):
+    // the per-file failures are what the user needs to see.
+    if let Ok(s) = state.lock()
+        && let Err(e) = s.save(&save_path)
+    {
+        warn!(error = %e, "cannot save the verified-state cache");
+        report.state_error = Some(e);
     }
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();
-    (report.connections, report.connection_rate) = downloader.connections();
-    (report.mirror_files, report.mirror_bytes) = downloader.from_mirror();
+    report.record_sources(downloader, mirror_before);
     info!(
         fetched = report.done.len(),
         skipped = report.skipped.len(),
@@ -385,6 +478,18 @@ pub async fn fetch(
         "fetch finished"
     );
     Ok(report)
+}
+
+/// Tells `reporter` that `path` is finished, with the connection figures of the moment.
+pub(crate) fn file_done(
+    reporter: &dyn Reporter,
+    downloader: &Downloader,
+    path: &str,
+    result: &Result<(Outcome, u64)>,
+) {
+    let (n, per) = downloader.connections();
+    reporter.on_connections(n, per);
+    reporter.on_file_done(path, Outcome::of(result));
 }
 
 /// One file: skip it if the local copy verifies, else download it.

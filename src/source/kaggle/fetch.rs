@@ -17,7 +17,7 @@ use url::Url;
 
 use super::{
     KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, error_chain,
-    redacted, retry_after_of, sha256_file, transient_status,
+    redacted, retry_after_of, transient_status,
 };
 use crate::auth::kaggle::KaggleCredentials;
 use crate::extract::ExtractLimits;
@@ -336,7 +336,12 @@ async fn fetch_one(
         && dest.is_file()
     {
         let p = dest.clone();
-        if blocking(move || sha256_file(&p)).await?.ok().as_deref() == Some(expected.as_str()) {
+        if blocking(move || crate::fetch::hash::sha256_hex(&p))
+            .await?
+            .ok()
+            .as_deref()
+            == Some(expected.as_str())
+        {
             return Ok(None);
         }
     }
@@ -362,7 +367,7 @@ async fn fetch_one(
         download_storage(api, dl, &storage, &dest, &what, &progress).await?
     };
     let p = dest.clone();
-    let sha = blocking(move || sha256_file(&p))
+    let sha = blocking(move || crate::fetch::hash::sha256_hex(&p))
         .await?
         .map_err(|e| crate::Error::io(&dest, e))?;
     Ok(Some((n, sha)))
