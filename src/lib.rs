@@ -5,6 +5,7 @@
 //! The crate is one library with a thin binary (`src/main.rs`). Modules:
 //!
 //! * [`wfdb`] — WFDB headers, signal formats, multi-segment records, annotations, writer.
+//! * [`catalog`] — a version's records planned from headers only; the `--where` filter.
 //! * [`convert`] — WFDB records to Parquet (`record`, `samples`, `windows` layouts).
 //! * [`source`] — where datasets come from: PhysioNet (and mirrors), Kaggle; manifests.
 //! * [`fetch`] — the concurrent, resumable, verifying download engine.
@@ -12,9 +13,11 @@
 //! * [`extract`] — safe zip extraction (zip-slip, symlinks, zip bombs refused).
 //! * [`fsutil`] — atomic writes and safe relative paths.
 //! * [`objstore`] — Parquet output to object storage (`--out s3://bucket/prefix/`).
+//! * [`pipeline`] — `convert <dataset>`: fetch and convert overlapped.
 //! * [`cli`] — the command-line interface (the only module that prints).
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod convert;
 pub mod env;
@@ -23,6 +26,7 @@ pub mod extract;
 pub mod fetch;
 pub mod fsutil;
 pub mod objstore;
+pub mod pipeline;
 pub mod shard;
 pub mod source;
 pub mod sync;

@@ -30,6 +30,9 @@ pub(crate) fn execute(
     global: &GlobalArgs,
     capture: Option<&mut serde_json::Value>,
 ) -> anyhow::Result<u8> {
+    if super::pipeline::is_dataset_input(&args.input) {
+        return super::pipeline::run(args, global, capture);
+    }
     let mut opts = options(args).map_err(crate::Error::Convert)?;
     // `--out s3://…`: convert into a local staging directory, then upload (objstore.rs).
     let remote = crate::objstore::ObjectUrl::parse(&args.out.to_string_lossy())
@@ -121,7 +124,7 @@ pub(crate) fn execute(
 }
 
 /// Validated options from the command line (usage errors exit 2).
-fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
+pub(crate) fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
     let usage = |s: String| ConvertError::Usage(s);
     let mut opts = ConvertOptions::new(&args.input, &args.out);
     opts.layout = match args.layout {

@@ -163,6 +163,24 @@ pub(crate) fn execute(
             Some((_, prefix)) => prefix.display_url(),
             None => version_dir.display().to_string(),
         };
+        // `--where`: the records selected by their headers (issue 15).
+        let selection = match &args.where_ {
+            Some(expr) if in_store.is_none() => {
+                let names = super::plan::where_records(
+                    expr,
+                    records.as_deref(),
+                    &r,
+                    &version_dir,
+                    global.quiet || args.json,
+                )
+                .await?;
+                Selection::new(&args.include, &args.exclude, Some(&names), shard)?
+            }
+            Some(_) => {
+                return Err(Error::Usage("--where needs a local --out directory".into()).into());
+            }
+            None => selection,
+        };
         let mut out = std::io::stdout().lock();
         if !r.manifest.has_checksums && !global.quiet {
             let _ = writeln!(

@@ -14,6 +14,9 @@ pub fn run(args: &LsArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
     if super::kaggle::is_kaggle(&args.dataset) {
         return super::kaggle::ls(args, _global);
     }
+    if args.records {
+        return super::plan::ls_records(args, _global);
+    }
     let selection = Selection::new(&args.include, &args.exclude, None, None)?;
     let rt = crate::cli::runtime()?;
     rt.block_on(async {

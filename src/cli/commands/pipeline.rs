@@ -1,0 +1,252 @@
+//! `physio convert <dataset>[@version] --to parquet --out OUT [--mirror DIR]
+//! [--no-keep-raw] [--where EXPR]`: resolves the dataset, then runs
+//! [`crate::pipeline::run`] with two progress bars (files fetched, rows written) and
+//! prints the summary as `convert` does (issue 15).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::catalog::Remote;
+use crate::cli::args::{ConvertArgs, GlobalArgs, SourceArg};
+use crate::error::{EXIT_OK, EXIT_PARTIAL, Error};
+use crate::fetch::{DownloaderOptions, Outcome};
+use crate::pipeline::{PipelineOptions, PipelineReport};
+use crate::source::DatasetSpec;
+
+/// True when `input` names a dataset (`ptb-xl`, `mitdb@1.0.0`, `kaggle:o/d`) rather
+/// than a local path: neither it nor a record header `<input>.hea` exists on disk,
+/// and it parses as a dataset spec.
+pub fn is_dataset_input(input: &Path) -> bool {
+    let Some(text) = input.to_str() else {
+        return false;
+    };
+    let local = input.exists() || Path::new(&format!("{text}.hea")).exists();
+    !local
+        && (text.starts_with("kaggle:") || !text.contains('/'))
+        && DatasetSpec::parse(text).is_ok()
+}
+
+/// Two bars: files fetched and rows written.
+struct Display {
+    files: ProgressBar,
+    rows: ProgressBar,
+}
+
+impl Display {
+    fn new(hidden: bool) -> Display {
+        let multi = MultiProgress::with_draw_target(if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
+        let files = multi.add(ProgressBar::new(0));
+        let rows = multi.add(ProgressBar::new(0));
+        if let Ok(s) = ProgressStyle::with_template("fetch   {bar:40} {pos}/{len} files  {msg}") {
+            files.set_style(s);
+        }
+        if let Ok(s) = ProgressStyle::with_template("convert {bar:40} {pos}/{len} rows  eta {eta}")
+        {
+            rows.set_style(s);
+        }
+        Display { files, rows }
+    }
+}
+
+impl crate::fetch::Reporter for Display {
+    fn on_plan(&self, files: usize, _bytes: Option<u64>) {
+        self.files.inc_length(files as u64);
+    }
+    fn on_file_done(&self, _path: &str, _outcome: Outcome) {
+        self.files.inc(1);
+    }
+}
+
+impl crate::convert::Reporter for Display {
+    fn on_plan(&self, _records: usize, rows: u64) {
+        self.rows.set_length(rows);
+    }
+    fn on_rows_written(&self, rows: u64) {
+        self.rows.inc(rows);
+    }
+}
+
+/// Runs `physio convert <dataset>`.
+pub fn run(
+    args: &ConvertArgs,
+    global: &GlobalArgs,
+    capture: Option<&mut serde_json::Value>,
+) -> anyhow::Result<u8> {
+    let dataset = args.input.to_string_lossy().to_string();
+    if dataset.starts_with("kaggle:") {
+        return kaggle(args, global, capture, &dataset);
+    }
+    let filter = super::plan::parse_where(args.where_.as_deref())?;
+    let convert = super::convert::options(args).map_err(Error::Convert)?;
+    if crate::objstore::ObjectUrl::parse(&args.out.to_string_lossy())
+        .map_err(Error::from)?
+        .is_some()
+    {
+        return Err(Error::Usage(
+            "convert <dataset>: --out must be a local path (convert the mirror to s3:// afterwards)"
+                .into(),
+        )
+        .into());
+    }
+    let jobs = args.fetch_jobs.unwrap_or(super::fetch::DEFAULT_JOBS);
+    if jobs == 0 || jobs > 256 {
+        return Err(Error::Usage("--fetch-jobs must be between 1 and 256".into()).into());
+    }
+    let opts = PipelineOptions {
+        convert,
+        filter,
+        keep_raw: !args.no_keep_raw,
+        ahead: args.ahead,
+    };
+    let rt = crate::cli::runtime()?;
+    let r = rt.block_on(super::fetch::resolve(
+        &dataset,
+        args.base_url.as_deref(),
+        SourceArg::Physionet,
+        DownloaderOptions {
+            jobs,
+            ..DownloaderOptions::default()
+        },
+    ))?;
+    let dir = crate::catalog::version_dir(&args.mirror, &r.slug, &r.version);
+    let base = r.source.version_url(&r.slug, &r.version);
+    let remote = Remote {
+        downloader: &r.downloader,
+        base: &base,
+        manifest: &r.manifest,
+        dir: &dir,
+    };
+    let hidden = global.quiet || args.json || !std::io::stderr().is_terminal();
+    let display = Display::new(hidden);
+    let report = crate::pipeline::run(rt.handle(), &remote, &opts, &display, &display)?;
+    display.files.finish_and_clear();
+    display.rows.finish_and_clear();
+    print_report(args, global, capture, &r.slug, &r.version, &dir, &report)
+}
+
+fn print_report(
+    args: &ConvertArgs,
+    global: &GlobalArgs,
+    capture: Option<&mut serde_json::Value>,
+    slug: &str,
+    version: &str,
+    dir: &Path,
+    report: &PipelineReport,
+) -> anyhow::Result<u8> {
+    let mut err = std::io::stderr().lock();
+    for (path, e) in &report.failed_files {
+        writeln!(err, "error: {path}: {e}")?;
+    }
+    for (name, e) in &report.failed_plans {
+        writeln!(err, "error: skipped {name}: {e}")?;
+    }
+    let c = &report.convert;
+    for (name, e) in &c.failed {
+        writeln!(err, "error: skipped {name}: {e}")?;
+    }
+    let failed =
+        !(report.failed_files.is_empty() && report.failed_plans.is_empty() && c.failed.is_empty());
+    let code = if failed { EXIT_PARTIAL } else { EXIT_OK };
+    if args.json || capture.is_some() {
+        let doc = serde_json::json!({
+            "dataset": slug, "version": version, "mirror": dir.display().to_string(),
+            "records_planned": report.planned, "records_selected": report.selected,
+            "records_written": c.records_written, "records_converted": c.converted.len(),
+            "records_reused": c.records_reused, "row_groups_copied": c.row_groups_copied,
+            "rows": c.rows,
+            "files": c.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "fetched_files": report.fetched_files, "skipped_files": report.skipped_files,
+            "fetched_bytes": report.fetched_bytes,
+            "peak_raw_bytes": report.peak_raw_bytes, "deleted_raw_files": report.deleted_files,
+            "keep_raw": !args.no_keep_raw,
+            "failed": c.failed.iter().map(|(n, e)| serde_json::json!({
+                "record": n, "error": e.to_string() }))
+                .chain(report.failed_plans.iter().map(|(n, e)| serde_json::json!({
+                "record": n, "error": e })))
+                .chain(report.failed_files.iter().map(|(p, e)| serde_json::json!({
+                "path": p, "error": e.to_string() })))
+                .collect::<Vec<_>>(),
+            "exit_code": code,
+        });
+        match capture {
+            Some(slot) => *slot = doc,
+            None => writeln!(std::io::stdout().lock(), "{doc}")?,
+        }
+    } else if !global.quiet {
+        writeln!(
+            err,
+            "{slug}@{version}: {} of {} records converted ({} rows) into {} file(s); \
+             {} files fetched ({} bytes), {} already verified in {}{}",
+            c.records_written,
+            report.selected,
+            c.rows,
+            c.files.len(),
+            report.fetched_files,
+            report.fetched_bytes,
+            report.skipped_files,
+            dir.display(),
+            if args.no_keep_raw {
+                format!(
+                    "; raw files deleted as converted (peak {} bytes on disk)",
+                    report.peak_raw_bytes
+                )
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    Ok(code)
+}
+
+/// `convert kaggle:<owner>/<dataset>`: Kaggle serves a dataset as one archive, so there
+/// is nothing to overlap per record: the archive is fetched (verified, extracted) into
+/// the mirror as `fetch` does, then the extracted directory is converted.
+fn kaggle(
+    args: &ConvertArgs,
+    global: &GlobalArgs,
+    capture: Option<&mut serde_json::Value>,
+    dataset: &str,
+) -> anyhow::Result<u8> {
+    if args.where_.is_some() || args.no_keep_raw {
+        return Err(Error::Usage(
+            "convert kaggle:<owner>/<dataset>: --where and --no-keep-raw apply to PhysioNet datasets only"
+                .into(),
+        )
+        .into());
+    }
+    let argv = [
+        "physio".to_string(),
+        "fetch".to_string(),
+        dataset.to_string(),
+        "--out".to_string(),
+        args.mirror.display().to_string(),
+    ];
+    let fetch = match <crate::cli::args::Cli as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| Error::Usage(e.render().to_string()))?
+        .command
+    {
+        crate::cli::args::Command::Fetch(f) => f,
+        _ => return Err(Error::Usage("internal: not a fetch command line".into()).into()),
+    };
+    let mut fetched = serde_json::Value::Null;
+    let code = super::kaggle::execute(&fetch, global, Some(&mut fetched))?;
+    let Some(dir) = fetched["dir"].as_str() else {
+        return Ok(code.max(EXIT_PARTIAL));
+    };
+    if code != EXIT_OK {
+        let mut err = std::io::stderr().lock();
+        for e in fetched["errors"].as_array().into_iter().flatten() {
+            writeln!(err, "error: {}: {}", e["path"], e["error"])?;
+        }
+        return Ok(code);
+    }
+    let mut local = args.clone();
+    local.input = dir.into();
+    super::convert::execute(&local, global, capture)
+}
