@@ -53,6 +53,23 @@ fn ptbxl_like(patients: usize) -> Vec<(String, Vec<u8>)> {
     }
     files.push(("RECORDS".into(), records.into_bytes()));
     files.push(("LICENSE.txt".into(), b"test data\n".to_vec()));
+    // The tables `--preset ptb-xl` joins.
+    let mut db = String::from("ecg_id,patient_id,scp_codes,strat_fold,filename_lr,filename_hr\n");
+    for i in 1..=patients {
+        let k = (i / 1000) * 1000;
+        db.push_str(&format!(
+            "{i},{}.0,\"{{'NORM': 100.0, 'SR': 0.0}}\",{},records100/{k:05}/{i:05}_lr,records500/{k:05}/{i:05}_hr\n",
+            i * 7,
+            i % 10 + 1
+        ));
+    }
+    files.push(("ptbxl_database.csv".into(), db.into_bytes()));
+    files.push((
+        "scp_statements.csv".into(),
+        b",description,diagnostic,form,rhythm,diagnostic_class,diagnostic_subclass\n\
+          NORM,normal ECG,1.0,,,NORM,NORM\nSR,sinus rhythm,,,1.0,,\n"
+            .to_vec(),
+    ));
     files
 }
 
@@ -229,7 +246,7 @@ fn dats(dir: &Path) -> Vec<PathBuf> {
 fn convert_dataset_equals_fetch_then_convert_with_and_without_raw_files() {
     let (s, files) = serve(40);
     let tmp = tempfile::tempdir().unwrap();
-    let opts = ["--row-group-rows", "7"];
+    let opts = ["--row-group-rows", "7", "--preset", "ptb-xl"];
 
     // Reference: fetch, then convert the directory.
     let m0 = tmp.path().join("m0");
@@ -464,4 +481,55 @@ fn convert_kaggle_dataset_fetches_then_converts_the_extracted_directory() {
         .arg(&reference);
     cmd.assert().success();
     assert!(read(&out) == read(&reference));
+}
+
+#[test]
+fn failed_download_and_bad_record_are_named_skipped_and_set_the_exit_code() {
+    let s = TestServer::start();
+    let mut files = ptbxl_like(6);
+    // Record 00002_lr: its signal file is shorter than its header says (decode error).
+    let short = "records100/00000/00002_lr.dat";
+    for (p, b) in files.iter_mut() {
+        if p == short {
+            b.truncate(100);
+        }
+    }
+    s.add_project(SLUG, VERSION, &files, true);
+    s.set_latest(SLUG, VERSION);
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |out: &Path| {
+        let mut cmd = physio();
+        cmd.args(["convert", SLUG, "--to", "parquet", "--json", "--base-url", &s.url()])
+            .arg("--mirror")
+            .arg(tmp.path().join("m"))
+            .arg("--out")
+            .arg(out);
+        cmd.output().unwrap()
+    };
+    let out = run(&tmp.path().join("a.parquet"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("records100/00000/00002_lr"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["records_written"], 11);
+
+    // Record 00003_hr: the server sends wrong bytes (integrity failure, exit 4).
+    let bad = format!("/files/{SLUG}/{VERSION}/records500/00000/00003_hr.dat");
+    s.corrupt(&bad, vec![0u8; 120_000]);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut cmd = physio();
+    cmd.args(["convert", SLUG, "--to", "parquet", "--json", "--base-url", &s.url()])
+        .args(["--no-keep-raw"])
+        .arg("--mirror")
+        .arg(tmp2.path().join("m"))
+        .arg("--out")
+        .arg(tmp2.path().join("b.parquet"));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("records500/00000/00003_hr"), "{stderr}");
+    assert!(stderr.contains("integrity"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["records_written"], 10);
+    assert!(dats(&tmp2.path().join("m")).is_empty());
 }

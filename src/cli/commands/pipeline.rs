@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::catalog::Remote;
 use crate::cli::args::{ConvertArgs, GlobalArgs, SourceArg};
-use crate::error::{EXIT_OK, EXIT_PARTIAL, Error};
+use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_OK, EXIT_PARTIAL, Error};
 use crate::fetch::{DownloaderOptions, Outcome};
 use crate::pipeline::{PipelineOptions, PipelineReport};
 use crate::source::DatasetSpec;
@@ -152,7 +152,18 @@ fn print_report(
     }
     let failed =
         !(report.failed_files.is_empty() && report.failed_plans.is_empty() && c.failed.is_empty());
-    let code = if failed { EXIT_PARTIAL } else { EXIT_OK };
+    // A refused download (3) or an integrity failure (4) keeps its contract code; any
+    // other failed record is 1.
+    let codes: Vec<u8> = report.failed_files.iter().map(|(_, e)| e.exit_code()).collect();
+    let code = if codes.contains(&EXIT_AUTH) {
+        EXIT_AUTH
+    } else if codes.contains(&EXIT_INTEGRITY) {
+        EXIT_INTEGRITY
+    } else if failed {
+        EXIT_PARTIAL
+    } else {
+        EXIT_OK
+    };
     if args.json || capture.is_some() {
         let doc = serde_json::json!({
             "dataset": slug, "version": version, "mirror": dir.display().to_string(),
