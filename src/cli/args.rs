@@ -282,6 +282,9 @@ pub struct ConvertArgs {
     /// Dataset input: replace https://physionet.org.
     #[arg(long, env = "PHYSIO_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
+    /// Dataset input: server layout (as for `fetch`).
+    #[arg(long, value_enum, default_value = "physionet")]
+    pub source: SourceArg,
     /// Dataset input: concurrent downloads (default 8).
     #[arg(long, value_name = "N")]
     pub fetch_jobs: Option<usize>,

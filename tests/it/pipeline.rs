@@ -204,6 +204,23 @@ fn ls_records_fetches_only_headers_and_where_fetches_exactly_the_selection() {
         want.len(),
         "their headers were verified already"
     );
+    // A filter nothing matches fetches nothing (not everything).
+    s.clear_log();
+    let mut cmd = physio();
+    cmd.args([
+        "fetch",
+        SLUG,
+        "--json",
+        "--base-url",
+        &s.url(),
+        "--where",
+        "fs == 1",
+    ])
+    .arg("--out")
+    .arg(&mirror);
+    let doc = success_json(&mut cmd);
+    assert_eq!(doc["total_files"], 0);
+    assert!(file_gets(&s).is_empty(), "{:?}", file_gets(&s));
     // A malformed filter is a usage error naming the column.
     let out = physio()
         .args([
@@ -499,11 +516,19 @@ fn failed_download_and_bad_record_are_named_skipped_and_set_the_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |out: &Path| {
         let mut cmd = physio();
-        cmd.args(["convert", SLUG, "--to", "parquet", "--json", "--base-url", &s.url()])
-            .arg("--mirror")
-            .arg(tmp.path().join("m"))
-            .arg("--out")
-            .arg(out);
+        cmd.args([
+            "convert",
+            SLUG,
+            "--to",
+            "parquet",
+            "--json",
+            "--base-url",
+            &s.url(),
+        ])
+        .arg("--mirror")
+        .arg(tmp.path().join("m"))
+        .arg("--out")
+        .arg(out);
         cmd.output().unwrap()
     };
     let out = run(&tmp.path().join("a.parquet"));
@@ -518,12 +543,20 @@ fn failed_download_and_bad_record_are_named_skipped_and_set_the_exit_code() {
     s.corrupt(&bad, vec![0u8; 120_000]);
     let tmp2 = tempfile::tempdir().unwrap();
     let mut cmd = physio();
-    cmd.args(["convert", SLUG, "--to", "parquet", "--json", "--base-url", &s.url()])
-        .args(["--no-keep-raw"])
-        .arg("--mirror")
-        .arg(tmp2.path().join("m"))
-        .arg("--out")
-        .arg(tmp2.path().join("b.parquet"));
+    cmd.args([
+        "convert",
+        SLUG,
+        "--to",
+        "parquet",
+        "--json",
+        "--base-url",
+        &s.url(),
+    ])
+    .args(["--no-keep-raw"])
+    .arg("--mirror")
+    .arg(tmp2.path().join("m"))
+    .arg("--out")
+    .arg(tmp2.path().join("b.parquet"));
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);

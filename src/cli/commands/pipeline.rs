@@ -9,7 +9,7 @@ use std::path::Path;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::catalog::Remote;
-use crate::cli::args::{ConvertArgs, GlobalArgs, SourceArg};
+use crate::cli::args::{ConvertArgs, GlobalArgs};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_OK, EXIT_PARTIAL, Error};
 use crate::fetch::{DownloaderOptions, Outcome};
 use crate::pipeline::{PipelineOptions, PipelineReport};
@@ -108,7 +108,7 @@ pub fn run(
     let r = rt.block_on(super::fetch::resolve(
         &dataset,
         args.base_url.as_deref(),
-        SourceArg::Physionet,
+        args.source,
         DownloaderOptions {
             jobs,
             ..DownloaderOptions::default()
@@ -154,7 +154,11 @@ fn print_report(
         !(report.failed_files.is_empty() && report.failed_plans.is_empty() && c.failed.is_empty());
     // A refused download (3) or an integrity failure (4) keeps its contract code; any
     // other failed record is 1.
-    let codes: Vec<u8> = report.failed_files.iter().map(|(_, e)| e.exit_code()).collect();
+    let codes: Vec<u8> = report
+        .failed_files
+        .iter()
+        .map(|(_, e)| e.exit_code())
+        .collect();
     let code = if codes.contains(&EXIT_AUTH) {
         EXIT_AUTH
     } else if codes.contains(&EXIT_INTEGRITY) {

@@ -222,10 +222,7 @@ pub(crate) async fn where_records(
             catalog.records.len()
         );
     }
-    // An empty selection must select nothing, not everything: a name no file has.
-    Ok(if names.is_empty() {
-        "\u{0}no-record\n".to_string()
-    } else {
-        names.join("\n") + "\n"
-    })
+    // An empty list selects no file (not every file): `Selection` treats a given
+    // records list as the whole allow-list.
+    Ok(names.join("\n"))
 }
