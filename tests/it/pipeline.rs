@@ -566,3 +566,122 @@ fn failed_download_and_bad_record_are_named_skipped_and_set_the_exit_code() {
     assert_eq!(doc["records_written"], 10);
     assert!(dats(&tmp2.path().join("m")).is_empty());
 }
+
+#[test]
+fn multi_segment_records_plan_from_all_their_headers_and_convert_identically() {
+    use crate::common::conformance_dir;
+    let dir = conformance_dir().join("records");
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.starts_with("041s")
+                || n.starts_with("3234460")
+                || n.starts_with("s25047")
+                || n.starts_with("100.")
+        })
+        .map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap()))
+        .collect();
+    files.push((
+        "RECORDS".into(),
+        b"041s\n100\ns25047-2704-05-04-10-44\n".to_vec(),
+    ));
+    let s = TestServer::start();
+    s.add_project("multi", "1.0", &files, true);
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("m");
+    let mut cmd = physio();
+    cmd.args([
+        "ls",
+        "multi@1.0",
+        "--records",
+        "--json",
+        "--base-url",
+        &s.url(),
+    ])
+    .arg("--mirror")
+    .arg(&mirror);
+    let doc = success_json(&mut cmd);
+    let recs = doc["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3);
+    let fixed = &recs[0];
+    assert_eq!(fixed["record"], "041s");
+    assert_eq!(fixed["segments"], serde_json::json!(["041s01", "041s02"]));
+    assert_eq!(fixed["sig_len"], 2000);
+    assert_eq!(fixed["n_sig"], 7);
+    assert_eq!(fixed["files"].as_array().unwrap().len(), 2);
+    let variable = &recs[2];
+    assert_eq!(variable["segments"][0], "3234460_layout");
+    assert_eq!(variable["sig_name"], serde_json::json!(["II", "V", "ABP"]));
+    assert_eq!(variable["base_date"], "2704-05-04");
+    let n_headers = variable["headers"].as_array().unwrap().len();
+    assert!(n_headers > 10, "layout and segment headers: {n_headers}");
+    let gets: Vec<String> = s
+        .log()
+        .into_iter()
+        .filter_map(|l| l.path.strip_prefix("/files/multi/1.0/").map(String::from))
+        .filter(|p| !p.is_empty() && !p.ends_with('/') && p != "SHA256SUMS.txt")
+        .collect();
+    assert!(
+        gets.iter().all(|p| p.ends_with(".hea") || p == "RECORDS"),
+        "{gets:?}"
+    );
+    assert_eq!(gets.len(), 1 + 1 + 1 + 2 + n_headers, "{gets:?}");
+
+    // convert <dataset> (multi-segment records are planned once their files are in)
+    // writes what fetch-then-convert writes.
+    let one = tmp.path().join("one.parquet");
+    let piped = physio()
+        .args([
+            "convert",
+            "multi@1.0",
+            "--to",
+            "parquet",
+            "--quiet",
+            "--base-url",
+            &s.url(),
+        ])
+        .args(["--annotations", "atr", "--mirror"])
+        .arg(&mirror)
+        .arg("--out")
+        .arg(&one)
+        .output()
+        .unwrap();
+    let m0 = tmp.path().join("m0");
+    physio()
+        .args([
+            "fetch",
+            "multi@1.0",
+            "--quiet",
+            "--base-url",
+            &s.url(),
+            "--out",
+        ])
+        .arg(&m0)
+        .assert()
+        .success();
+    let two = tmp.path().join("two.parquet");
+    let direct = physio()
+        .arg("convert")
+        .arg(m0.join("multi/1.0"))
+        .args([
+            "--to",
+            "parquet",
+            "--quiet",
+            "--annotations",
+            "atr",
+            "--out",
+        ])
+        .arg(&two)
+        .output()
+        .unwrap();
+    assert_eq!(
+        piped.status.code(),
+        direct.status.code(),
+        "{}\n{}",
+        String::from_utf8_lossy(&piped.stderr),
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    assert!(read(&one) == read(&two), "multi-segment output differs");
+}
