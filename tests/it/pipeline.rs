@@ -342,6 +342,31 @@ fn convert_dataset_equals_fetch_then_convert_with_and_without_raw_files() {
     assert!(peak > 0 && peak <= bound, "peak {peak} > bound {bound}");
     assert!(peak < total, "peak {peak} is the whole dataset {total}");
 
+    // Streaming layouts plan from headers the same way: `--layout windows`.
+    let win = [
+        "--layout",
+        "windows",
+        "--window",
+        "2",
+        "--records",
+        "records500/**",
+        "--signals",
+        "I,II",
+    ];
+    let ref_w = tmp.path().join("ref-w.parquet");
+    let mut cmd = physio();
+    cmd.arg("convert")
+        .arg(m0.join(SLUG).join(VERSION))
+        .args(["--to", "parquet", "--quiet"])
+        .args(win)
+        .arg("--out")
+        .arg(&ref_w);
+    cmd.assert().success();
+    let out_w = tmp.path().join("w.parquet");
+    let doc = convert_dataset(&s, &tmp.path().join("mw"), &out_w, &win);
+    assert_eq!(doc["rows"], 40 * 5);
+    assert!(read(&out_w) == read(&ref_w), "windows output differs");
+
     // --where: only the selected records, equal to converting the same records.
     let m3 = tmp.path().join("m3");
     let out3 = tmp.path().join("three.parquet");
