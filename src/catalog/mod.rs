@@ -10,6 +10,7 @@
 //! [`filter`] is the `--where` language over [`RecordInfo`].
 
 pub mod filter;
+pub mod resolve;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use crate::source::{Entry, Manifest};
 use crate::wfdb::header::{Header, read_header};
 
 pub use filter::{Filter, WhereError};
+pub use resolve::{Resolved, resolve};
 
 /// One record as its header(s) describe it.
 #[derive(Debug, Clone, PartialEq)]

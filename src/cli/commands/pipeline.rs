@@ -15,6 +15,10 @@ use crate::fetch::{DownloaderOptions, Outcome};
 use crate::pipeline::{PipelineOptions, PipelineReport};
 use crate::source::DatasetSpec;
 
+/// Concurrent downloads unless `--fetch-jobs` says otherwise: `fetch`'s polite default
+/// for physionet.org.
+const DEFAULT_FETCH_JOBS: usize = 8;
+
 /// True when `input` names a dataset (`ptb-xl`, `mitdb@1.0.0`, `kaggle:o/d`) rather
 /// than a local path: neither it nor a record header `<input>.hea` exists on disk,
 /// and it parses as a dataset spec.
@@ -94,7 +98,7 @@ pub fn run(
         )
         .into());
     }
-    let jobs = args.fetch_jobs.unwrap_or(super::fetch::DEFAULT_JOBS);
+    let jobs = args.fetch_jobs.unwrap_or(DEFAULT_FETCH_JOBS);
     if jobs == 0 || jobs > 256 {
         return Err(Error::Usage("--fetch-jobs must be between 1 and 256".into()).into());
     }
@@ -105,10 +109,10 @@ pub fn run(
         ahead: args.ahead,
     };
     let rt = crate::cli::runtime()?;
-    let r = rt.block_on(super::fetch::resolve(
+    let r = rt.block_on(crate::catalog::resolve(
         &dataset,
         args.base_url.as_deref(),
-        args.source,
+        super::plan::layout(args.source),
         DownloaderOptions {
             jobs,
             ..DownloaderOptions::default()

@@ -6,11 +6,12 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::catalog::{self, Catalog, CatalogOptions, Filter, RecordInfo, Remote};
-use crate::cli::args::{GlobalArgs, LsArgs};
+use crate::catalog::{self, Catalog, CatalogOptions, Filter, RecordInfo, Remote, Resolved};
+use crate::cli::args::{GlobalArgs, LsArgs, SourceArg};
 use crate::cli::reporter::ProgressReporter;
 use crate::error::{EXIT_OK, EXIT_PARTIAL, Error};
 use crate::fetch::DownloaderOptions;
+use crate::source::Layout;
 
 /// Parses a `--where` expression (a usage error, exit 2, when malformed).
 pub(crate) fn parse_where(expr: Option<&str>) -> Result<Option<Filter>, Error> {
@@ -52,10 +53,10 @@ pub fn ls_records(args: &LsArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     let filter = parse_where(args.where_.as_deref())?;
     let rt = crate::cli::runtime()?;
     rt.block_on(async {
-        let mut r = super::fetch::resolve(
+        let mut r = catalog::resolve(
             &args.dataset,
             args.base_url.as_deref(),
-            args.source,
+            layout(args.source),
             DownloaderOptions::default(),
         )
         .await?;
@@ -181,19 +182,29 @@ fn record_json(r: &RecordInfo) -> serde_json::Value {
     })
 }
 
-/// `fetch --where EXPR`: plans the version's records from their headers (fetched into
-/// `dir`, the version directory the fetch fills) and returns the names of those the
-/// filter selects, one per line, as a `--records` file would give them (intersected
-/// with `records`, the text of a `--records` file, when both are given).
+/// The server layout `--source` names.
+pub(crate) fn layout(source: SourceArg) -> Layout {
+    match source {
+        SourceArg::Physionet => Layout::PhysioNet,
+        SourceArg::Aws => Layout::Aws,
+    }
+}
+
+/// `fetch --where EXPR`: plans the resolved version's records from their headers
+/// (fetched into `out/<slug>/<version>`, the directory the fetch fills) and returns the
+/// names of those the filter selects, one per line, as a `--records` file gives them
+/// (intersected with `records`, the text of a `--records` file, when both are given).
 pub(crate) async fn where_records(
     expr: &str,
     records: Option<&str>,
-    r: &super::fetch::Resolved,
-    dir: &std::path::Path,
+    r: &Resolved,
+    out: &std::path::Path,
     quiet: bool,
 ) -> anyhow::Result<String> {
     let filter = parse_where(Some(expr))?;
-    let base = r.source.version_url(&r.slug, &r.version);
+    let dir = catalog::version_dir(out, &r.slug, &r.version);
+    let dir = dir.as_path();
+    let base = r.base();
     let remote = Remote {
         downloader: &r.downloader,
         base: &base,
