@@ -8,30 +8,74 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use url::Url;
 
+use crate::auth::Credentials;
 use crate::cli::args::{FetchArgs, GlobalArgs, SourceArg};
 use crate::cli::reporter::ProgressReporter;
 use crate::error::Error;
 use crate::fetch::plan::Selection;
 use crate::fetch::retry::RetryPolicy;
-use crate::fetch::{DownloaderOptions, FetchOptions, FetchPlan};
+use crate::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient};
 use crate::objstore::{self, ObjectUrl, UploadOptions};
 use crate::shard::Shard;
+use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
+use crate::source::{DatasetSpec, Layout, Manifest, PhysioNet, SourceError};
 
 /// Default concurrent downloads: physionet.org throttles each connection to tens of
 /// KB/s and drops clients that open dozens, so about eight is both fast and polite.
 pub const DEFAULT_JOBS: usize = 8;
 
-pub(crate) use crate::catalog::Resolved;
+/// A resolved dataset version: where it is, what it holds, and the downloader to use.
+pub(crate) struct Resolved {
+    pub source: PhysioNet,
+    pub slug: String,
+    pub version: String,
+    pub manifest: Manifest,
+    pub downloader: Downloader,
+}
 
-/// Resolves a PhysioNet dataset spec ([`crate::catalog::resolve`]) for `--source`.
+/// Parses the spec, builds client and source, finds the version and reads the manifest.
 pub(crate) async fn resolve(
     dataset: &str,
     base_url: Option<&str>,
     source: SourceArg,
     opts: DownloaderOptions,
 ) -> anyhow::Result<Resolved> {
-    Ok(crate::catalog::resolve(dataset, base_url, super::plan::layout(source), opts).await?)
+    let (slug, version) = match DatasetSpec::parse(dataset).map_err(Error::from)? {
+        DatasetSpec::PhysioNet { slug, version } => (slug, version),
+        DatasetSpec::Kaggle { .. } => {
+            return Err(Error::from(SourceError::Unsupported("Kaggle")).into());
+        }
+    };
+    let layout = match source {
+        SourceArg::Physionet => Layout::PhysioNet,
+        SourceArg::Aws => Layout::Aws,
+    };
+    let default = if layout == Layout::Aws {
+        AWS_BASE
+    } else {
+        DEFAULT_BASE
+    };
+    let src = PhysioNet::new(base_url.unwrap_or(default), layout)?;
+    let creds = Url::parse(src.base().as_str())
+        .ok()
+        .filter(|u| u.scheme() != "file")
+        .and_then(|u| Credentials::lookup(&u));
+    let client = HttpClient::new(creds, Duration::from_secs(30))?;
+    let downloader = Downloader::new(client, opts);
+    let version = match version {
+        Some(v) => v,
+        None => src.resolve_version(&downloader, &slug).await?,
+    };
+    let manifest = src.manifest(&downloader, &slug, &version).await?;
+    Ok(Resolved {
+        source: src,
+        slug,
+        version,
+        manifest,
+        downloader,
+    })
 }
 
 /// Runs `physio fetch`.
@@ -125,7 +169,9 @@ pub(crate) fn execute(
                 let names = super::plan::where_records(
                     expr,
                     records.as_deref(),
-                    &r,
+                    &args.dataset,
+                    args.base_url.as_deref(),
+                    args.source,
                     &args.out,
                     global.quiet || args.json,
                 )

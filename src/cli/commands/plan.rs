@@ -182,26 +182,38 @@ fn record_json(r: &RecordInfo) -> serde_json::Value {
     })
 }
 
-/// The server layout `--source` names.
+/// The server layout `--source` names (any choice but `aws` plans from physionet.org's
+/// layout).
 pub(crate) fn layout(source: SourceArg) -> Layout {
     match source {
-        SourceArg::Physionet => Layout::PhysioNet,
         SourceArg::Aws => Layout::Aws,
+        _ => Layout::PhysioNet,
     }
 }
 
-/// `fetch --where EXPR`: plans the resolved version's records from their headers
+/// `fetch --where EXPR`: resolves `dataset`, plans its records from their headers
 /// (fetched into `out/<slug>/<version>`, the directory the fetch fills) and returns the
 /// names of those the filter selects, one per line, as a `--records` file gives them
 /// (intersected with `records`, the text of a `--records` file, when both are given).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn where_records(
     expr: &str,
     records: Option<&str>,
-    r: &Resolved,
+    dataset: &str,
+    base_url: Option<&str>,
+    source: SourceArg,
     out: &std::path::Path,
     quiet: bool,
 ) -> anyhow::Result<String> {
     let filter = parse_where(Some(expr))?;
+    let r: Resolved = catalog::resolve(
+        dataset,
+        base_url,
+        layout(source),
+        DownloaderOptions::default(),
+    )
+    .await?;
+    let r = &r;
     let dir = catalog::version_dir(out, &r.slug, &r.version);
     let dir = dir.as_path();
     let base = r.base();
