@@ -10,7 +10,6 @@
 //! [`filter`] is the `--where` language over [`RecordInfo`].
 
 pub mod filter;
-pub mod resolve;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,6 @@ use crate::source::{Entry, Manifest};
 use crate::wfdb::header::{Header, read_header};
 
 pub use filter::{Filter, WhereError};
-pub use resolve::{Resolved, resolve};
 
 /// One record as its header(s) describe it.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +186,33 @@ pub struct Catalog {
     pub bytes: u64,
     /// Files downloaded while planning (the rest were already verified in the mirror).
     pub fetched: usize,
+}
+
+impl Catalog {
+    /// The records `filter` selects (all, without one), in name order; records that
+    /// could not be planned are left out ([`Catalog::failures`] names them).
+    pub fn selected<'a>(
+        &'a self,
+        filter: Option<&'a Filter>,
+    ) -> impl Iterator<Item = &'a RecordInfo> + 'a {
+        self.records
+            .iter()
+            .filter(move |r| r.error.is_none() && filter.is_none_or(|f| f.matches(r)))
+    }
+
+    /// Header (or RECORDS) files that could not be fetched, then records that could not
+    /// be planned: `(path, why)` and `(record <name>, why)`.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.failed
+            .iter()
+            .map(|(p, e)| (p.clone(), e.to_string()))
+            .chain(self.records.iter().filter_map(|r| {
+                r.error
+                    .as_ref()
+                    .map(|e| (format!("record {}", r.name), e.clone()))
+            }))
+            .collect()
+    }
 }
 
 /// Plans the records of `remote`: fetches the RECORDS files (or, when the version has no

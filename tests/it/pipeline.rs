@@ -710,3 +710,71 @@ fn multi_segment_records_plan_from_all_their_headers_and_convert_identically() {
     );
     assert!(read(&one) == read(&two), "multi-segment output differs");
 }
+
+/// `convert <dataset> --shard I/N` uses the record-name shard key of `fetch --shard` and
+/// `convert --shard`: each shard fetches only its records' signal files (the shards'
+/// files are disjoint and together every file), and writes what `convert --shard I/N`
+/// of a fully fetched mirror writes, byte for byte.
+#[test]
+fn convert_dataset_shards_by_record_name_like_fetch_and_convert() {
+    let (s, files) = serve(12);
+    let tmp = tempfile::tempdir().unwrap();
+    let m0 = tmp.path().join("m0");
+    let mut cmd = physio();
+    cmd.args(["fetch", SLUG, "--quiet", "--base-url", &s.url()])
+        .arg("--out")
+        .arg(&m0);
+    cmd.assert().success();
+    let mut fetched_dats: Vec<String> = Vec::new();
+    let mut written = 0;
+    for i in 0..2 {
+        let shard = format!("{i}/2");
+        let reference = tmp.path().join(format!("ref-{i}"));
+        let mut cmd = physio();
+        cmd.arg("convert")
+            .arg(m0.join(SLUG).join(VERSION))
+            .args(["--to", "parquet", "--quiet", "--shard", &shard])
+            .arg("--out")
+            .arg(&reference);
+        cmd.assert().success();
+        s.clear_log();
+        let out = tmp.path().join(format!("out-{i}"));
+        let doc = convert_dataset(
+            &s,
+            &tmp.path().join(format!("m{}", i + 1)),
+            &out,
+            &["--shard", &shard],
+        );
+        written += doc["records_written"].as_u64().unwrap();
+        let part = format!("part-{i}-00000.parquet");
+        assert!(
+            read(&out.join(&part)) == read(&reference.join(&part)),
+            "shard {shard} differs from convert --shard"
+        );
+        let dats: Vec<String> = file_gets(&s)
+            .into_iter()
+            .filter(|p| p.ends_with(".dat"))
+            .collect();
+        // Each fetched signal file belongs to a record of this shard.
+        for d in &dats {
+            let record = d.trim_end_matches(".dat");
+            assert!(
+                physio::shard::Shard { index: i, count: 2 }.contains(record),
+                "{d} fetched by shard {shard}"
+            );
+        }
+        fetched_dats.extend(dats);
+    }
+    assert_eq!(written, 24, "every record converted by exactly one shard");
+    fetched_dats.sort();
+    let mut all: Vec<String> = files
+        .iter()
+        .map(|(p, _)| p.clone())
+        .filter(|p| p.ends_with(".dat"))
+        .collect();
+    all.sort();
+    assert_eq!(
+        fetched_dats, all,
+        "the shards' signal files: disjoint, complete"
+    );
+}

@@ -1,23 +1,19 @@
 //! `physio convert <dataset>[@version] --to parquet --out OUT [--mirror DIR]
-//! [--no-keep-raw] [--where EXPR]`: resolves the dataset, then runs
-//! [`crate::pipeline::run`] with two progress bars (files fetched, rows written) and
-//! prints the summary as `convert` does (issue 15).
+//! [--no-keep-raw] [--where EXPR]`: runs [`crate::ops::convert_dataset`] with two
+//! progress bars (files fetched, rows written) and prints the summary as `convert`
+//! does (issue 15).
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::catalog::Remote;
 use crate::cli::args::{ConvertArgs, GlobalArgs};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_OK, EXIT_PARTIAL, Error};
-use crate::fetch::{DownloaderOptions, Outcome};
-use crate::pipeline::{PipelineOptions, PipelineReport};
+use crate::fetch::Outcome;
+use crate::ops::{self, DatasetOutcome, DatasetRequest, FetchOutcome, FetchRequest};
+use crate::pipeline::PipelineReport;
 use crate::source::DatasetSpec;
-
-/// Concurrent downloads unless `--fetch-jobs` says otherwise: `fetch`'s polite default
-/// for physionet.org.
-const DEFAULT_FETCH_JOBS: usize = 8;
 
 /// True when `input` names a dataset (`ptb-xl`, `mitdb@1.0.0`, `kaggle:o/d`) rather
 /// than a local path: neither it nor a record header `<input>.hea` exists on disk,
@@ -76,68 +72,52 @@ impl crate::convert::Reporter for Display {
     }
 }
 
-/// Runs `physio convert <dataset>`.
-pub fn run(
-    args: &ConvertArgs,
-    global: &GlobalArgs,
-    capture: Option<&mut serde_json::Value>,
-) -> anyhow::Result<u8> {
-    let dataset = args.input.to_string_lossy().to_string();
-    if dataset.starts_with("kaggle:") {
-        return kaggle(args, global, capture, &dataset);
-    }
-    let filter = super::plan::parse_where(args.where_.as_deref())?;
-    let convert = super::convert::options(args).map_err(Error::Convert)?;
-    if crate::objstore::ObjectUrl::parse(&args.out.to_string_lossy())
-        .map_err(Error::from)?
-        .is_some()
-    {
-        return Err(Error::Usage(
-            "convert <dataset>: --out must be a local path (convert the mirror to s3:// afterwards)"
-                .into(),
-        )
-        .into());
-    }
-    let jobs = args.fetch_jobs.unwrap_or(DEFAULT_FETCH_JOBS);
-    if jobs == 0 || jobs > 256 {
-        return Err(Error::Usage("--fetch-jobs must be between 1 and 256".into()).into());
-    }
-    let opts = PipelineOptions {
-        convert,
-        filter,
+/// Runs `physio convert <dataset>`: builds the [`DatasetRequest`], runs
+/// [`ops::convert_dataset`] with the two bars, and prints the report.
+pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    let mut fetch = FetchRequest::new(args.input.to_string_lossy(), &args.mirror);
+    fetch.base_url = args.base_url.clone();
+    fetch.layout = super::fetch::layout(args.source);
+    fetch.jobs = args.fetch_jobs.unwrap_or(ops::DEFAULT_JOBS);
+    fetch.filter = super::plan::parse_where(args.where_.as_deref())?;
+    let req = DatasetRequest {
+        fetch,
+        convert: super::convert::options(args).map_err(Error::Convert)?,
         keep_raw: !args.no_keep_raw,
         ahead: args.ahead,
     };
     let rt = crate::cli::runtime()?;
-    let r = rt.block_on(crate::catalog::resolve(
-        &dataset,
-        args.base_url.as_deref(),
-        super::plan::layout(args.source),
-        DownloaderOptions {
-            jobs,
-            ..DownloaderOptions::default()
-        },
-    ))?;
-    let dir = crate::catalog::version_dir(&args.mirror, &r.slug, &r.version);
-    let base = r.source.version_url(&r.slug, &r.version);
-    let remote = Remote {
-        downloader: &r.downloader,
-        base: &base,
-        manifest: &r.manifest,
-        dir: &dir,
-    };
     let hidden = global.quiet || args.json || !std::io::stderr().is_terminal();
     let display = Display::new(hidden);
-    let report = crate::pipeline::run(rt.handle(), &remote, &opts, &display, &display)?;
+    let outcome = ops::convert_dataset(&req, rt.handle(), &display, &display)?;
     display.files.finish_and_clear();
     display.rows.finish_and_clear();
-    print_report(args, global, capture, &r.slug, &r.version, &dir, &report)
+    match outcome {
+        DatasetOutcome::PhysioNet {
+            dataset,
+            version,
+            mirror,
+            report,
+        } => print_report(args, global, &dataset, &version, &mirror, &report),
+        DatasetOutcome::Kaggle {
+            fetched,
+            converted: None,
+        } => {
+            let mut err = std::io::stderr().lock();
+            for (path, e) in &fetched.failed {
+                writeln!(err, "error: {path}: {e}")?;
+            }
+            Ok(FetchOutcome::kaggle_exit_code(&fetched))
+        }
+        DatasetOutcome::Kaggle {
+            converted: Some(c), ..
+        } => super::convert::render(args, global, &c),
+    }
 }
 
 fn print_report(
     args: &ConvertArgs,
     global: &GlobalArgs,
-    capture: Option<&mut serde_json::Value>,
     slug: &str,
     version: &str,
     dir: &Path,
@@ -172,7 +152,7 @@ fn print_report(
     } else {
         EXIT_OK
     };
-    if args.json || capture.is_some() {
+    if args.json {
         let doc = serde_json::json!({
             "dataset": slug, "version": version, "mirror": dir.display().to_string(),
             "records_planned": report.planned, "records_selected": report.selected,
@@ -193,10 +173,7 @@ fn print_report(
                 .collect::<Vec<_>>(),
             "exit_code": code,
         });
-        match capture {
-            Some(slot) => *slot = doc,
-            None => writeln!(std::io::stdout().lock(), "{doc}")?,
-        }
+        writeln!(std::io::stdout().lock(), "{doc}")?;
     } else if !global.quiet {
         writeln!(
             err,
@@ -221,51 +198,4 @@ fn print_report(
         )?;
     }
     Ok(code)
-}
-
-/// `convert kaggle:<owner>/<dataset>`: Kaggle serves a dataset as one archive, so there
-/// is nothing to overlap per record: the archive is fetched (verified, extracted) into
-/// the mirror as `fetch` does, then the extracted directory is converted.
-fn kaggle(
-    args: &ConvertArgs,
-    global: &GlobalArgs,
-    capture: Option<&mut serde_json::Value>,
-    dataset: &str,
-) -> anyhow::Result<u8> {
-    if args.where_.is_some() || args.no_keep_raw {
-        return Err(Error::Usage(
-            "convert kaggle:<owner>/<dataset>: --where and --no-keep-raw apply to PhysioNet datasets only"
-                .into(),
-        )
-        .into());
-    }
-    let argv = [
-        "physio".to_string(),
-        "fetch".to_string(),
-        dataset.to_string(),
-        "--out".to_string(),
-        args.mirror.display().to_string(),
-    ];
-    let fetch = match <crate::cli::args::Cli as clap::Parser>::try_parse_from(argv)
-        .map_err(|e| Error::Usage(e.render().to_string()))?
-        .command
-    {
-        crate::cli::args::Command::Fetch(f) => f,
-        _ => return Err(Error::Usage("internal: not a fetch command line".into()).into()),
-    };
-    let mut fetched = serde_json::Value::Null;
-    let code = super::kaggle::execute(&fetch, global, Some(&mut fetched))?;
-    let Some(dir) = fetched["dir"].as_str() else {
-        return Ok(code.max(EXIT_PARTIAL));
-    };
-    if code != EXIT_OK {
-        let mut err = std::io::stderr().lock();
-        for e in fetched["errors"].as_array().into_iter().flatten() {
-            writeln!(err, "error: {}: {}", e["path"], e["error"])?;
-        }
-        return Ok(code);
-    }
-    let mut local = args.clone();
-    local.input = dir.into();
-    super::convert::execute(&local, global, capture)
 }
