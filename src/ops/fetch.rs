@@ -90,7 +90,10 @@ pub struct FetchRequest {
     pub delete: bool,
     /// `--where`: only the files of records whose headers match (PhysioNet datasets
     /// into a local directory only). The headers are fetched first, into the same
-    /// version directory, so the fetch proper finds them verified.
+    /// version directory, so the fetch proper finds them verified; a dry run
+    /// ([`fetch_plan`]) fetches them too, since the selection needs them. The headers
+    /// are fetched without the shared-phase lock, so concurrent `--where --shard`
+    /// runs on one mirror should be started after one has planned.
     pub filter: Option<Filter>,
 }
 
