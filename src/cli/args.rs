@@ -31,6 +31,7 @@ pub struct GlobalArgs {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing buys nothing
 pub enum Command {
     /// Download a dataset (or part of one), verifying every file.
     Fetch(FetchArgs),
@@ -91,6 +92,10 @@ pub struct FetchArgs {
     /// `aws` (the public S3 mirror only, `<slug>/<version>/`).
     #[arg(long, value_enum, default_value = "auto")]
     pub source: SourceArg,
+    /// Only fetch the files of records matching this filter on their headers (see
+    /// `docs/plan.md`), e.g. `fs == 500 and "V1" in sig_name and duration >= 10`.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub where_: Option<String>,
     /// Attempts per file before it counts as failed.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub retries: u32,
@@ -162,6 +167,19 @@ pub struct LsArgs {
     /// Server layout (as for `fetch`).
     #[arg(long, value_enum, default_value = "physionet")]
     pub source: SourceArg,
+    /// List records (one line each, from their headers only) instead of files.
+    #[arg(long)]
+    pub records: bool,
+    /// With --records: print CSV instead of a table.
+    #[arg(long, requires = "records", conflicts_with = "json")]
+    pub csv: bool,
+    /// With --records: only records matching this filter (see `docs/plan.md`), e.g.
+    /// `fs == 500 and "V1" in sig_name and duration >= 10`.
+    #[arg(long = "where", value_name = "EXPR", requires = "records")]
+    pub where_: Option<String>,
+    /// With --records: the mirror directory headers are cached in (DIR/<slug>/<version>).
+    #[arg(long, value_name = "DIR", default_value = "physionet")]
+    pub mirror: PathBuf,
 }
 
 /// `physio info`.
@@ -209,9 +227,11 @@ pub enum DtypeArg {
 }
 
 /// `physio convert`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// A dataset directory or one record path (with or without `.hea`).
+    /// A dataset directory, one record path (with or without `.hea`), or a dataset spec
+    /// as for `fetch` (`ptb-xl`, `mitdb@1.0.0`): then the files the conversion needs
+    /// are fetched into --mirror and converted as they arrive.
     pub input: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "parquet")]
@@ -276,6 +296,30 @@ pub struct ConvertArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Dataset input: the mirror directory raw files are fetched into and kept in
+    /// (DIR/<slug>/<version>, as `fetch --out DIR`).
+    #[arg(long, value_name = "DIR", default_value = "physionet")]
+    pub mirror: PathBuf,
+    /// Dataset input: delete each record's signal and annotation files once its rows
+    /// are written (disk use stays bounded; see `docs/plan.md`).
+    #[arg(long)]
+    pub no_keep_raw: bool,
+    /// Only records matching this filter on their headers (see `docs/plan.md`).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub where_: Option<String>,
+    /// Dataset input: replace https://physionet.org.
+    #[arg(long, env = "PHYSIO_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Dataset input: server layout (as for `fetch`).
+    #[arg(long, value_enum, default_value = "physionet")]
+    pub source: SourceArg,
+    /// Dataset input: concurrent downloads (default 8).
+    #[arg(long, value_name = "N")]
+    pub fetch_jobs: Option<usize>,
+    /// Dataset input with --no-keep-raw: at most 2 x N records (plus those the
+    /// converter is decoding) have raw files on disk.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub ahead: usize,
     /// Rows per Parquet row group (default: ~16 MiB of decoded samples per group).
     #[arg(long, value_name = "N", hide = true)]
     pub row_group_rows: Option<usize>,

@@ -13,14 +13,21 @@
 //! * [`ls()`] — the remote files of a version, without downloading.
 //! * [`verify()`] — re-hash a local copy (or a stored version) against its checksums.
 //! * [`convert()`] — WFDB records to Parquet, locally or into an object store.
+//! * [`ls_records`] — a version's records planned from their headers (`ls --records`).
+//! * [`convert_dataset`] — from a dataset spec to Parquet, fetch and convert overlapped
+//!   (`convert <dataset>`).
 
 pub mod convert;
+pub mod dataset;
 pub mod fetch;
+pub mod records;
 pub mod verify;
 
 pub use convert::{ConvertOutcome, ConvertRequest, convert};
+pub use dataset::{DatasetOutcome, DatasetRequest, convert_dataset};
 pub use fetch::{
     DEFAULT_JOBS, DryRun, FetchOutcome, FetchRequest, FetchSource, Fetched, Listing, PlanOutcome,
-    fetch, fetch_plan, latest_version, ls,
+    Resolved, WhereReport, fetch, fetch_plan, latest_version, ls, resolve,
 };
+pub use records::{RecordListing, ls_records};
 pub use verify::{Verified, verify};

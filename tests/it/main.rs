@@ -13,6 +13,7 @@ mod fetch;
 mod info;
 mod kaggle;
 mod objstore;
+mod pipeline;
 mod shard;
 mod sync;
 mod wfdb_bad_input;

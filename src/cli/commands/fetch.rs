@@ -61,6 +61,16 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     let mut err = std::io::stderr().lock();
     if let FetchOutcome::PhysioNet(f) = &outcome {
         warn_no_checksums(f.checksums, &f.dataset, &f.version, global);
+        if let Some(w) = &f.selection {
+            super::plan::print_plan_failures(&w.failed)?;
+            if !(global.quiet || args.json) {
+                writeln!(
+                    err,
+                    "--where selects {} of {} records",
+                    w.selected, w.planned
+                )?;
+            }
+        }
     }
     print_failures(&mut err, &outcome, args.delete, global.quiet)?;
     let code = outcome.exit_code();
@@ -104,6 +114,7 @@ pub(crate) fn request(args: &FetchArgs) -> Result<FetchRequest, Error> {
     req.jobs = args.jobs;
     req.base_url = args.base_url.clone();
     req.source = args.source.into();
+    req.filter = super::plan::parse_where(args.where_.as_deref())?;
     req.retries = args.retries;
     req.stall_timeout = if args.stall_timeout > 0.0 && args.stall_timeout.is_finite() {
         Duration::from_secs_f64(args.stall_timeout.min(1e9))

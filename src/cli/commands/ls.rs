@@ -14,6 +14,9 @@ pub fn run(args: &LsArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     if ops::fetch::is_kaggle(&args.dataset) {
         return super::kaggle::ls(args, global);
     }
+    if args.records {
+        return super::plan::ls_records(args, global);
+    }
     let mut req = FetchRequest::new(&args.dataset, "");
     req.include = args.include.clone();
     req.exclude = args.exclude.clone();

@@ -6,5 +6,7 @@ pub mod fetch;
 pub mod info;
 pub mod kaggle;
 pub mod ls;
+pub mod pipeline;
+pub mod plan;
 pub mod sync;
 pub mod verify;
