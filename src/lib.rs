@@ -5,6 +5,7 @@
 //! The crate is one library with a thin binary (`src/main.rs`). Modules:
 //!
 //! * [`wfdb`] — WFDB headers, signal formats, multi-segment records, annotations, writer.
+//! * [`edf`] — EDF and EDF+ files read as records (EEG, sleep), with their annotations.
 //! * [`convert`] — WFDB records to Parquet (`record`, `samples`, `windows` layouts).
 //! * [`source`] — where datasets come from: PhysioNet (and mirrors), Kaggle; manifests.
 //! * [`fetch`] — the concurrent, resumable, verifying download engine.
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod cli;
 pub mod convert;
+pub mod edf;
 pub mod env;
 pub mod error;
 pub mod extract;
