@@ -23,6 +23,8 @@ use std::path::PathBuf;
 
 use crate::error::EXIT_PARTIAL;
 
+/// `physio info --json` of an EDF file.
+pub mod describe;
 /// The header grammar.
 pub mod header;
 /// Reading samples and annotations: `EdfReader`.
