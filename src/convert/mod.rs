@@ -18,6 +18,7 @@
 
 pub mod batch;
 pub mod discover;
+pub mod edf_source;
 pub mod metadata;
 pub mod plan;
 pub mod reuse;
@@ -36,6 +37,7 @@ use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
 use crate::shard::Shard;
 
 pub use discover::{RecordRef, discover};
+pub use edf_source::DatasetOpener;
 pub use source::{RecordMeta, RecordSource, SourceOpener, WfdbOpener};
 
 /// Errors converting records to Parquet.
@@ -54,6 +56,15 @@ pub enum ConvertError {
     /// Building an Arrow batch failed (a bug or an overflow of Arrow's 32-bit offsets).
     #[error("building Arrow data: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// Reading an EDF file failed; carries the record's name so it can be reported.
+    #[error("record {name}: {source}")]
+    Edf {
+        /// The record name (the file's path relative to the input).
+        name: String,
+        /// The reader's error.
+        #[source]
+        source: crate::edf::EdfError,
+    },
     /// Reading a WFDB record failed; carries the record's name so it can be reported.
     #[error("record {name}: {source}")]
     Record {
@@ -343,7 +354,7 @@ pub fn convert(
     reporter: &dyn Reporter,
 ) -> Result<ConvertReport, ConvertError> {
     let found = discover::discover(&opts.input)?;
-    let opener = WfdbOpener::new(&found.root);
+    let opener = DatasetOpener::new(&found.root);
     convert_with(opts, &found, &opener, reporter)
 }
 
@@ -847,12 +858,22 @@ mod tests {
             AnnotationRow {
                 sample: 9,
                 symbol: "V".into(),
+                subtype: 0,
+                chan: 0,
+                num: 0,
                 aux: "".into(),
+                time: 0.09,
+                duration: None,
             },
             AnnotationRow {
                 sample: 1,
                 symbol: "N".into(),
+                subtype: 0,
+                chan: 0,
+                num: 0,
                 aux: "(N".into(),
+                time: 0.01,
+                duration: None,
             },
         ]);
         o.add(r2);

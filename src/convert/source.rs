@@ -45,15 +45,28 @@ pub struct RecordMeta {
     pub comments: Vec<String>,
 }
 
-/// One annotation as it goes into the `annotations` list column.
+/// One annotation as it goes into the `annotations` list column (issue 14: every field
+/// `rdann` shows, and EDF+'s onset, duration and text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnotationRow {
-    /// Sample (frame) number in the record.
+    /// Sample (frame) number in the record (EDF+: onset × the record's frame rate,
+    /// rounded).
     pub sample: i64,
-    /// Annotation mnemonic (`N`, `V`, `+`, ...).
+    /// Annotation mnemonic (`N`, `V`, `+`, ..., custom symbols included); EDF+: empty.
     pub symbol: String,
-    /// Auxiliary text (rhythm labels such as `(N`), trailing NULs removed.
+    /// WFDB subtype; EDF+: 0.
+    pub subtype: i16,
+    /// WFDB signal (channel) number, 0..=255; EDF+: 0.
+    pub chan: i16,
+    /// WFDB annotator number; EDF+: 0.
+    pub num: i16,
+    /// Auxiliary text (rhythm labels such as `(N`), trailing NULs removed; EDF+: the
+    /// annotation's text.
     pub aux: String,
+    /// Seconds from the record's start (WFDB: sample / fs; EDF+: the onset).
+    pub time: f64,
+    /// EDF+ duration in seconds; `None` for WFDB.
+    pub duration: Option<f64>,
 }
 
 /// An open record that can be read in frame ranges (so long records stream).
@@ -167,14 +180,21 @@ impl SourceOpener for WfdbOpener {
         if !annotation_path(&record, ext).is_file() {
             return Ok(None);
         }
-        let anns = read_annotations(&record, ext).map_err(|source| ConvertError::Record {
+        let bad = |source| ConvertError::Record {
             name: name.to_string(),
             source,
-        })?;
+        };
+        let anns = read_annotations(&record, ext).map_err(bad)?;
+        let fs = crate::wfdb::read_header(&record).map_err(bad)?.fs;
         Ok(Some(
             anns.into_iter()
                 .map(|a| AnnotationRow {
                     sample: a.sample,
+                    time: a.sample as f64 / fs,
+                    duration: None,
+                    subtype: a.subtype.into(),
+                    chan: a.chan.into(),
+                    num: a.num.into(),
                     symbol: a.symbol,
                     // Aux strings are stored NUL-padded to an even length (`(N\0`).
                     aux: String::from_utf8_lossy(&a.aux)
@@ -235,7 +255,7 @@ impl SourceOpener for WfdbOpener {
 /// Hex SHA-256 of a file. Files up to 64 MiB are read whole into a per-thread buffer
 /// (one `read` instead of `std::io::copy`'s 8 KiB steps: 2,000 PTB-XL records made
 /// 30,000 read calls); larger ones stream.
-fn hash_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     const WHOLE: u64 = 64 << 20;
     thread_local! {
