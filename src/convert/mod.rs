@@ -57,7 +57,8 @@ pub enum ConvertError {
     #[error("building Arrow data: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
     /// Reading an EDF file failed; carries the record's name so it can be reported.
-    #[error("record {name}: {source}")]
+    /// Displayed as the reader's error alone: that names the file already.
+    #[error("{source}")]
     Edf {
         /// The record name (the file's path relative to the input).
         name: String,

@@ -652,4 +652,107 @@ mod tests {
         let r = EdfReader::open(&p).unwrap();
         assert_eq!(r.read_physical(0..2).unwrap()[1], vec![0.0, 0.0]);
     }
+
+    /// A small valid EDF+D file with two channels at different rates, annotations and
+    /// a gap, the seed the property tests below mutate.
+    fn seed() -> Vec<u8> {
+        let mut f = build(
+            "EDF+D",
+            "3",
+            "0.5",
+            &[
+                sig("A", "4"),
+                sig("B", "2"),
+                sig(super::super::header::ANNOTATION_LABEL, "12"),
+            ],
+        );
+        let tals = [
+            "+0\x14\x14\x00+0.25\x150.5\x14x\x14\x00",
+            "+0.5\x14\x14\x00",
+            "+2\x14\x14\x00",
+        ];
+        for (r, t) in tals.iter().enumerate() {
+            for v in 0..6i16 {
+                f.extend((v * (r as i16 + 1)).to_le_bytes());
+            }
+            for v in tal_block(t, 12) {
+                f.extend(v.to_le_bytes());
+            }
+        }
+        f
+    }
+
+    /// Opens `bytes` as a file and, if it opens, reads everything; must never panic,
+    /// and whatever opens holds no more data than the file has.
+    fn exercise(bytes: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.edf");
+        std::fs::write(&p, bytes).unwrap();
+        let Ok(r) = EdfReader::open(&p) else {
+            return;
+        };
+        let h = r.header();
+        let data_bytes = bytes.len() as u64 - h.header_bytes;
+        assert!(h.n_records * h.record_bytes() <= data_bytes);
+        let stored = h.n_records * r.frames_per_record();
+        assert!(r.n_frames() <= stored + MAX_GAP_FRAMES);
+        let tspf: u64 = r.samps_per_frame().iter().map(|&s| u64::from(s)).sum();
+        if r.n_frames() * tspf <= 1 << 20 {
+            let d = r.read_digital(0..r.n_frames()).unwrap();
+            for (c, v) in d.iter().enumerate() {
+                assert_eq!(
+                    v.len() as u64,
+                    r.n_frames() * u64::from(r.samps_per_frame()[c])
+                );
+            }
+            let _ = r.read_physical_f32(r.n_frames() / 2..r.n_frames()).unwrap();
+        }
+        let _ = r.annotations();
+        let _ = r.wfdb_python_fields();
+    }
+
+    #[test]
+    fn seed_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.edf");
+        std::fs::write(&p, seed()).unwrap();
+        let r = EdfReader::open(&p).unwrap();
+        assert_eq!((r.fs(), r.n_frames()), (4.0, 10));
+        assert!(r.has_gaps());
+        exercise(&seed());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Random byte changes anywhere in a valid file (header digits included).
+        #[test]
+        fn mutated_files_never_panic(
+            edits in proptest::collection::vec((0usize..2000, 0u8..=255), 1..8),
+            digits in proptest::collection::vec((0usize..1024, 0u8..10), 0..4),
+            cut in 0usize..2000,
+        ) {
+            let mut f = seed();
+            for (at, b) in edits {
+                let n = f.len();
+                f[at % n] = b;
+            }
+            // Digits keep numeric fields numeric, so the checks past parsing are reached.
+            for (at, d) in digits {
+                let n = f.len().min(1024);
+                f[at % n] = b'0' + d;
+            }
+            let keep = f.len() - cut % (f.len() / 4);
+            f.truncate(keep);
+            exercise(&f);
+        }
+
+        /// Arbitrary bytes after a valid fixed header prefix.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..1200)) {
+            let mut f = seed()[..256].to_vec();
+            f.extend(body);
+            exercise(&f);
+        }
+    }
 }

@@ -8,6 +8,7 @@
 mod cli;
 mod common;
 mod convert;
+mod edf;
 mod fetch;
 mod info;
 mod kaggle;
