@@ -307,7 +307,7 @@ pub fn parse_header(data: &[u8], file_len: u64, path: &Path) -> Result<EdfHeader
         ));
     } else {
         let n = n_records_declared as u64;
-        let need = n.checked_mul(record_bytes).unwrap_or(u64::MAX);
+        let need = n.saturating_mul(record_bytes);
         if need > data_len {
             return Err(EdfError::Truncated {
                 path: path.to_path_buf(),

@@ -233,7 +233,7 @@ impl EdfReader {
                 .ok_or_else(|| disc(format!("data record {r} has no time-keeping annotation")))?;
             let frame = ((onset - first) * self.fs).round();
             let min = starts.last().map_or(0, |&s: &u64| s + g);
-            if !(frame >= min as f64) {
+            if frame.is_nan() || frame < min as f64 {
                 return Err(disc(format!(
                     "data record {r} starts at {onset} s, before the end of the previous one"
                 )));
