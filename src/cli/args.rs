@@ -151,7 +151,7 @@ pub struct LsArgs {
 /// `physio info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// A record path, with or without `.hea`.
+    /// A record path, with or without `.hea`, or an EDF/EDF+ file (`.edf`).
     pub record: PathBuf,
     /// Print one JSON object with wfdb-python's attribute names.
     #[arg(long)]
@@ -230,7 +230,8 @@ pub struct ConvertArgs {
     /// Dataset-specific metadata and labels (`ptb-xl`).
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
-    /// Annotation file extension to add as a list column (`atr`).
+    /// Annotation file extension to add as a list column (`atr`); `edf` reads EDF+
+    /// files' own annotations.
     #[arg(long, value_name = "EXT")]
     pub annotations: Option<String>,
     /// Parallel workers (default: all cores).

@@ -4,6 +4,9 @@
 //!
 //! Only the header is needed; when the signal files are present and the header has no
 //! signal length, the length is derived from the file size as wfdb-python does.
+//!
+//! An `.edf` path shows the EDF/EDF+ header instead (`docs/edf.md`): the same keys where
+//! they apply, plus an `edf` object with every header field as written.
 
 use std::fmt::Write as _;
 use std::io::Write;
