@@ -89,7 +89,7 @@ fn generate_edf(dir: &Path) {
         ("01.01.20", 8),
         ("00.00.00", 8),
         (&(256 * (N_SIG + 1)).to_string(), 8),
-        ("EDF+C", 44),
+        ("", 44), // plain EDF: EDF+ would need an annotation signal
         (&n_rec.to_string(), 8),
         ("1", 8),
         (&N_SIG.to_string(), 4),
