@@ -6,19 +6,25 @@
 //! EDF+ annotations are the file's own (`EDF Annotations` signals), asked for with
 //! `--annotations edf` ([`EDF_ANNOTATIONS`]): each becomes an [`AnnotationRow`] with
 //! `time` and `duration` from its TAL, its text in `aux`, `sample` = round(time × fs)
-//! and an empty `symbol`.
+//! in the record's frames, `symbol` [`EDF_ANNOTATION_SYMBOL`] (WFDB's NOTE, `"`, as
+//! wfdb-python's `rdedfann` writes EDF+ annotations) and `subtype`, `chan`, `num` 0.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::ConvertError;
 use super::source::{
-    AnnotationRow, ChannelMeta, RecordMeta, RecordSource, SourceOpener, WfdbOpener, hash_file,
+    AnnotationRow, ChannelMeta, RecordMeta, RecordSource, SourceOpener, WfdbOpener,
 };
 use crate::edf::{self, EdfError, EdfReader};
 
 /// The `--annotations` extension that selects an EDF+ file's own annotations.
 pub const EDF_ANNOTATIONS: &str = "edf";
+
+/// The `symbol` of every EDF+ annotation: WFDB's NOTE mnemonic (`"`), the code WFDB
+/// gives free-text annotations (the text is in `aux`), as wfdb-python's `rdedfann`
+/// does; so EDF+ and WFDB notes group together in the flat annotations table.
+pub const EDF_ANNOTATION_SYMBOL: &str = "\"";
 
 /// Opens WFDB records and EDF files under one root.
 #[derive(Debug, Clone)]
@@ -116,7 +122,7 @@ pub fn edf_annotation_rows(name: &str, r: &EdfReader) -> Result<Vec<AnnotationRo
         .into_iter()
         .map(|a| AnnotationRow {
             sample: a.sample,
-            symbol: String::new(),
+            symbol: EDF_ANNOTATION_SYMBOL.to_string(),
             subtype: 0,
             chan: 0,
             num: 0,
@@ -172,7 +178,8 @@ impl SourceOpener for DatasetOpener {
             return self.wfdb.input_digests(name);
         }
         let path = self.root.join(name);
-        let digest = hash_file(&path).map_err(|e| ConvertError::io(&path, e))?;
+        let digest =
+            crate::fetch::hash::sha256_hex(&path).map_err(|e| ConvertError::io(&path, e))?;
         Ok(vec![(name.to_string(), digest)])
     }
 }
@@ -187,6 +194,18 @@ impl RecordSource for EdfSource {
     fn read_physical_f32(&mut self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, ConvertError> {
         self.reader
             .read_physical_f32(frames)
+            .map_err(|e| edf_err(&self.name, e))
+    }
+
+    /// WFDB C's frame means of the digital samples, as for WFDB multi-frequency
+    /// records ([`EdfReader::read_frame_means_f32`]).
+    fn read_frame_means_f32(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<Vec<Vec<f32>>>, ConvertError> {
+        self.reader
+            .read_frame_means_f32(frames)
+            .map(Some)
             .map_err(|e| edf_err(&self.name, e))
     }
 

@@ -482,6 +482,39 @@ impl EdfReader {
         Ok(out)
     }
 
+    /// One physical value per frame and channel, as f32, with WFDB multi-frequency
+    /// semantics (`docs/parquet.md`, "Frames of oversampled signals"): a channel with
+    /// several samples per frame is reduced to WFDB C 10.7.0's frame mean of its
+    /// digital samples ([`crate::wfdb::frame::smooth_frames`], halves up), then scaled
+    /// (`mean * gain + offset`); a frame holding a [`GAP`] sample stays NaN. Channels
+    /// with one sample per frame read as [`EdfReader::read_physical_f32`] does.
+    pub fn read_frame_means_f32(&self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, EdfError> {
+        use crate::wfdb::frame::{FrameMean, smooth_frames};
+        let digital = self.read_digital(frames)?;
+        Ok(digital
+            .into_iter()
+            .zip(&self.spf)
+            .zip(&self.scales)
+            .map(|((d, &spf), &(gain, offset))| {
+                let means = if spf > 1 {
+                    smooth_frames(&d, spf as usize, FrameMean::default(), |i| d[i] == GAP)
+                } else {
+                    d
+                };
+                means
+                    .into_iter()
+                    .map(|x| {
+                        if x == GAP {
+                            f32::NAN
+                        } else {
+                            (f64::from(x) * gain + offset) as f32
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
     /// Every annotation of the file's `EDF Annotations` signals, in file order, without
     /// the time-keeping TALs (those with no text).
     pub fn annotations(&self) -> Result<Vec<EdfAnnotation>, EdfError> {
@@ -614,6 +647,56 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!((a[0].time, a[0].duration, a[0].sample), (0.5, Some(0.5), 1));
         assert_eq!(a[0].text, "Hi");
+    }
+
+    #[test]
+    fn frame_means_follow_wfdb_and_gaps_stay_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        // Multi-rate: A has 2 samples per frame, B one.
+        let h = build("", "2", "1", &[sig("A", "4"), sig("B", "2")]);
+        let p = write(
+            dir.path(),
+            "m.edf",
+            h,
+            &[
+                vec![vec![1, 2, -1, -2], vec![10, 20]],
+                vec![vec![7, 7, 0, 1], vec![30, 40]],
+            ],
+        );
+        let r = EdfReader::open(&p).unwrap();
+        let (gain, offset) = r.scales()[0];
+        let phys = |d: f64| (d * gain + offset) as f32;
+        let m = r.read_frame_means_f32(0..4).unwrap();
+        // WFDB C 10.7.0: floor(mean + 1/2) on the digital samples, then scaled.
+        assert_eq!(m[0], vec![phys(2.0), phys(-1.0), phys(7.0), phys(1.0)]);
+        assert_eq!(m[1], r.read_physical_f32(0..4).unwrap()[1]);
+        assert_eq!(r.read_frame_means_f32(1..3).unwrap()[0], m[0][1..3]);
+        // EDF+D: frames in the gap are NaN.
+        let h = build(
+            "EDF+D",
+            "2",
+            "1",
+            &[
+                sig("A", "4"),
+                sig("B", "2"),
+                sig(super::super::header::ANNOTATION_LABEL, "8"),
+            ],
+        );
+        let p = write(
+            dir.path(),
+            "d.edf",
+            h,
+            &[
+                vec![vec![1, 2, 3, 4], vec![1, 2], tal_block("+0\x14\x14\x00", 8)],
+                vec![vec![5, 6, 7, 8], vec![3, 4], tal_block("+2\x14\x14\x00", 8)],
+            ],
+        );
+        let r = EdfReader::open(&p).unwrap();
+        assert_eq!((r.samps_per_frame(), r.n_frames()), (&[2, 1][..], 6));
+        let m = r.read_frame_means_f32(0..6).unwrap();
+        let nan: Vec<bool> = m[0].iter().map(|x| x.is_nan()).collect();
+        assert_eq!(nan, [false, false, true, true, false, false]);
+        assert_eq!(m[0][4], phys(6.0)); // (5 + 6) / 2 = 5.5 -> 6
     }
 
     #[test]

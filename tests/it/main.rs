@@ -8,6 +8,7 @@
 mod cli;
 mod common;
 mod convert;
+mod disk;
 mod edf;
 mod fetch;
 mod info;
@@ -18,4 +19,5 @@ mod sync;
 mod wfdb_bad_input;
 mod wfdb_conformance;
 mod wfdb_python;
+mod wfdb_reference;
 mod wfdb_roundtrip;
