@@ -63,7 +63,8 @@ pub struct FetchArgs {
     /// Only fetch these records' files: a file with one record name per line.
     #[arg(long, value_name = "FILE")]
     pub records: Option<PathBuf>,
-    /// Concurrent downloads (default: 8, a polite per-host cap for physionet.org).
+    /// Concurrent connections at most (default: search for the server's limit, from 4
+    /// up to 32, backing off on refusals; Kaggle: 8).
     #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,
     /// Replace https://physionet.org (a mirror, a local HTTP server or a file:// directory).
@@ -84,9 +85,11 @@ pub struct FetchArgs {
     /// Limit the total download rate of the run, in bytes per second (suffixes K, M, G).
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_rate: Option<u64>,
-    /// Server layout: `physionet` (`/files/<slug>/<version>/`) or `aws` (the public S3
-    /// mirror, `<slug>/<version>/`).
-    #[arg(long, value_enum, default_value = "physionet")]
+    /// Where the bytes come from: `auto` (files from the AWS open-data mirror when it
+    /// holds the version, each verified against physionet.org's SHA256SUMS.txt, falling
+    /// back to physionet.org per file), `physionet` (`/files/<slug>/<version>/` only) or
+    /// `aws` (the public S3 mirror only, `<slug>/<version>/`).
+    #[arg(long, value_enum, default_value = "auto")]
     pub source: SourceArg,
     /// Attempts per file before it counts as failed.
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -106,11 +109,24 @@ pub struct FetchArgs {
 /// Where a PhysioNet dataset is served from (`--source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SourceArg {
-    /// physionet.org or a mirror with its layout (default).
+    /// Manifest from physionet.org, bytes from the AWS mirror where it has them
+    /// (`PHYSIO_AWS_URL` points the mirror elsewhere), else from physionet.org.
+    Auto,
+    /// physionet.org or a mirror with its layout.
     #[default]
     Physionet,
     /// The AWS open-data bucket layout (`<slug>/<version>/<path>`).
     Aws,
+}
+
+impl From<SourceArg> for crate::ops::FetchSource {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Auto => crate::ops::FetchSource::Auto,
+            SourceArg::Physionet => crate::ops::FetchSource::PhysioNet,
+            SourceArg::Aws => crate::ops::FetchSource::Aws,
+        }
+    }
 }
 
 /// `physio verify`.

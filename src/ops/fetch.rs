@@ -49,9 +49,36 @@ use crate::source::kaggle::{self, KaggleFetchOptions, KaggleRef, KaggleReport};
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
 use crate::source::{DatasetSpec, Entry, Layout, Manifest, PhysioNet, SourceError};
 
-/// Default concurrent downloads: physionet.org throttles each connection to tens of
-/// KB/s and drops clients that open dozens, so about eight is both fast and polite.
+/// Concurrent downloads of a Kaggle fetch without [`FetchRequest::jobs`]: about eight
+/// is both fast and polite. PhysioNet-shaped fetches without it search for the
+/// server's connection budget instead, up to [`crate::fetch::concurrency::SEARCH_CAP`]
+/// (issue 13).
 pub const DEFAULT_JOBS: usize = 8;
+
+/// Where a PhysioNet dataset's bytes come from (`--source`, issue 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FetchSource {
+    /// Manifest and checksums from physionet.org (or `base_url`); each file's bytes
+    /// from the AWS open-data mirror when it holds the version (`PHYSIO_AWS_URL` points
+    /// the mirror elsewhere), verified against those checksums, falling back to the
+    /// origin per file.
+    #[default]
+    Auto,
+    /// physionet.org (or a mirror with its layout) only.
+    PhysioNet,
+    /// The AWS open-data bucket (`<slug>/<version>/<path>`) only.
+    Aws,
+}
+
+impl FetchSource {
+    /// The server layout of the primary source.
+    pub fn layout(self) -> Layout {
+        match self {
+            FetchSource::Auto | FetchSource::PhysioNet => Layout::PhysioNet,
+            FetchSource::Aws => Layout::Aws,
+        }
+    }
+}
 
 /// What to fetch, and how. [`FetchRequest::new`] gives the command line's defaults.
 #[derive(Debug, Clone)]
@@ -69,12 +96,15 @@ pub struct FetchRequest {
     pub records: Option<Vec<String>>,
     /// Fetch only this shard (see the module docs).
     pub shard: Option<Shard>,
-    /// Concurrent downloads, 1..=256.
-    pub jobs: usize,
-    /// Replaces `https://physionet.org` (or the AWS bucket for [`Layout::Aws`]).
+    /// Concurrent connections at most, 1..=256. `None`: a PhysioNet-shaped fetch
+    /// searches for the server's budget (from a few up to
+    /// [`crate::fetch::concurrency::SEARCH_CAP`], backing off on refusals); Kaggle
+    /// uses [`DEFAULT_JOBS`].
+    pub jobs: Option<usize>,
+    /// Replaces `https://physionet.org` (or the AWS bucket for [`FetchSource::Aws`]).
     pub base_url: Option<String>,
-    /// Server layout of a PhysioNet-shaped source.
-    pub layout: Layout,
+    /// Where the bytes come from (and so the server layout).
+    pub source: FetchSource,
     /// Attempts per file before it counts as failed (at least 1).
     pub retries: u32,
     /// Drop and retry a connection that delivers no bytes for this long.
@@ -99,9 +129,9 @@ impl FetchRequest {
             exclude: Vec::new(),
             records: None,
             shard: None,
-            jobs: DEFAULT_JOBS,
+            jobs: None,
             base_url: None,
-            layout: Layout::PhysioNet,
+            source: FetchSource::Auto,
             retries: 8,
             stall_timeout: Duration::from_secs(30),
             split_min: crate::fetch::download::DEFAULT_SPLIT_MIN,
@@ -122,7 +152,7 @@ impl FetchRequest {
                 "--max-rate must be at least 1 byte per second".into(),
             ));
         }
-        if self.jobs == 0 || self.jobs > 256 {
+        if self.jobs.is_some_and(|j| j == 0 || j > 256) {
             return Err(Error::Usage("--jobs must be between 1 and 256".into()));
         }
         if self.stall_timeout.is_zero() || self.retries == 0 {
@@ -131,7 +161,8 @@ impl FetchRequest {
             ));
         }
         Ok(DownloaderOptions {
-            jobs: self.jobs,
+            jobs: self.jobs.unwrap_or(crate::fetch::concurrency::SEARCH_CAP),
+            search_connections: self.jobs.is_none(),
             retry: RetryPolicy {
                 max_attempts: self.retries,
                 ..RetryPolicy::default()
@@ -308,12 +339,13 @@ fn source_of(
         DatasetSpec::PhysioNet { slug, version } => (slug, version),
         DatasetSpec::Kaggle { .. } => return Err(SourceError::Unsupported("Kaggle").into()),
     };
-    let default = if req.layout == Layout::Aws {
+    let layout = req.source.layout();
+    let default = if layout == Layout::Aws {
         AWS_BASE
     } else {
         DEFAULT_BASE
     };
-    let src = PhysioNet::new(req.base_url.as_deref().unwrap_or(default), req.layout)?;
+    let src = PhysioNet::new(req.base_url.as_deref().unwrap_or(default), layout)?;
     let creds = Url::parse(src.base().as_str())
         .ok()
         .filter(|u| u.scheme() != "file")
@@ -337,6 +369,33 @@ async fn resolve(req: &FetchRequest, opts: DownloaderOptions) -> Result<Resolved
         manifest,
         downloader,
     })
+}
+
+/// `--source auto`: takes the bytes from the AWS open-data mirror when it holds this
+/// version, each file checked against the origin's checksums (so only when the
+/// version publishes them); otherwise the downloader is left as it was.
+async fn with_mirror(req: &FetchRequest, r: Resolved) -> Resolved {
+    if req.source != FetchSource::Auto || !r.manifest.has_checksums {
+        return r;
+    }
+    let Some(bucket) = crate::source::aws::bucket_url(req.base_url.is_none()) else {
+        return r;
+    };
+    match crate::source::aws::probe(
+        &r.downloader,
+        &bucket,
+        &r.slug,
+        &r.version,
+        &r.source.version_url(&r.slug, &r.version),
+    )
+    .await
+    {
+        Some(m) => Resolved {
+            downloader: r.downloader.with_mirror(m),
+            ..r
+        },
+        None => r,
+    }
 }
 
 /// The newest published version of the PhysioNet dataset `req.dataset` names (its
@@ -388,8 +447,9 @@ pub async fn fetch_plan(req: &FetchRequest) -> Result<PlanOutcome> {
     let (present, dest) = match &store {
         Some((store, t)) => {
             let prefix = t.join(&format!("{}/{}", r.slug, r.version));
+            let jobs = req.jobs.unwrap_or(DEFAULT_JOBS);
             let present =
-                objstore::already_in_store(store.as_ref(), &prefix, &entries, req.jobs).await?;
+                objstore::already_in_store(store.as_ref(), &prefix, &entries, jobs).await?;
             (present, prefix.display_url())
         }
         None => (
@@ -434,7 +494,7 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         return Ok(FetchOutcome::Kaggle(kaggle::fetch(&opts, reporter).await?));
     }
     let (opts, selection, store) = prepare(req, target.as_ref())?;
-    let r = resolve(req, opts).await?;
+    let r = with_mirror(req, resolve(req, opts).await?).await;
     let during = |e: Error| Error::during(format!("fetching {}@{}", r.slug, r.version), e);
     let version_dir = req.out.join(&r.slug).join(&r.version);
     let entries = selection.apply(&r.manifest.entries);
@@ -577,7 +637,7 @@ fn refuse_for_kaggle(req: &FetchRequest, to_store: bool) -> Result<()> {
         (req.records.is_some(), "--records"),
         (req.shard.is_some(), "--shard"),
         (req.delete, "--delete"),
-        (req.layout != Layout::PhysioNet, "--source"),
+        (req.source == FetchSource::Aws, "--source"),
     ] {
         if given {
             return Err(Error::Usage(format!(
@@ -607,7 +667,8 @@ fn kaggle_options(req: &FetchRequest, dry_run: bool) -> Result<KaggleFetchOption
         },
         dry_run,
         downloader: DownloaderOptions {
-            jobs: req.jobs.clamp(1, 256),
+            jobs: req.jobs.unwrap_or(DEFAULT_JOBS).clamp(1, 256),
+            search_connections: false,
             retry: RetryPolicy {
                 max_attempts: req.retries.max(1),
                 ..RetryPolicy::default()

@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use convert::{ConvertOutcome, ConvertRequest, convert};
 pub use fetch::{
-    DEFAULT_JOBS, DryRun, FetchOutcome, FetchRequest, Fetched, Listing, PlanOutcome, fetch,
-    fetch_plan, latest_version, ls,
+    DEFAULT_JOBS, DryRun, FetchOutcome, FetchRequest, FetchSource, Fetched, Listing, PlanOutcome,
+    fetch, fetch_plan, latest_version, ls,
 };
 pub use verify::{Verified, verify};
