@@ -1,4 +1,4 @@
-//! Decode benchmark for WFDB formats 16 and 212 (run by `scripts/bench-decode`).
+//! Decode benchmark for WFDB formats 16 and 212 and EDF (run by `scripts/bench-decode`).
 //!
 //! `decode DIR [MB]` writes (once) two records of about MB megabytes of signal data
 //! each with physio's writer — `b16` (format 16) and `b212` (format 212), 12 signals in
@@ -7,12 +7,18 @@
 //! throughput in MB of signal file per second. Modes: `digital` (i32 samples into
 //! fresh vectors), `digital_reuse` (into vectors reused between reads, no page
 //! faults) and `physical_f32` (what the Parquet converter stores).
+//!
+//! `bedf.edf` holds the same 12 signals as `b16` as an EDF file (1-s data records, 500
+//! samples per signal each, the layout of PhysioNet's EEG datasets) and is decoded in
+//! the `digital` and `physical_f32` modes, so EDF's throughput compares with format
+//! 16's on the same samples (issue 14).
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its result
 
 use std::path::Path;
 use std::time::Instant;
 
+use physio::edf::EdfReader;
 use physio::wfdb::{RecordReader, SignalFormat, WriteSignal, write_record};
 
 const N_SIG: usize = 12;
@@ -55,6 +61,70 @@ fn generate(dir: &Path, name: &str, format: SignalFormat, mb: u64) {
     if let Err(e) = write_record(dir, name, 500.0, n_frames, &signals) {
         panic!("writing benchmark record {name}: {e}");
     }
+}
+
+/// Writes `bedf.edf`: the digital samples of `b16` (read back with physio's WFDB
+/// reader) as EDF data records of one second.
+fn generate_edf(dir: &Path) {
+    let path = dir.join("bedf.edf");
+    if path.exists() {
+        return;
+    }
+    let rec = RecordReader::open(&dir.join("b16")).expect("open b16");
+    let fs = rec.fs() as usize;
+    let n_rec = rec.n_frames() as usize / fs;
+    let d = rec
+        .read_digital(0..(n_rec * fs) as u64)
+        .expect("decode b16");
+    let field = |s: &str, n: usize| {
+        let mut v = s.as_bytes().to_vec();
+        v.resize(n, b' ');
+        v
+    };
+    let mut f = Vec::with_capacity(256 * (N_SIG + 1) + n_rec * fs * N_SIG * 2);
+    for (s, n) in [
+        ("0", 8),
+        ("X X X X", 80),
+        ("Startdate X X X X", 80),
+        ("01.01.20", 8),
+        ("00.00.00", 8),
+        (&(256 * (N_SIG + 1)).to_string(), 8),
+        ("", 44), // plain EDF: EDF+ would need an annotation signal
+        (&n_rec.to_string(), 8),
+        ("1", 8),
+        (&N_SIG.to_string(), 4),
+    ] {
+        f.extend(field(s, n));
+    }
+    for (width, value) in [
+        (16, "lead"),
+        (80, ""),
+        (8, "mV"),
+        (8, "-163.84"),
+        (8, "163.835"),
+        (8, "-32768"),
+        (8, "32767"),
+        (80, ""),
+        (8, "fs"),
+        (32, ""),
+    ] {
+        for j in 0..N_SIG {
+            let v = match value {
+                "lead" => format!("lead{j}"),
+                "fs" => fs.to_string(),
+                v => v.to_string(),
+            };
+            f.extend(field(&v, width));
+        }
+    }
+    for r in 0..n_rec {
+        for sig in &d {
+            for &x in &sig[r * fs..(r + 1) * fs] {
+                f.extend((x as i16).to_le_bytes());
+            }
+        }
+    }
+    std::fs::write(&path, f).expect("write bedf.edf");
 }
 
 /// CPU time of this thread in seconds (Linux `/proc/thread-self/schedstat`, ns), so the
@@ -123,5 +193,35 @@ fn main() {
                 size as f64 / 1e6 / best_cpu
             );
         }
+    }
+    generate_edf(&dir);
+    let path = dir.join("bedf.edf");
+    let size = std::fs::metadata(&path).expect("EDF file").len();
+    let edf = EdfReader::open(&path).expect("open bedf.edf");
+    let n = edf.n_frames();
+    for mode in ["digital", "physical_f32"] {
+        let mut best = f64::INFINITY;
+        let mut best_cpu = f64::INFINITY;
+        let mut checksum = 0i64;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let c = cpu_seconds();
+            checksum = if mode == "digital" {
+                let d = edf.read_digital(0..n).expect("decode");
+                d.iter().map(|s| i64::from(s[s.len() / 2])).sum()
+            } else {
+                let p = edf.read_physical_f32(0..n).expect("decode");
+                p.iter().map(|s| s[s.len() / 2] as i64).sum()
+            };
+            best = best.min(t.elapsed().as_secs_f64());
+            if let (Some(a), Some(b)) = (c, cpu_seconds()) {
+                best_cpu = best_cpu.min(b - a);
+            }
+        }
+        println!(
+            "{{\"record\":\"bedf\",\"format\":\"edf\",\"mode\":\"{mode}\",\"bytes\":{size},\"frames\":{n},\"seconds\":{best:.6},\"cpu_seconds\":{best_cpu:.6},\"mb_per_s\":{:.1},\"mb_per_cpu_s\":{:.1},\"check\":{checksum}}}",
+            size as f64 / 1e6 / best,
+            size as f64 / 1e6 / best_cpu
+        );
     }
 }

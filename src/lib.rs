@@ -6,7 +6,8 @@
 //!
 //! * [`wfdb`] — WFDB headers, signal formats, multi-segment records, annotations, writer.
 //! * [`catalog`] — a version's records planned from headers only; the `--where` filter.
-//! * [`convert`] — WFDB records to Parquet (`record`, `samples`, `windows` layouts).
+//! * [`edf`] — EDF and EDF+ files read as records (EEG, sleep), with their annotations.
+//! * [`convert`] — WFDB and EDF records to Parquet (`record`, `samples`, `windows` layouts).
 //! * [`source`] — where datasets come from: PhysioNet (and mirrors), Kaggle; manifests.
 //! * [`fetch`] — the concurrent, resumable, verifying download engine.
 //! * [`auth`] — credentials, realms and redaction of secrets.
@@ -76,6 +77,7 @@ pub mod catalog;
 #[doc(hidden)] // the command line is the binary's, not library API
 pub mod cli;
 pub mod convert;
+pub mod edf;
 pub mod env;
 pub mod error;
 pub mod extract;

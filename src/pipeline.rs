@@ -32,8 +32,8 @@ use std::sync::{Condvar, Mutex};
 use crate::catalog::{self, CatalogOptions, Filter, RecordInfo, Remote};
 use crate::convert::source::{AnnotationRow, ChannelMeta};
 use crate::convert::{
-    self, ConvertError, ConvertOptions, ConvertReport, RecordMeta, RecordSource, SourceOpener,
-    WfdbOpener,
+    self, ConvertError, ConvertOptions, ConvertReport, DatasetOpener, RecordMeta, RecordSource,
+    SourceOpener,
 };
 use crate::error::{Error, Result};
 use crate::fetch::{Outcome, Reporter as FetchReporter};
@@ -117,7 +117,8 @@ struct Staging<'a> {
     digests: HashMap<String, Option<[u8; 32]>>,
     shared: Mutex<Shared>,
     cv: Condvar,
-    inner: WfdbOpener,
+    /// The converter's own opener (`--high-resolution` wrapped like `physio convert`).
+    inner: &'a dyn SourceOpener,
     keep_raw: bool,
 }
 
@@ -473,6 +474,12 @@ pub fn run(
         .iter()
         .map(|e| (e.path.clone(), e.sha256))
         .collect();
+    let dataset_opener = DatasetOpener::new(remote.dir);
+    let high_res = convert::high_res::HighResOpener::new(&dataset_opener);
+    let inner: &dyn SourceOpener = match copts.high_resolution {
+        true => &high_res,
+        false => &dataset_opener,
+    };
     let staging = Staging {
         dir: remote.dir.to_path_buf(),
         records: &selected,
@@ -495,7 +502,7 @@ pub fn run(
             deleted: 0,
         }),
         cv: Condvar::new(),
-        inner: WfdbOpener::new(remote.dir),
+        inner,
         keep_raw: opts.keep_raw,
     };
     let found = convert::discover::Discovered {

@@ -39,9 +39,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List a dataset's remote files and sizes without downloading.
     Ls(LsArgs),
-    /// Summarise one WFDB record's header (like wfdbdesc).
+    /// Summarise one WFDB record's or EDF file's header (like wfdbdesc).
     Info(InfoArgs),
-    /// Convert WFDB records to Parquet.
+    /// Convert WFDB and EDF records to Parquet.
     Convert(ConvertArgs),
     /// Fetch and convert the datasets a TOML file lists (for cron and CI).
     Sync(SyncArgs),
@@ -185,7 +185,7 @@ pub struct LsArgs {
 /// `physio info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// A record path, with or without `.hea`.
+    /// A record path, with or without `.hea`, or an EDF/EDF+ file (`.edf`).
     pub record: PathBuf,
     /// Print one JSON object with wfdb-python's attribute names.
     #[arg(long)]
@@ -269,7 +269,8 @@ pub struct ConvertArgs {
     /// Dataset-specific metadata and labels (`ptb-xl`).
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
-    /// Annotation file extension to add as a list column (`atr`).
+    /// Annotation file extension to add as a list column (`atr`); `edf` reads EDF+
+    /// files' own annotations.
     #[arg(long, value_name = "EXT")]
     pub annotations: Option<String>,
     /// Also write the `--annotations` as a flat Parquet table (one row per annotation,

@@ -2,8 +2,10 @@
 //! `RECORDS` file (entries naming directories, `p00/`, recurse into their own `RECORDS`,
 //! as PhysioNet's hierarchical databases such as MIMIC-III waveforms do); without one,
 //! every `*.hea` in the tree except the segment headers of multi-segment records found
-//! there. `--records` globs (`*` within a component, `**` across) and `--shard` filter
-//! the names afterwards.
+//! there, and every `*.edf` file. EDF records keep their extension in the name
+//! (`chb01/chb01_01.edf`), as PhysioNet's `RECORDS` files for EDF datasets list them.
+//! `--records` globs (`*` within a component, `**` across) and `--shard` filter the
+//! names afterwards.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -47,6 +49,25 @@ pub fn discover(input: &Path) -> Result<Discovered, ConvertError> {
         return Ok(Discovered {
             root: input.to_path_buf(),
             records: set.into_iter().map(|name| RecordRef { name }).collect(),
+        });
+    }
+    // An EDF file is a record on its own, named with its extension.
+    if crate::edf::is_edf_path(input) && input.is_file() {
+        let name = input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ConvertError::Discovery {
+                path: input.to_path_buf(),
+                reason: "EDF file name is not UTF-8".to_string(),
+            })?
+            .to_string();
+        let root = match input.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        return Ok(Discovered {
+            root,
+            records: vec![RecordRef { name }],
         });
     }
     // A single record: `dir/100.hea` or `dir/100`.
@@ -186,10 +207,14 @@ fn scan_headers(root: &Path) -> Result<Vec<String>, ConvertError> {
                 stack.push(rel_dir.join(&file_name));
                 continue;
             }
+            let dir_name = rel_components(&rel_dir);
+            if crate::edf::is_edf_path(Path::new(&file_name)) {
+                headers.push(join_name(&dir_name, &file_name));
+                continue;
+            }
             let Some(stem) = file_name.strip_suffix(".hea") else {
                 continue;
             };
-            let dir_name = rel_components(&rel_dir);
             let name = join_name(&dir_name, stem);
             for seg in segment_names(&entry.path()) {
                 segments.insert(join_name(&dir_name, &seg));
@@ -308,6 +333,29 @@ mod tests {
             names(&d),
             ["p00/p000020/3544749", "p00/p000020/3544749_0001", "p01/r2"]
         );
+    }
+
+    #[test]
+    fn edf_files_are_records_named_with_their_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "chb01/chb01_01.edf", "");
+        write(dir.path(), "chb01/chb01_02.EDF", "");
+        write(dir.path(), "w/100.hea", "100 1 360 10\n");
+        let d = discover(dir.path()).unwrap();
+        assert_eq!(
+            names(&d),
+            ["chb01/chb01_01.edf", "chb01/chb01_02.EDF", "w/100"]
+        );
+        // As PhysioNet's RECORDS files list them (CHB-MIT, sleep-edfx).
+        write(dir.path(), "RECORDS", "chb01/chb01_01.edf\n");
+        assert_eq!(
+            names(&discover(dir.path()).unwrap()),
+            ["chb01/chb01_01.edf"]
+        );
+        // One file given directly.
+        let one = discover(&dir.path().join("chb01/chb01_01.edf")).unwrap();
+        assert_eq!(names(&one), ["chb01_01.edf"]);
+        assert_eq!(one.root, dir.path().join("chb01"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! WFDB records to Parquet (`physio convert --to parquet`, issue 4).
+//! WFDB and EDF records to Parquet (`physio convert --to parquet`, issue 4).
 //!
 //! The conversion is a deterministic pipeline whose output does not depend on `--jobs`:
 //!
@@ -19,6 +19,7 @@
 pub mod annotation_table;
 pub(crate) mod batch;
 pub mod discover;
+pub mod edf_source;
 pub mod high_res;
 pub mod metadata;
 pub(crate) mod plan;
@@ -38,6 +39,7 @@ use crate::error::{EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE};
 use crate::shard::Shard;
 
 pub use discover::{RecordRef, discover};
+pub use edf_source::DatasetOpener;
 pub use source::{RecordMeta, RecordSource, SourceOpener, WfdbOpener};
 
 /// Errors converting records to Parquet.
@@ -56,6 +58,16 @@ pub enum ConvertError {
     /// Building an Arrow batch failed (a bug or an overflow of Arrow's 32-bit offsets).
     #[error("building Arrow data: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// Reading an EDF file failed; carries the record's name so it can be reported.
+    /// Displayed as the reader's error alone: that names the file already.
+    #[error("{source}")]
+    Edf {
+        /// The record name (the file's path relative to the input).
+        name: String,
+        /// The reader's error.
+        #[source]
+        source: crate::edf::EdfError,
+    },
     /// Reading a WFDB record failed; carries the record's name so it can be reported.
     #[error("record {name}: {source}")]
     Record {
@@ -425,7 +437,7 @@ pub fn convert(
     reporter: &dyn Reporter,
 ) -> Result<ConvertReport, ConvertError> {
     let found = discover::discover(&opts.input)?;
-    let opener = WfdbOpener::new(&found.root);
+    let opener = DatasetOpener::new(&found.root);
     if opts.high_resolution {
         return convert_with(
             opts,

@@ -51,8 +51,9 @@ pub struct RecordMeta {
 pub struct AnnotationRow {
     /// Frame number in the record (EDF+: onset × the record's frame rate, rounded).
     pub sample: i64,
-    /// WFDB mnemonic, including custom symbols defined in the file; EDF+: `""` (the
-    /// text goes in `aux`).
+    /// WFDB mnemonic, including custom symbols defined in the file; EDF+: always
+    /// `"` (WFDB's NOTE; the text goes in `aux`;
+    /// [`super::edf_source::EDF_ANNOTATION_SYMBOL`]).
     pub symbol: String,
     /// WFDB `subtyp`; EDF+: 0.
     pub subtype: i16,

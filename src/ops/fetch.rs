@@ -20,12 +20,12 @@
 //!    records and join metadata.
 //! 2. every other selected file goes to exactly one shard: a record's file by the hash of
 //!    its record's name (records as `convert` discovers them, files as their headers
-//!    name them; an annotation `rec.ext` goes with record `rec`), any other file by the
-//!    hash of its own path.
+//!    name them; an annotation `rec.ext` goes with record `rec`; an EDF file is a record
+//!    of its own, named with its extension), any other file by the hash of its own path.
 //!
 //! The union of N shards' files is the unsharded selection. Into an object store, where
 //! headers are not on local disk, phase 2 uses the file's own stem (`dir/rec` of
-//! `dir/rec.dat`) as the key.
+//! `dir/rec.dat`; an EDF file's whole path) as the key.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -577,7 +577,7 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
             let prefix = t.join(&format!("{}/{}", r.slug, r.version));
             let mut entries = entries;
             if let Some(shard) = req.shard {
-                entries.retain(|e| is_index_file(&e.path) || shard.contains(stem(&e.path)));
+                entries.retain(|e| is_index_file(&e.path) || shard.contains(record_stem(&e.path)));
             }
             total_files = entries.len();
             // Files are staged (and verified) one by one in a private temporary
@@ -813,6 +813,18 @@ fn stem(path: &str) -> &str {
     }
 }
 
+/// The record `path` is named for, without reading any header: an EDF file is a
+/// record of its own, named with its extension (as `convert` discovers it, so
+/// `x.edf` beside WFDB's `x.hea` is record `x.edf`, not part of `x`); any other file
+/// belongs to its [`stem`].
+fn record_stem(path: &str) -> &str {
+    if crate::edf::is_edf_path(Path::new(path)) {
+        path
+    } else {
+        stem(path)
+    }
+}
+
 /// The shard key of `path`: its record's name when known, else the path itself.
 fn key_of<'a>(keys: &'a HashMap<String, String>, path: &'a str) -> &'a str {
     keys.get(path).map_or(path, String::as_str)
@@ -837,7 +849,7 @@ fn file_keys(root: &Path, entries: &[Entry]) -> HashMap<String, String> {
         }
     }
     for e in entries {
-        let s = stem(&e.path);
+        let s = record_stem(&e.path);
         if !keys.contains_key(&e.path) && names.contains(s) {
             keys.insert(e.path.clone(), s.to_string());
         }
@@ -893,6 +905,10 @@ mod tests {
         assert_eq!(stem("a103l.mat"), "a103l");
         assert_eq!(stem("RECORDS"), "RECORDS");
         assert_eq!(stem("dir.v2/x"), "dir.v2/x");
+        // EDF files are records named with their extension (`convert::discover`).
+        assert_eq!(record_stem("chb01/chb01_01.edf"), "chb01/chb01_01.edf");
+        assert_eq!(record_stem("chb01/chb01_01.EDF"), "chb01/chb01_01.EDF");
+        assert_eq!(record_stem("p00/100.dat"), "p00/100");
         for p in ["RECORDS", "p00/RECORDS", "100.hea", "ptbxl_database.csv"] {
             assert!(is_index_file(p), "{p}");
         }
@@ -931,5 +947,28 @@ mod tests {
         assert_eq!(key_of(&keys, "100.dat"), "100");
         assert_eq!(key_of(&keys, "a103l.mat"), "a103l");
         assert_eq!(key_of(&keys, "README.md"), "README.md");
+    }
+
+    #[test]
+    fn an_edf_file_beside_a_wfdb_record_is_its_own_record() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.hea"),
+            "x 1 250 10\nx.dat 16 200 16 0 0 0 0 I\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("x.edf"), b"").unwrap();
+        let entries: Vec<Entry> = ["x.dat", "x.edf", "y.edf"]
+            .iter()
+            .map(|p| Entry {
+                path: p.to_string(),
+                size: None,
+                sha256: None,
+            })
+            .collect();
+        let keys = file_keys(dir.path(), &entries);
+        assert_eq!(key_of(&keys, "x.dat"), "x");
+        assert_eq!(key_of(&keys, "x.edf"), "x.edf");
+        assert_eq!(key_of(&keys, "y.edf"), "y.edf");
     }
 }

@@ -12,7 +12,7 @@
 //! * [`latest_version`] — the newest published version of a PhysioNet dataset.
 //! * [`ls()`] — the remote files of a version, without downloading.
 //! * [`verify()`] — re-hash a local copy (or a stored version) against its checksums.
-//! * [`convert()`] — WFDB records to Parquet, locally or into an object store.
+//! * [`convert()`] — WFDB and EDF records to Parquet, locally or into an object store.
 //! * [`ls_records`] — a version's records planned from their headers (`ls --records`).
 //! * [`convert_dataset`] — from a dataset spec to Parquet, fetch and convert overlapped
 //!   (`convert <dataset>`).

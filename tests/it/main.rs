@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod convert;
 mod disk;
+mod edf;
 mod fetch;
 mod info;
 mod kaggle;

@@ -4,6 +4,9 @@
 //!
 //! Only the header is needed; when the signal files are present and the header has no
 //! signal length, the length is derived from the file size as wfdb-python does.
+//!
+//! An `.edf` path shows the EDF/EDF+ header instead (`docs/edf.md`): the same keys where
+//! they apply, plus an `edf` object with every header field as written.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -11,11 +14,15 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::cli::args::{GlobalArgs, InfoArgs};
+use crate::edf::{self, EdfReader};
 use crate::error::EXIT_OK;
 use crate::wfdb::{self, Header, RecordReader};
 
 /// Runs `physio info`.
 pub fn run(args: &InfoArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
+    if edf::is_edf_path(&args.record) {
+        return run_edf(args);
+    }
     let header = wfdb::read_header(&args.record)?;
     // Signal files are optional for `info`; a reader is only used to derive the length.
     let reader = RecordReader::open(&args.record).ok();
@@ -29,6 +36,84 @@ pub fn run(args: &InfoArgs, _global: &GlobalArgs) -> anyhow::Result<u8> {
         out.write_all(summary(&header, derived).as_bytes())?;
     }
     Ok(EXIT_OK)
+}
+
+/// `physio info x.edf`: the EDF header (the error already names the file).
+fn run_edf(args: &InfoArgs) -> anyhow::Result<u8> {
+    let reader = EdfReader::open(&args.record)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &reader.wfdb_python_fields())
+            .context("writing JSON")?;
+        writeln!(out)?;
+    } else {
+        out.write_all(edf_summary(&reader).as_bytes())?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn edf_summary(r: &EdfReader) -> String {
+    let h = r.header();
+    let mut s = String::new();
+    let name = r
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let variant = match h.variant {
+        edf::EdfVariant::Edf => "EDF",
+        edf::EdfVariant::EdfPlusC => "EDF+C",
+        edf::EdfVariant::EdfPlusD => "EDF+D",
+    };
+    let _ = writeln!(s, "Record {name} ({variant})");
+    let _ = writeln!(s, "Patient: {}", h.patient_id);
+    let _ = writeln!(s, "Recording: {}", h.recording_id);
+    let start = match (h.base_date, h.base_time) {
+        (Some(d), Some(t)) => format!("{d} {t}"),
+        _ => format!("{} {} (as written)", h.start_date, h.start_time),
+    };
+    let _ = writeln!(s, "Starting time: {start}");
+    let _ = writeln!(
+        s,
+        "Length: {} ({} frames; {} data records of {} s)",
+        duration(r.n_frames(), r.fs()),
+        r.n_frames(),
+        h.n_records,
+        h.record_duration
+    );
+    let _ = writeln!(s, "Sampling frequency: {} Hz", r.fs());
+    let _ = writeln!(
+        s,
+        "{} signal{}",
+        r.channels().len(),
+        if r.channels().len() == 1 { "" } else { "s" }
+    );
+    for (k, &i) in r.channels().iter().enumerate() {
+        let sig = &h.signals[i];
+        let _ = writeln!(s, "Signal {k}: {}", sig.label);
+        let _ = writeln!(
+            s,
+            "  {} samples per frame ({} Hz), {} {} .. {} {} (digital {} .. {})",
+            r.samps_per_frame()[k],
+            r.fs() * f64::from(r.samps_per_frame()[k]),
+            sig.physical_min,
+            sig.physical_dimension,
+            sig.physical_max,
+            sig.physical_dimension,
+            sig.digital_min,
+            sig.digital_max
+        );
+        if !sig.transducer.is_empty() {
+            let _ = writeln!(s, "  Transducer: {}", sig.transducer);
+        }
+        if !sig.prefiltering.is_empty() {
+            let _ = writeln!(s, "  Prefiltering: {}", sig.prefiltering);
+        }
+    }
+    if r.has_annotations() {
+        let _ = writeln!(s, "EDF+ annotations: yes (convert with --annotations edf)");
+    }
+    s
 }
 
 /// `H:MM:SS.mmm` for a number of frames at `fs` (wfdbdesc's "Length").
