@@ -709,6 +709,43 @@ fn multi_segment_records_plan_from_all_their_headers_and_convert_identically() {
         String::from_utf8_lossy(&direct.stderr)
     );
     assert!(read(&one) == read(&two), "multi-segment output differs");
+
+    // --high-resolution (041s holds signals at 4 samples per frame) goes through the
+    // same opener in both paths.
+    let flags = ["--high-resolution", "--layout", "samples", "--dtype", "i32"];
+    let hi_piped = tmp.path().join("hi1.parquet");
+    physio()
+        .args(["convert", "multi@1.0", "--to", "parquet", "--quiet"])
+        .args(["--base-url", &s.url(), "--records", "041s"])
+        .args(flags)
+        .arg("--mirror")
+        .arg(&mirror)
+        .arg("--out")
+        .arg(&hi_piped)
+        .assert()
+        .success();
+    let hi_direct = tmp.path().join("hi2.parquet");
+    physio()
+        .arg("convert")
+        .arg(m0.join("multi/1.0"))
+        .args(["--to", "parquet", "--quiet", "--records", "041s"])
+        .args(flags)
+        .arg("--out")
+        .arg(&hi_direct)
+        .assert()
+        .success();
+    let hi = read(&hi_piped);
+    assert!(hi == read(&hi_direct), "--high-resolution output differs");
+    let lo = tmp.path().join("lo.parquet");
+    physio()
+        .arg("convert")
+        .arg(m0.join("multi/1.0"))
+        .args(["--to", "parquet", "--quiet", "--records", "041s"])
+        .args(["--layout", "samples", "--dtype", "i32", "--out"])
+        .arg(&lo)
+        .assert()
+        .success();
+    assert!(hi != read(&lo), "--high-resolution made no difference");
 }
 
 /// `convert <dataset> --shard I/N` uses the record-name shard key of `fetch --shard` and
