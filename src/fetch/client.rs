@@ -24,6 +24,17 @@ pub fn user_agent() -> String {
     format!("libwfdb/10.7 (compatible; physio/{})", crate::VERSION)
 }
 
+/// Makes ring the process's TLS crypto provider unless one is installed already.
+/// reqwest is built without a bundled provider (ring builds in seconds, aws-lc-sys in
+/// minutes), so every HTTP client physio builds (fetch, Kaggle, object stores) calls
+/// this first; a provider the embedding program installed itself is kept.
+pub(crate) fn install_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// A shared HTTP client with the credentials of one realm.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -35,6 +46,7 @@ impl HttpClient {
     /// Builds the client: keep-alive pool, rustls, no redirects, no decompression.
     /// `connect_timeout` bounds TCP+TLS set-up; body stalls are handled by the caller.
     pub fn new(creds: Option<Credentials>, connect_timeout: Duration) -> Result<Self, FetchError> {
+        install_tls_provider();
         let inner = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
@@ -189,6 +201,29 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTPS request goes through a real TLS handshake with the installed provider:
+    /// a server that answers plain HTTP makes it fail with an error, not a panic.
+    #[tokio::test]
+    async fn https_uses_the_installed_crypto_provider() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if let Ok((mut sock, _)) = listener.accept().await {
+                let mut hello = [0u8; 5];
+                let _ = sock.read_exact(&mut hello).await;
+                // A TLS record header: handshake (22), version 3.x.
+                assert_eq!((hello[0], hello[1]), (22, 3), "a TLS ClientHello was sent");
+                let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let client = HttpClient::new(None, Duration::from_secs(5)).unwrap();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/x")).unwrap();
+        let err = client.inner.get(url).send().await.unwrap_err();
+        assert!(err.is_connect() || err.is_request(), "{err:?}");
+    }
 
     #[test]
     fn retry_after_forms() {

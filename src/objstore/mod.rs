@@ -340,6 +340,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ObjectStoreError> {
 /// credential — is ever given to it.
 pub fn build_store(target: &ObjectUrl) -> Result<Box<dyn ObjectStore>, ObjectStoreError> {
     let err = |e| ObjectStoreError::store(&target.redacted(), e);
+    crate::fetch::client::install_tls_provider();
     Ok(match target.kind {
         StoreKind::S3 => Box::new(
             AmazonS3Builder::from_env()

@@ -452,6 +452,7 @@ impl KaggleApi {
                 host: url.host_str().unwrap_or_default().to_string(),
             });
         }
+        crate::fetch::client::install_tls_provider();
         let http = reqwest::Client::builder()
             .user_agent(user_agent())
             // Redirects are followed by hand so the credentials never leave the API host.

@@ -7,7 +7,7 @@
 //! (`floor(mean + 1/2)`), as WFDB C **10.7.0** does (commit `bbfecc1`, "round to nearest
 //! integer in low-resolution mode"); WFDB 10.5.24 and earlier truncated toward zero
 //! (`sum / n` in C), which biases every mean toward zero by half an ADC unit on
-//! average. physio follows 10.7.0, the current release; [`FrameMean::Wfdb10_5`]
+//! average. physio follows 10.7.0, the current release; [`FrameMean::Wfdb10_5`](crate::wfdb::frame::FrameMean::Wfdb10_5)
 //! reproduces the older outputs (wfdb-python's `tests/target-output/` were made with
 //! 10.5.24). A frame holding any invalid sample is invalid (`meansamp` returns
 //! `WFDB_INVALID_SAMPLE`), in every output type.
@@ -15,7 +15,7 @@
 //! Reading every sample at the highest rate ("high resolution", `rdsamp -H`,
 //! `setgvmode(WFDB_HIGHRES)`), a record yields `max_spf` values per frame and signal;
 //! a signal with fewer samples per frame repeats each sample (zero-order hold) with
-//! WFDB's step rule ([`high_resolution`]).
+//! WFDB's step rule ([`high_resolution`](crate::wfdb::frame::high_resolution)).
 
 /// Which WFDB C release's rule averages an oversampled frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

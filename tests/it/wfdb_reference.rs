@@ -264,11 +264,10 @@ fn issue14_frame_means_follow_wfdb_c_in_every_dtype() {
     }
 }
 
-#[test]
-fn issue14_multi_segment_frame_means_use_each_segment() {
-    // 041s: two segments of mimicdb/041 (format 212, III/I/V at 4 samples per frame).
-    let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("all.parquet");
+/// Record 041s converted to `dir/all.parquet` (record layout, `--dtype i32`): the row
+/// and its `signal` column (one list of samples per channel).
+fn record_041s_i32(dir: &Path) -> (RecordBatch, ArrayRef) {
+    let all = dir.join("all.parquet");
     convert(&[
         s(&records()),
         "--to",
@@ -286,6 +285,14 @@ fn issue14_multi_segment_frame_means_use_each_segment() {
         .unwrap()
         .as_list::<i32>()
         .value(0);
+    (rec, signal)
+}
+
+#[test]
+fn issue14_multi_segment_frame_means_use_each_segment() {
+    // 041s: two segments of mimicdb/041 (format 212, III/I/V at 4 samples per frame).
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, signal) = record_041s_i32(dir.path());
     let signal = signal.as_list::<i32>();
     let gains = rec
         .column_by_name("gain")
@@ -540,24 +547,7 @@ fn issue14_convert_without_records_fails_saying_what_it_found() {
 fn issue14_high_resolution_samples_repeat_slower_signals_as_rdsamp_h() {
     // 041s: III, I, V at 4 samples per frame, ABP, PAP, PLETH, RESP at 1.
     let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("all.parquet");
-    convert(&[
-        s(&records()),
-        "--to",
-        "parquet",
-        "--out",
-        s(&all),
-        "--records",
-        "041s",
-        "--dtype",
-        "i32",
-    ]);
-    let rec = read_parquet(&all);
-    let signal = rec
-        .column_by_name("signal")
-        .unwrap()
-        .as_list::<i32>()
-        .value(0);
+    let (_, signal) = record_041s_i32(dir.path());
     let signal = signal.as_list::<i32>();
     let hi = dir.path().join("hi.parquet");
     convert(&[
