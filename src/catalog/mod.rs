@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::convert::discover::{self, RecordFilter};
 use crate::error::{Error, Result};
 use crate::fetch::{Downloader, FetchOptions, FetchPlan, FetchReport, Reporter};
+use crate::fetch::{Entry, Manifest};
 use crate::shard::Shard;
-use crate::source::{Entry, Manifest};
 use crate::wfdb::header::{Header, read_header};
 
 pub use filter::{Filter, WhereError};

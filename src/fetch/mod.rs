@@ -13,6 +13,7 @@ pub mod client;
 pub mod concurrency;
 pub mod download;
 pub mod hash;
+pub mod manifest;
 pub mod plan;
 pub mod rate;
 pub mod reporter;
@@ -34,11 +35,11 @@ use url::Url;
 
 pub use client::HttpClient;
 pub use download::{Downloaded, Downloader, DownloaderOptions, Expected, Mirror};
+pub use manifest::{Entry, Manifest};
 pub use reporter::{NoReporter, Outcome, Reporter};
 
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, Error, Result};
 use crate::fsutil::enclosed_path;
-use crate::source::Entry;
 use state::{VerifiedState, stamp, state_path};
 
 /// Why a server refused access.
@@ -76,6 +77,14 @@ impl std::fmt::Display for AuthProblem {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
+    /// A line of SHA256SUMS.txt could not be parsed.
+    #[error("SHA256SUMS.txt line {line}: {reason}")]
+    BadManifest {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A connection-level failure (connect, reset, TLS, truncated body).
     #[error("{url}: {message}")]
     Transfer {
@@ -158,7 +167,7 @@ impl FetchError {
     pub fn exit_code(&self) -> u8 {
         match self {
             FetchError::Auth { .. } => EXIT_AUTH,
-            FetchError::Integrity { .. } => EXIT_INTEGRITY,
+            FetchError::Integrity { .. } | FetchError::BadManifest { .. } => EXIT_INTEGRITY,
             _ => EXIT_PARTIAL,
         }
     }

@@ -6,9 +6,9 @@
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
+use super::Entry;
 use crate::error::{Error, Result};
 use crate::shard::Shard;
-use crate::source::Entry;
 
 /// A parsed selection.
 #[derive(Debug, Clone, Default)]

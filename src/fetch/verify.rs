@@ -7,11 +7,11 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::Manifest;
 use super::hash::hash_file;
 use super::state::{VerifiedState, stamp, state_path};
 use crate::error::{EXIT_INTEGRITY, EXIT_PARTIAL, Error, Result};
 use crate::fsutil::enclosed_path;
-use crate::source::Manifest;
 
 /// The outcome of verifying a directory.
 #[derive(Debug, Default)]

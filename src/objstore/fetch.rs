@@ -106,7 +106,7 @@ pub async fn already_in_store(
 /// use object_store::{ObjectStoreExt, memory::InMemory, path::Path};
 /// use physio::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient, NoReporter};
 /// use physio::objstore::{ObjectUrl, UploadOptions, fetch_to_store};
-/// use physio::source::Entry;
+/// use physio::fetch::Entry;
 /// use sha2::Digest;
 ///
 /// // An upstream "server" (a file:// directory) with one file.

@@ -52,10 +52,10 @@ use url::Url;
 use crate::auth::SafeUrl;
 use crate::convert::writer::is_part_file;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
+use crate::fetch::Entry;
 use crate::fetch::verify::VerifyReport;
 use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
 use crate::fsutil::enclosed_path;
-use crate::source::Entry;
 
 mod fetch;
 mod upload;

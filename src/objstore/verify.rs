@@ -23,7 +23,7 @@ pub async fn verify_store(
     let sums_url = target.object_url(&sums_key);
     let text = read_object(store, &sums_key, &sums_url).await?;
     let text = String::from_utf8_lossy(&text);
-    let manifest = crate::source::Manifest::from_sha256sums(&text)?;
+    let manifest = crate::fetch::Manifest::from_sha256sums(&text)?;
     let results: Vec<(String, Checked)> = futures_util::stream::iter(manifest.entries.iter())
         .map(|e| async move { (e.path.clone(), check_object(store, target, e).await) })
         .buffer_unordered(jobs.max(1))

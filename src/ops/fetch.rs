@@ -44,11 +44,12 @@ use crate::fetch::retry::RetryPolicy;
 use crate::fetch::{
     Downloader, DownloaderOptions, FetchOptions, FetchPlan, FetchReport, HttpClient, Reporter,
 };
+use crate::fetch::{Entry, Manifest};
 use crate::objstore::{self, ObjectUrl, UploadOptions};
 use crate::shard::Shard;
 use crate::source::kaggle::{self, KaggleFetchOptions, KaggleRef, KaggleReport};
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
-use crate::source::{DatasetSpec, Entry, Layout, Manifest, PhysioNet, SourceError};
+use crate::source::{DatasetSpec, Layout, PhysioNet, SourceError};
 
 /// Concurrent downloads of a Kaggle fetch without [`FetchRequest::jobs`]: about eight
 /// is both fast and polite. PhysioNet-shaped fetches without it search for the

@@ -7,13 +7,11 @@
 pub mod aws;
 pub mod kaggle;
 pub mod listing;
-pub mod manifest;
 pub mod physionet;
 pub mod s3;
 
-use crate::error::{EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
+use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
 
-pub use manifest::{Entry, Manifest};
 pub use physionet::{Layout, PhysioNet};
 
 /// Errors resolving a dataset, its versions or its manifest.
@@ -57,14 +55,6 @@ pub enum SourceError {
         /// The (redacted) URL that answered 404.
         url: String,
     },
-    /// A line of SHA256SUMS.txt could not be parsed.
-    #[error("SHA256SUMS.txt line {line}: {reason}")]
-    BadManifest {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        reason: String,
-    },
 }
 
 impl SourceError {
@@ -74,7 +64,6 @@ impl SourceError {
             SourceError::BadSpec { .. }
             | SourceError::Unsupported(_)
             | SourceError::BadBaseUrl { .. } => EXIT_USAGE,
-            SourceError::BadManifest { .. } => EXIT_INTEGRITY,
             SourceError::NoVersion { .. } | SourceError::NotFound { .. } => EXIT_PARTIAL,
         }
     }

@@ -16,12 +16,13 @@ use reqwest::header::LOCATION;
 use tracing::{debug, warn};
 use url::Url;
 
+use super::SourceError;
 use super::listing::{ListingEntry, cmp_versions, is_version, parse_listing};
-use super::{Entry, Manifest, SourceError};
 use crate::auth::SafeUrl;
 use crate::error::{Error, Result};
 use crate::fetch::retry::{classify, retry};
 use crate::fetch::{Downloader, FetchError, join_path};
+use crate::fetch::{Entry, Manifest};
 
 /// physionet.org, the default base URL.
 pub const DEFAULT_BASE: &str = "https://physionet.org";

@@ -738,7 +738,7 @@ fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, crate::Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(crate::Error::io(&path, e)),
     };
-    Ok(crate::source::manifest::parse_sha256sums(&text)?
+    Ok(crate::fetch::manifest::parse_sha256sums(&text)?
         .into_iter()
         .filter_map(|e| Some((e.path, hex::encode(e.sha256?))))
         .collect())

@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::fsutil::enclosed_path;
 
-use super::SourceError;
+use super::FetchError;
 
 /// One file of a dataset version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Manifest {
         let mut entries = parse_sha256sums(text)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
-            return Err(SourceError::BadManifest {
+            return Err(FetchError::BadManifest {
                 line: 0,
                 reason: format!("{:?} is listed twice", w[0].path),
             }
@@ -69,7 +69,7 @@ pub fn parse_sha256sums(text: &str) -> Result<Vec<Entry>> {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |reason: String| SourceError::BadManifest {
+        let bad = |reason: String| FetchError::BadManifest {
             line: line_no,
             reason,
         };
