@@ -11,6 +11,7 @@
 //! * [`auth`] — credentials, realms and redaction of secrets.
 //! * [`extract`] — safe zip extraction (zip-slip, symlinks, zip bombs refused).
 //! * [`fsutil`] — atomic writes and safe relative paths.
+//! * [`plot`] — drawing a record (or a row of physio's Parquet) to PNG or SVG.
 //! * [`objstore`] — Parquet output to object storage (`--out s3://bucket/prefix/`).
 //! * [`cli`] — the command-line interface (the only module that prints).
 
@@ -23,6 +24,7 @@ pub mod extract;
 pub mod fetch;
 pub mod fsutil;
 pub mod objstore;
+pub mod plot;
 pub mod shard;
 pub mod source;
 pub mod sync;

@@ -17,6 +17,7 @@
 //! (`docs/parquet.md`); encoding choices and their measurements are in `docs/parquet.md`.
 
 pub mod batch;
+pub mod card;
 pub mod discover;
 pub mod metadata;
 pub mod plan;
@@ -244,6 +245,8 @@ pub struct ConvertOptions {
     /// previous output at `out` instead of decoding them (the bytes written are the same
     /// as a full conversion's; see [`reuse`]).
     pub incremental: bool,
+    /// Write a dataset card (`README.md`, see [`card`]) into a directory output.
+    pub card: bool,
 }
 
 impl ConvertOptions {
@@ -265,6 +268,7 @@ impl ConvertOptions {
             shard: Shard::ALL,
             tuning: Tuning::default(),
             incremental: false,
+            card: true,
         }
     }
 
@@ -368,7 +372,11 @@ pub fn convert_with(
         .map_err(|e| ConvertError::Usage(format!("cannot start {} workers: {e}", opts.jobs)))?;
     // `run` stays on the caller's thread (it appends to the file and waits for
     // encoded row groups); everything parallel runs in `pool`.
-    run(opts, found, &names, opener, reporter, &pool)
+    let report = run(opts, found, &names, opener, reporter, &pool)?;
+    if opts.card && !writer::is_single_file(&opts.out) && !report.files.is_empty() {
+        card::write_card(&opts.out)?;
+    }
+    Ok(report)
 }
 
 fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {

@@ -38,6 +38,8 @@ pub(crate) fn execute(
         crate::objstore::preflight(t).map_err(crate::Error::from)?;
     }
     let staging = remote.as_ref().map(|_| tempfile::tempdir()).transpose()?;
+    // The staging directory holds this run's files only: no dataset card (card.rs).
+    opts.card = remote.is_none();
     if let (Some(t), Some(dir)) = (&remote, &staging) {
         opts.out = match t.is_single_file() {
             true => dir.path().join("out.parquet"),

@@ -6,5 +6,6 @@ pub mod fetch;
 pub mod info;
 pub mod kaggle;
 pub mod ls;
+pub mod plot;
 pub mod sync;
 pub mod verify;
