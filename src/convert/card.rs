@@ -74,6 +74,8 @@ pub struct CardFacts {
     pub rows: u64,
     /// Bytes over all part files.
     pub bytes: u64,
+    /// Uncompressed bytes of the column data (the footers' row-group sizes).
+    pub data_bytes: u64,
     /// Distinct records, where counting them is cheap (record and windows layouts).
     pub records: Option<u64>,
     /// Signal names (as the output's shape fixes them), if fixed.
@@ -146,6 +148,7 @@ pub fn gather(dir: &Path) -> Result<Option<CardFacts>, ConvertError> {
         files: Vec::new(),
         rows: 0,
         bytes: 0,
+        data_bytes: 0,
         records: None,
         sig_name: kv_of(&head, "physio.sig_name").and_then(|s| serde_json::from_str(&s).ok()),
         fs: kv_of(&head, "physio.fs").and_then(|s| s.parse().ok()),
@@ -156,6 +159,12 @@ pub fn gather(dir: &Path) -> Result<Option<CardFacts>, ConvertError> {
     for path in &files {
         let b = open(path)?;
         facts.rows += b.metadata().file_metadata().num_rows().max(0) as u64;
+        facts.data_bytes += b
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.total_byte_size().max(0) as u64)
+            .sum::<u64>();
         facts.bytes += std::fs::metadata(path).map_err(|e| io(path, e))?.len();
         facts.files.push(
             path.file_name()
@@ -338,8 +347,8 @@ pub fn render(f: &CardFacts) -> String {
     }
     let _ = writeln!(
         s,
-        "  splits:\n  - name: train\n    num_examples: {}\n  download_size: {}",
-        f.rows, f.bytes
+        "  splits:\n  - name: train\n    num_bytes: {}\n    num_examples: {}\n  download_size: {}\n  dataset_size: {}",
+        f.data_bytes, f.rows, f.bytes, f.data_bytes
     );
     s.push_str("---\n\n");
 
@@ -429,6 +438,14 @@ pub fn render(f: &CardFacts) -> String {
     s.push_str("# or, this directory as a dataset (its README is this card):\n");
     s.push_str("ds = load_dataset(\"PATH/TO/THIS/DIR\", split=\"train\")\n");
     s.push_str("ds = ds.with_format(\"torch\")   # or \"numpy\"\n```\n\n");
+    if f.layout == "windows" {
+        s.push_str(
+            "Hugging Face `datasets` (5.2) has no feature type for Arrow's fixed-shape tensor \
+             (`signal` here), so it cannot load this layout: read it with pyarrow \
+             (`to_numpy_ndarray()`) or physio's `scripts/physio_torch.py`, or convert with \
+             `--layout record` for `datasets`.\n\n",
+        );
+    }
     s.push_str(
         "pyarrow, polars and DuckDB read the directory (or `part-*.parquet`) as one table; \
          PyTorch datasets over these files are in physio's `scripts/physio_torch.py`.\n\n",
@@ -464,6 +481,7 @@ mod tests {
             files: vec!["part-00000.parquet".to_string()],
             rows: 1234,
             bytes: 999,
+            data_bytes: 2000,
             records: Some(1234),
             sig_name: Some(vec!["I".to_string(), "II".to_string()]),
             fs: Some(500.0),
@@ -500,7 +518,7 @@ mod tests {
         );
         assert!(
             front.contains(
-                "  - name: \"annotations\"\n    list:\n    - name: \"sample\"\n      dtype: int64\n"
+                "  - name: \"annotations\"\n    list:\n      - name: \"sample\"\n        dtype: int64\n"
             ),
             "{front}"
         );

@@ -146,6 +146,28 @@ impl PlotSource {
                 let mut start = frames.start;
                 while start < frames.end {
                     let end = (start + CHUNK_FRAMES).min(frames.end);
+                    // Digital samples with their scales where the record has them: the
+                    // column extremes are found on the integers and only they are
+                    // scaled (the scale is linear), about half the work of scaling
+                    // every sample first.
+                    if let Some((digital, scales)) = src.read_digital_scaled(start..end)? {
+                        for (t, &j) in traces.iter_mut().zip(selected) {
+                            let (d, scale) =
+                                digital.get(j).zip(scales.get(j)).ok_or_else(|| {
+                                    PlotError::Usage(format!("the reader returned no signal {j}"))
+                                })?;
+                            let invalid = scale.invalid;
+                            t.push_with(
+                                start * spf[j],
+                                d,
+                                |x| Some(x) != invalid,
+                                |x| scale.to_f32(x),
+                            );
+                        }
+                        crate::convert::source::recycle_channel_buffers(digital);
+                        start = end;
+                        continue;
+                    }
                     let chunk = src.read_physical_f32(start..end)?;
                     for (t, &j) in traces.iter_mut().zip(selected) {
                         let v = chunk.get(j).ok_or_else(|| {

