@@ -248,6 +248,10 @@ pub struct ConvertArgs {
     /// existing output at --out instead of decoding them; the result is the same bytes.
     #[arg(long)]
     pub incremental: bool,
+    /// Also write a Hugging Face dataset card (README.md) into the output directory.
+    /// (pyarrow's `read_table(DIR)` then needs the part files: `DIR/part-*.parquet`.)
+    #[arg(long)]
+    pub card: bool,
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -1,5 +1,5 @@
-//! The dataset card (`README.md`) that `physio convert --out DIR` writes next to its part
-//! files (issue 16), in the Hugging Face format: YAML front matter (`configs` /
+//! The dataset card (`README.md`) that `physio convert --out DIR --card` writes next to its
+//! part files (issue 16), in the Hugging Face format: YAML front matter (`configs` /
 //! `data_files`, `dataset_info.features` matching the Parquet schema, `license` when the
 //! PhysioNet project is one whose licence physio knows, `size_categories`) and a
 //! summary a person reads (source, version, records, signals, rates, layout, dtype,
@@ -14,6 +14,12 @@
 //! every part file that was complete by then, so the card left at the end describes all
 //! of them. Object-store output (`--out s3://...`) gets no card: the staging directory
 //! holds one shard's files only (`docs/training.md`).
+//!
+//! The card is opt-in: pyarrow's `pq.read_table(DIR)` opens every file of a directory
+//! whose name does not start with `.` or `_` and fails on `README.md`, and the contract
+//! promises that a plain output directory reads as one dataset. With a card, pyarrow
+//! reads `DIR/part-*.parquet` (or `pyarrow.dataset` with `exclude_invalid_files=True`);
+//! `datasets`, polars and DuckDB are unaffected.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -156,6 +162,8 @@ pub fn gather(dir: &Path) -> Result<Option<CardFacts>, ConvertError> {
         layout,
     };
     let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut rates: BTreeSet<u64> = BTreeSet::new();
+    let mut signal_sets: BTreeSet<Vec<String>> = BTreeSet::new();
     for path in &files {
         let b = open(path)?;
         facts.rows += b.metadata().file_metadata().num_rows().max(0) as u64;
@@ -171,7 +179,40 @@ pub fn gather(dir: &Path) -> Result<Option<CardFacts>, ConvertError> {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default(),
         );
-        if facts.layout == "windows" {
+        if facts.layout == "record" {
+            // One row per record: the names and rates are two small columns.
+            let (Ok(fs_idx), Ok(sig_idx)) =
+                (b.schema().index_of("fs"), b.schema().index_of("sig_name"))
+            else {
+                continue;
+            };
+            let mask = ProjectionMask::roots(b.parquet_schema(), [fs_idx, sig_idx]);
+            for batch in b.with_projection(mask).build().map_err(|e| pq(path, e))? {
+                let batch = batch.map_err(ConvertError::Arrow)?;
+                let (Some(fs), Some(sig)) = (
+                    batch
+                        .column_by_name("fs")
+                        .and_then(|c| c.as_primitive_opt::<arrow_array::types::Float64Type>()),
+                    batch
+                        .column_by_name("sig_name")
+                        .and_then(|c| c.as_list_opt::<i32>()),
+                ) else {
+                    continue;
+                };
+                for i in 0..batch.num_rows() {
+                    rates.insert(fs.value(i).to_bits());
+                    let names = sig.value(i);
+                    if let Some(names) = names.as_string_opt::<i32>() {
+                        signal_sets.insert(
+                            names
+                                .iter()
+                                .map(|n| n.unwrap_or_default().to_string())
+                                .collect(),
+                        );
+                    }
+                }
+            }
+        } else if facts.layout == "windows" {
             // Windows are few per record: reading the names is cheap.
             let idx = b.schema().index_of("record").map_err(ConvertError::Arrow)?;
             let mask = ProjectionMask::roots(b.parquet_schema(), [idx]);
@@ -182,6 +223,12 @@ pub fn gather(dir: &Path) -> Result<Option<CardFacts>, ConvertError> {
                 }
             }
         }
+    }
+    if facts.sig_name.is_none() && signal_sets.len() == 1 {
+        facts.sig_name = signal_sets.into_iter().next();
+    }
+    if facts.fs.is_none() && rates.len() == 1 {
+        facts.fs = rates.into_iter().next().map(f64::from_bits);
     }
     facts.records = match facts.layout.as_str() {
         "record" => Some(facts.rows),
@@ -447,7 +494,9 @@ pub fn render(f: &CardFacts) -> String {
         );
     }
     s.push_str(
-        "pyarrow, polars and DuckDB read the directory (or `part-*.parquet`) as one table; \
+        "polars and DuckDB read `part-*.parquet` as one table; pyarrow too, given the part \
+         files (`pq.read_table(sorted(glob.glob(\"DIR/part-*.parquet\")))`: `read_table(DIR)` \
+         would also try to open this README); \
          PyTorch datasets over these files are in physio's `scripts/physio_torch.py`.\n\n",
     );
 

@@ -245,7 +245,9 @@ pub struct ConvertOptions {
     /// previous output at `out` instead of decoding them (the bytes written are the same
     /// as a full conversion's; see [`reuse`]).
     pub incremental: bool,
-    /// Write a dataset card (`README.md`, see [`card`]) into a directory output.
+    /// Write a Hugging Face dataset card (`README.md`, see [`card`]) into a directory
+    /// output (`--card`). Off by default: `pq.read_table(DIR)` reads every file of a
+    /// directory that does not start with `.` or `_`, and fails on a README.md.
     pub card: bool,
 }
 
@@ -268,7 +270,7 @@ impl ConvertOptions {
             shard: Shard::ALL,
             tuning: Tuning::default(),
             incremental: false,
-            card: true,
+            card: false,
         }
     }
 
@@ -396,6 +398,11 @@ fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
         ));
     }
     writer::parse_compression(&opts.tuning.compression)?;
+    if opts.card && writer::is_single_file(&opts.out) {
+        return Err(ConvertError::Usage(
+            "--card applies to a directory output (a .parquet file has no card)".to_string(),
+        ));
+    }
     Ok(())
 }
 

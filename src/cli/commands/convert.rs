@@ -38,8 +38,14 @@ pub(crate) fn execute(
         crate::objstore::preflight(t).map_err(crate::Error::from)?;
     }
     let staging = remote.as_ref().map(|_| tempfile::tempdir()).transpose()?;
-    // The staging directory holds this run's files only: no dataset card (card.rs).
-    opts.card = remote.is_none();
+    // The staging directory holds this run's files only: it cannot describe the whole
+    // prefix, so object-store output gets no dataset card (card.rs).
+    if opts.card && remote.is_some() {
+        return Err(crate::Error::Usage(
+            "--card applies to a local output directory, not to object storage".to_string(),
+        )
+        .into());
+    }
     if let (Some(t), Some(dir)) = (&remote, &staging) {
         opts.out = match t.is_single_file() {
             true => dir.path().join("out.parquet"),
@@ -170,6 +176,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
     opts.jobs = args.jobs.unwrap_or(0);
     opts.fail_fast = args.fail_fast;
     opts.incremental = args.incremental;
+    opts.card = args.card;
     if let Some(shard) = &args.shard {
         opts.shard = shard.parse().map_err(|e| usage(format!("--shard: {e}")))?;
     }
