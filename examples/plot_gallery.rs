@@ -16,6 +16,8 @@
 //! * `holter24` — 24 hours of 2-signal, 360 Hz format 212 (31 million frames), with a
 //!   heart rate that varies over the day and a few minutes of lead-off.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool: it reports timings
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

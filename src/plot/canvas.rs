@@ -88,6 +88,9 @@ pub trait Canvas {
     /// One connected line through `points`.
     fn polyline(&mut self, points: &[(f32, f32)], pen: Pen, class: &str);
     /// A text run with its baseline at `y`.
+    // Position, text, size, colour, anchor and class are each needed by both outputs; a
+    // style struct would only move the same list elsewhere.
+    #[allow(clippy::too_many_arguments)]
     fn text(
         &mut self,
         x: f32,

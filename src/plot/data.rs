@@ -370,20 +370,16 @@ fn row_to_source(file: &Path, batch: &RecordBatch) -> Result<PlotSource, PlotErr
     }
     let mut values = Vec::with_capacity(channels.len());
     let mut metas = Vec::with_capacity(channels.len());
-    for j in 0..channels.len() {
+    for (j, name) in sig_names.iter().enumerate() {
         let scale = gains
             .as_ref()
             .zip(baselines.as_ref())
             .and_then(|(g, b)| Some((*g.get(j)?, *b.get(j)?)));
         let v = channel_values(file, &channels.value(j), scale)?;
         // The row stores n_samples * samps_per_frame values per signal.
-        let spf = if n_frames == 0 {
-            1
-        } else {
-            (v.len() as u64 / n_frames).max(1)
-        };
+        let spf = (v.len() as u64).checked_div(n_frames).unwrap_or(1).max(1);
         metas.push(ChannelMeta {
-            name: sig_names[j].clone(),
+            name: name.clone(),
             units: units.get(j).cloned().unwrap_or_else(|| "mV".to_string()),
             samps_per_frame: u32::try_from(spf).unwrap_or(u32::MAX),
             gain: scale.map(|s| s.0),

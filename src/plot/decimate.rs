@@ -161,11 +161,11 @@ impl Decimator {
                                 continue;
                             }
                             match lo {
-                                Some((m, _)) if !(v < m) => {}
+                                Some((m, _)) if v >= m => {}
                                 _ => lo = Some((v, i as u64)),
                             }
                             match hi {
-                                Some((m, _)) if !(v > m) => {}
+                                Some((m, _)) if v <= m => {}
                                 _ => hi = Some((v, i as u64)),
                             }
                         }

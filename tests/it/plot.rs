@@ -13,10 +13,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `(class, data-name)` of every `<g>` and the `points` of every `<polyline
-/// class="signal">`, grouped by the panel they are in.
-fn panels(svg: &str) -> Vec<(String, Vec<Vec<(f32, f32)>>)> {
-    let mut out: Vec<(String, Vec<Vec<(f32, f32)>>)> = Vec::new();
+/// The line pieces of one panel: the `points` of each `<polyline class="signal">`.
+type Runs = Vec<Vec<(f32, f32)>>;
+
+/// The `data-name` of every panel `<g>` and its line pieces, in drawing order.
+fn panels(svg: &str) -> Vec<(String, Runs)> {
+    let mut out: Vec<(String, Runs)> = Vec::new();
     for line in svg.lines() {
         if let Some(rest) = line.strip_prefix("<g class=\"panel\" data-name=\"") {
             out.push((rest.split('"').next().unwrap().to_string(), Vec::new()));
@@ -118,7 +120,7 @@ fn signals_of_two_rates_line_up_and_invalid_samples_are_gaps() {
     assert_eq!(p[0].1.len(), 1, "FAST has no gap");
     assert_eq!(p[1].1.len(), 2, "SLOW's invalid stretch is a gap");
     // The peak (smallest y) of each signal is at the same x, within a pixel.
-    let peak_x = |runs: &Vec<Vec<(f32, f32)>>| {
+    let peak_x = |runs: &Runs| {
         runs.iter()
             .flatten()
             .min_by(|a, b| a.1.total_cmp(&b.1))
