@@ -319,38 +319,26 @@ pub fn draw(
         annotations: marks.len(),
         annotation_labels: 0,
     };
+    let scene = Scene {
+        opts,
+        meta: &meta,
+        selected: &selected,
+        traces: &traces,
+        panels: &panels,
+        axis: &axis,
+        marks: &marks,
+        strip_top,
+        plot_bottom,
+        measure: &measure,
+    };
     let bytes = match format {
         ImageFormat::Svg => {
             let mut c = SvgCanvas::new(width, height);
-            let scene = Scene {
-                opts,
-                meta: &meta,
-                selected: &selected,
-                traces: &traces,
-                panels: &panels,
-                axis: &axis,
-                marks: &marks,
-                strip_top,
-                plot_bottom,
-                measure: &measure,
-            };
             scene.draw(&mut c, &mut report);
             c.finish().into_bytes()
         }
         ImageFormat::Png => {
             let mut c = PngCanvas::new(width, height)?;
-            let scene = Scene {
-                opts,
-                meta: &meta,
-                selected: &selected,
-                traces: &traces,
-                panels: &panels,
-                axis: &axis,
-                marks: &marks,
-                strip_top,
-                plot_bottom,
-                measure: &measure,
-            };
             scene.draw(&mut c, &mut report);
             c.finish()?
         }
