@@ -357,11 +357,19 @@ fn row_to_source(file: &Path, batch: &RecordBatch) -> Result<PlotSource, PlotErr
     let gains: Option<Vec<f64>> = batch
         .column_by_name("gain")
         .and_then(|c| c.as_list_opt::<i32>())
-        .map(|l| l.value(0).as_primitive::<Float64Type>().values().to_vec());
+        .and_then(|l| {
+            l.value(0)
+                .as_primitive_opt::<Float64Type>()
+                .map(|a| a.values().to_vec())
+        });
     let baselines: Option<Vec<i64>> = batch
         .column_by_name("baseline")
         .and_then(|c| c.as_list_opt::<i32>())
-        .map(|l| l.value(0).as_primitive::<Int64Type>().values().to_vec());
+        .and_then(|l| {
+            l.value(0)
+                .as_primitive_opt::<Int64Type>()
+                .map(|a| a.values().to_vec())
+        });
     if channels.len() != sig_names.len() {
         return Err(parquet_err(
             file,
