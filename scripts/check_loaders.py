@@ -12,7 +12,8 @@ ROOT holds the WFDB records. Checks:
   and with `set_format("numpy")` / `set_format("torch")` every row's signal equals
   wfdb-python's `rdsamp`.
 * polars and DuckDB: beats per (record, symbol) from the `annotations` list column equal
-  wfdb-python's `rdann` counts.
+  wfdb-python's `rdann` counts, and polars reads every rdann field (sample, symbol,
+  subtype, chan, num, aux) and `time` = sample / fs equal to rdann's.
 
 Prints one JSON summary line.
 """
@@ -94,6 +95,33 @@ def polars_counts(out):
     return {(r, s): n for r, s, n in df.iter_rows()}
 
 
+def polars_fields_match_rdann(out, root, ext):
+    import polars as pl
+    import wfdb
+
+    df = (
+        pl.scan_parquet(os.path.join(out, "*.parquet"))
+        .select("record", "fs", "annotations")
+        .explode("annotations")
+        .unnest("annotations")
+        .collect()
+    )
+    checked = 0
+    for (name,), part in df.group_by("record", maintain_order=True):
+        ann = wfdb.rdann(os.path.join(root, name), ext)
+        assert part["sample"].to_list() == [int(x) for x in ann.sample], name
+        assert part["symbol"].to_list() == list(ann.symbol), name
+        assert part["subtype"].to_list() == [int(x) for x in ann.subtype], name
+        assert part["chan"].to_list() == [int(x) for x in ann.chan], name
+        assert part["num"].to_list() == [int(x) for x in ann.num], name
+        assert part["aux"].to_list() == [x.rstrip("\x00") for x in ann.aux_note], name
+        want_time = np.asarray(ann.sample, dtype=np.float64) / float(ann.fs)
+        assert np.allclose(part["time"].to_numpy(), want_time, rtol=0, atol=1e-9), name
+        assert part["duration"].null_count() == len(part), name
+        checked += len(part)
+    return checked
+
+
 def duckdb_counts(out):
     import duckdb
 
@@ -117,6 +145,7 @@ def main():
         assert want, "no annotations to compare"
         assert polars_counts(out) == want, "polars annotation counts differ from rdann"
         assert duckdb_counts(out) == want, "DuckDB annotation counts differ from rdann"
+        assert polars_fields_match_rdann(out, root, ext) == sum(want.values())
         summary["annotation_groups"] = len(want)
         summary["annotations"] = sum(want.values())
     print(json.dumps(summary))

@@ -17,6 +17,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_AUTH: u8 = 3;
 /// Exit code for integrity failures (checksum/size mismatch, corrupt or hostile archive).
 pub const EXIT_INTEGRITY: u8 = 4;
+/// Exit code for internal failures: a bug in physio (a worker panicked, an invariant
+/// such as the planned row-group count did not hold), not a problem with the input.
+pub const EXIT_INTERNAL: u8 = 5;
 
 /// Any error the physio library returns.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,19 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A step of an operation failed; `step` says which (`fetching mitdb@1.0.0`), the
+    /// source why. Shown as `step: cause` by error reporters that print the chain.
+    #[error("{step}")]
+    During {
+        /// What was being done.
+        step: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+    /// An internal failure: a bug in physio, not in the input or the request.
+    #[error("internal error (please report this): {0}")]
+    Internal(String),
     /// The request itself is invalid (bad option combination, unknown dataset spec).
     #[error("{0}")]
     Usage(String),
@@ -74,6 +90,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Wraps `source` with the step of an operation that failed.
+    pub fn during(step: impl Into<String>, source: Error) -> Self {
+        Error::During {
+            step: step.into(),
+            source: Box::new(source),
         }
     }
 
@@ -90,6 +114,8 @@ impl Error {
             Error::Plot(e) => e.exit_code(),
             Error::UnsafePath { .. } => EXIT_INTEGRITY,
             Error::Usage(_) => EXIT_USAGE,
+            Error::Internal(_) => EXIT_INTERNAL,
+            Error::During { source, .. } => source.exit_code(),
             Error::Io { .. } => EXIT_PARTIAL,
         }
     }

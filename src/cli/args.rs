@@ -189,6 +189,9 @@ pub enum DtypeArg {
     F16,
     /// int16 digital values, with per-channel gain and baseline columns.
     I16,
+    /// int32 digital values (lossless for every format, incl. 24, 32 and 524), with
+    /// per-channel gain and baseline columns.
+    I32,
 }
 
 /// `physio convert`.
@@ -235,6 +238,14 @@ pub struct ConvertArgs {
     /// Annotation file extension to add as a list column (`atr`).
     #[arg(long, value_name = "EXT")]
     pub annotations: Option<String>,
+    /// Also write the `--annotations` as a flat Parquet table (one row per annotation,
+    /// keyed by `record`) to this file.
+    #[arg(long, value_name = "PATH", requires = "annotations")]
+    pub annotations_table: Option<PathBuf>,
+    /// `--layout samples|windows`: every sample of oversampled signals at the record's
+    /// highest rate (as `rdsamp -H`), instead of one WFDB frame mean per frame.
+    #[arg(long)]
+    pub high_resolution: bool,
     /// Parallel workers (default: all cores).
     #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,

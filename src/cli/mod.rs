@@ -1,6 +1,14 @@
 //! The command-line interface: argument parsing, logging set-up, the async runtime, and
 //! the one place where errors and reports become exit codes. Only this module prints.
 
+// Doc comments of `args` are clap's --help text, shown verbatim (`<slug>`, URLs,
+// `zstd[:LEVEL]`): they are not rustdoc markup.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+
 pub mod args;
 pub mod commands;
 pub mod logging;
@@ -11,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
+use crate::error::{EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE};
 use args::{Cli, Command};
 
 /// Runs the `physio` command line and returns its exit code.
@@ -26,7 +34,9 @@ pub fn main() -> ExitCode {
         }
     };
     logging::setup(&cli.global);
-    let result = match &cli.command {
+    // A panic is a bug in physio: the hook has printed it; exit with the internal class,
+    // never as if the user had made a mistake.
+    let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Fetch(a) => commands::fetch::run(a, &cli.global),
         Command::Verify(a) => commands::verify::run(a, &cli.global),
         Command::Ls(a) => commands::ls::run(a, &cli.global),
@@ -34,10 +44,17 @@ pub fn main() -> ExitCode {
         Command::Convert(a) => commands::convert::run(a, &cli.global),
         Command::Sync(a) => commands::sync::run(a, &cli.global),
         Command::Plot(a) => commands::plot::run(a, &cli.global),
-    };
+    });
     match result {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => ExitCode::from(report_error(&err)),
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(err)) => ExitCode::from(report_error(&err)),
+        Err(_) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: internal error (physio panicked; please report this)"
+            );
+            ExitCode::from(EXIT_INTERNAL)
+        }
     }
 }
 
@@ -49,8 +66,33 @@ fn report_error(err: &anyhow::Error) -> u8 {
     {
         return 0;
     }
-    let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    let _ = writeln!(std::io::stderr(), "error: {}", error_message(err));
     exit_code_of(err)
+}
+
+/// `err` and its causes on one line, `context: error: cause`, each text once. Most
+/// library errors already put their cause in their own message (`x.hea: No such file or
+/// directory`) and also expose it as `source()`, so anyhow's `{:#}` printed the cause
+/// twice (issue 14); a cause whose text the line already holds is left out.
+pub fn error_message(err: &anyhow::Error) -> String {
+    error_chain_message(err.as_ref())
+}
+
+/// [`error_message`] for a library error: the error and each of its `source()`s.
+pub fn error_chain_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
 }
 
 /// The exit code an error maps to: the library's own mapping where the chain holds a

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow_array::builder::StringBuilder;
 use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float16Array, Float32Array, Float64Array, Int16Array,
-    Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, SchemaRef};
@@ -24,6 +24,7 @@ use super::signal_chunk::DigitalSignal;
 use super::source::{AnnotationRow, RecordMeta, RecordSource, SourceOpener};
 use super::{ConvertError, ConvertOptions, Dtype, Layout};
 use crate::wfdb::PhysicalScale;
+use crate::wfdb::frame::{FrameMean, smooth_frames};
 
 /// What every row-group build needs (shared, read-only, across workers).
 pub struct BatchContext<'a> {
@@ -137,7 +138,8 @@ fn signal_lists(
 /// Decoded samples of the selected channels over a frame range.
 enum Chans {
     F32(Vec<Vec<f32>>),
-    I16(Vec<Vec<i16>>),
+    /// Digital samples for `--dtype i16` (checked to fit) or `i32`.
+    Int(Vec<Vec<i32>>),
     /// Digital samples with each channel's scale to its f32 physical values.
     Digital(Vec<Vec<i32>>, Vec<PhysicalScale>),
 }
@@ -146,7 +148,7 @@ impl Chans {
     fn len(&self, j: usize) -> usize {
         match self {
             Chans::F32(c) => c[j].len(),
-            Chans::I16(c) => c[j].len(),
+            Chans::Int(c) => c[j].len(),
             Chans::Digital(c, _) => c[j].len(),
         }
     }
@@ -154,7 +156,7 @@ impl Chans {
     fn count(&self) -> usize {
         match self {
             Chans::F32(c) => c.len(),
-            Chans::I16(c) => c.len(),
+            Chans::Int(c) => c.len(),
             Chans::Digital(c, _) => c.len(),
         }
     }
@@ -165,6 +167,7 @@ enum Values {
     F32(Vec<f32>),
     F16(Vec<f16>),
     I16(Vec<i16>),
+    I32(Vec<i32>),
     /// f32 values held as digital samples until the signal encoder writes them (record
     /// layout); turned into `F32` if a record of the group has no digital form.
     Digital(DigitalSignal),
@@ -176,6 +179,7 @@ impl Values {
             Values::F32(v) => v.reserve_exact(n),
             Values::F16(v) => v.reserve_exact(n),
             Values::I16(v) => v.reserve_exact(n),
+            Values::I32(v) => v.reserve_exact(n),
             Values::Digital(_) => {}
         }
     }
@@ -185,6 +189,7 @@ impl Values {
             Dtype::F32 => Values::F32(Vec::new()),
             Dtype::F16 => Values::F16(Vec::new()),
             Dtype::I16 => Values::I16(Vec::new()),
+            Dtype::I32 => Values::I32(Vec::new()),
         }
     }
 
@@ -193,6 +198,7 @@ impl Values {
             Values::F32(v) => v.len(),
             Values::F16(v) => v.len(),
             Values::I16(v) => v.len(),
+            Values::I32(v) => v.len(),
             Values::Digital(d) => d.len(),
         }
     }
@@ -216,9 +222,11 @@ impl Values {
             (Values::F16(v), Chans::F32(c)) => {
                 v.extend(c[j][range].iter().map(|&x| f16::from_f32(x)))
             }
-            (Values::I16(v), Chans::I16(c)) => v.extend_from_slice(&c[j][range]),
-            // read_channels returns I16 exactly when the dtype is I16, and Digital only
-            // for f32.
+            // `read_channels` checked that every value fits in int16.
+            (Values::I16(v), Chans::Int(c)) => v.extend(c[j][range].iter().map(|&x| x as i16)),
+            (Values::I32(v), Chans::Int(c)) => v.extend_from_slice(&c[j][range]),
+            // read_channels returns Int exactly when the dtype is digital, and Digital
+            // only for f32.
             _ => {}
         }
     }
@@ -242,13 +250,15 @@ impl Values {
         }
     }
 
-    /// Appends `n` padding values: NaN, or for int16 the format-16 invalid value.
+    /// Appends `n` padding values: NaN, or for int16/int32 the invalid value of format
+    /// 16/32 (`i16::MIN`, `i32::MIN`).
     fn pad(&mut self, n: usize) {
         self.make_plain();
         match self {
             Values::F32(v) => v.resize(v.len() + n, f32::NAN),
             Values::F16(v) => v.resize(v.len() + n, f16::NAN),
             Values::I16(v) => v.resize(v.len() + n, i16::MIN),
+            Values::I32(v) => v.resize(v.len() + n, i32::MIN),
             Values::Digital(_) => {}
         }
     }
@@ -258,6 +268,7 @@ impl Values {
             Values::F32(v) => Arc::new(Float32Array::new(ScalarBuffer::from(v), None)),
             Values::F16(v) => Arc::new(Float16Array::new(ScalarBuffer::from(v), None)),
             Values::I16(v) => Arc::new(Int16Array::new(ScalarBuffer::from(v), None)),
+            Values::I32(v) => Arc::new(Int32Array::new(ScalarBuffer::from(v), None)),
             Values::Digital(d) => Arc::new(Float32Array::new(ScalarBuffer::from(d.to_f32()), None)),
         }
     }
@@ -287,9 +298,7 @@ struct Acc {
     comments: FlatList<String>,
     ann_offsets: Vec<i32>,
     ann_valid: Vec<bool>,
-    ann_sample: Vec<i64>,
-    ann_symbol: StringBuilder,
-    ann_aux: StringBuilder,
+    anns: AnnotationColumns,
     meta_rows: Vec<Option<u32>>,
 }
 
@@ -325,9 +334,7 @@ impl Acc {
             comments: FlatList::default(),
             ann_offsets: vec![0],
             ann_valid: Vec::new(),
-            ann_sample: Vec::new(),
-            ann_symbol: StringBuilder::new(),
-            ann_aux: StringBuilder::new(),
+            anns: AnnotationColumns::default(),
             meta_rows: Vec::new(),
         }
     }
@@ -348,7 +355,7 @@ impl Acc {
             _ => self.record.push((meta.name.clone(), 1)),
         }
         self.rows += 1;
-        if ctx.opts.dtype == Dtype::I16 {
+        if ctx.opts.dtype.is_digital() {
             let chans = sel.iter().map(|&j| &meta.channels[j]);
             self.gain
                 .push_row(chans.clone().map(|c| c.gain.unwrap_or(f64::NAN)));
@@ -361,15 +368,13 @@ impl Acc {
                     let lo = anns.partition_point(|a| a.sample < frames.start);
                     let hi = anns.partition_point(|a| a.sample < frames.end);
                     for a in &anns[lo..hi] {
-                        self.ann_sample.push(a.sample);
-                        self.ann_symbol.append_value(&a.symbol);
-                        self.ann_aux.append_value(&a.aux);
+                        self.anns.push(a);
                     }
                     self.ann_valid.push(true);
                 }
                 None => self.ann_valid.push(false),
             }
-            self.ann_offsets.push(self.ann_sample.len() as i32);
+            self.ann_offsets.push(self.anns.len() as i32);
         }
         self.meta_rows.push(meta_row);
     }
@@ -377,7 +382,7 @@ impl Acc {
     /// The row group's batch, and the signal column held back as digital samples (then
     /// missing from the batch), if it was.
     fn finish(
-        mut self,
+        self,
         ctx: &BatchContext<'_>,
     ) -> Result<Option<(RecordBatch, Option<DigitalColumn>)>, ConvertError> {
         let rows = self.rows;
@@ -436,7 +441,7 @@ impl Acc {
                 cols.push(Arc::new(tensor));
             }
         }
-        if ctx.opts.dtype == Dtype::I16 {
+        if ctx.opts.dtype.is_digital() {
             let FlatList { values, offsets } = self.gain;
             cols.push(list_array(Arc::new(Float64Array::from(values)), offsets)?);
             let FlatList { values, offsets } = self.baseline;
@@ -448,18 +453,9 @@ impl Acc {
             cols.push(self.comments.into_strings()?);
         }
         if ctx.opts.annotations.is_some() {
-            let fields = schema::annotation_fields();
-            let structs = StructArray::try_new(
-                fields.clone(),
-                vec![
-                    Arc::new(Int64Array::from(self.ann_sample)),
-                    Arc::new(self.ann_symbol.finish()),
-                    Arc::new(self.ann_aux.finish()),
-                ],
-                None,
-            )?;
+            let structs = self.anns.finish()?;
             let list = ListArray::try_new(
-                item(DataType::Struct(fields)),
+                item(DataType::Struct(schema::annotation_fields())),
                 OffsetBuffer::new(ScalarBuffer::from(self.ann_offsets)),
                 Arc::new(structs),
                 Some(self.ann_valid.into()),
@@ -481,6 +477,68 @@ impl Acc {
             }
         };
         Ok(Some((RecordBatch::try_new(schema, cols)?, held_back)))
+    }
+}
+
+/// The annotation fields as column builders, one value per annotation, in
+/// [`schema::annotation_fields`] order (the nested list column and the flat
+/// `--annotations-table` share them).
+#[derive(Default)]
+pub struct AnnotationColumns {
+    sample: Vec<i64>,
+    symbol: StringBuilder,
+    subtype: Vec<i16>,
+    chan: Vec<i16>,
+    num: Vec<i16>,
+    aux: StringBuilder,
+    time: Vec<f64>,
+    duration: Vec<Option<f64>>,
+}
+
+impl AnnotationColumns {
+    /// Appends one annotation.
+    pub fn push(&mut self, a: &AnnotationRow) {
+        self.sample.push(a.sample);
+        self.symbol.append_value(&a.symbol);
+        self.subtype.push(a.subtype);
+        self.chan.push(a.chan);
+        self.num.push(a.num);
+        self.aux.append_value(&a.aux);
+        self.time.push(a.time);
+        self.duration.push(a.duration);
+    }
+
+    /// Annotations appended so far.
+    pub fn len(&self) -> usize {
+        self.sample.len()
+    }
+
+    /// Whether none were appended.
+    pub fn is_empty(&self) -> bool {
+        self.sample.is_empty()
+    }
+
+    /// The columns, in [`schema::annotation_fields`] order.
+    pub fn finish_columns(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(Int64Array::from(self.sample)),
+            Arc::new(self.symbol.finish()),
+            Arc::new(Int16Array::from(self.subtype)),
+            Arc::new(Int16Array::from(self.chan)),
+            Arc::new(Int16Array::from(self.num)),
+            Arc::new(self.aux.finish()),
+            Arc::new(Float64Array::from(self.time)),
+            Arc::new(Float64Array::from(self.duration)),
+        ]
+    }
+
+    /// The annotations as one struct array.
+    pub fn finish(self) -> Result<StructArray, ConvertError> {
+        Ok(StructArray::try_new(
+            schema::annotation_fields(),
+            self.finish_columns(),
+            None,
+        )?)
     }
 }
 
@@ -665,10 +723,11 @@ fn add_piece(
 }
 
 /// Reads frames `frames` of the selected channels in the output's sample type. With
-/// `smooth`, signals with several samples per frame are averaged to one value per frame
-/// (as wfdb-python's `smooth_frames=True`), so every column has one value per frame.
-/// With `digital` (f32 output, no smoothing), returns digital samples and scales where
-/// the source has them.
+/// `smooth`, signals with several samples per frame are reduced to one value per frame
+/// by WFDB C's rule ([`crate::wfdb::frame`]: the mean rounded half up, invalid when any
+/// sample is), computed on the digital samples for every dtype, so f32/f16 hold the
+/// physical value of the digital frame value. With `digital` (f32 output, no
+/// smoothing), returns digital samples and scales where the source has them.
 fn read_channels(
     src: &mut dyn RecordSource,
     meta: &RecordMeta,
@@ -680,7 +739,7 @@ fn read_channels(
 ) -> Result<Chans, ConvertError> {
     if frames.is_empty() {
         return Ok(match dtype {
-            Dtype::I16 => Chans::I16(vec![Vec::new(); sel.len()]),
+            Dtype::I16 | Dtype::I32 => Chans::Int(vec![Vec::new(); sel.len()]),
             _ => Chans::F32(vec![Vec::new(); sel.len()]),
         });
     }
@@ -702,9 +761,37 @@ fn read_channels(
             ))
         }
     };
-    if digital
-        && dtype == Dtype::F32
-        && !smooth
+    let spf = |j: usize| meta.channels[j].samps_per_frame.max(1) as usize;
+    let smoothing = smooth && sel.iter().any(|&j| spf(j) > 1);
+    // A signal selected twice (`--signals II,II`) needs its data twice.
+    let take = |all: &mut Vec<Vec<i32>>, j: usize| {
+        if sel.iter().filter(|&&x| x == j).count() > 1 {
+            all[j].clone()
+        } else {
+            std::mem::take(&mut all[j])
+        }
+    };
+    if smoothing
+        && matches!(dtype, Dtype::F32 | Dtype::F16)
+        && let Some(mut all) = src.read_frame_means_f32(frames.clone())?
+    {
+        if all.len() != meta.channels.len() || all.iter().any(|v| v.len() != n) {
+            return Err(ConvertError::unsuitable(
+                &meta.name,
+                "the reader returned fewer frames than the header promises",
+            ));
+        }
+        let mut out = Vec::with_capacity(sel.len());
+        for &j in sel {
+            out.push(if sel.iter().filter(|&&x| x == j).count() > 1 {
+                all[j].clone()
+            } else {
+                std::mem::take(&mut all[j])
+            });
+        }
+        return Ok(Chans::F32(out));
+    }
+    if ((digital && dtype == Dtype::F32 && !smooth) || smoothing)
         && let Some((mut all, scales)) = src.read_digital_scaled(frames.clone())?
     {
         check(all.iter().map(Vec::len).collect())?;
@@ -717,31 +804,45 @@ fn read_channels(
         let mut out = Vec::with_capacity(sel.len());
         let mut out_scales = Vec::with_capacity(sel.len());
         for &j in sel {
-            // A signal selected twice (`--signals II,II`) needs its data twice.
-            out.push(if sel.iter().filter(|&&x| x == j).count() > 1 {
-                all[j].clone()
+            let v = take(&mut all, j);
+            let scale = scales[j];
+            out.push(if smooth && spf(j) > 1 {
+                smooth_frames(&v, spf(j), FrameMean::default(), |i| {
+                    Some(v[i]) == scale.invalid
+                })
             } else {
-                std::mem::take(&mut all[j])
+                v
             });
-            out_scales.push(scales[j]);
+            out_scales.push(scale);
         }
-        return Ok(Chans::Digital(out, out_scales));
+        return Ok(match dtype {
+            Dtype::F32 if !smooth => Chans::Digital(out, out_scales),
+            Dtype::F32 | Dtype::F16 => Chans::F32(
+                out.iter()
+                    .zip(&out_scales)
+                    .map(|(v, s)| v.iter().map(|&d| s.to_f32(d)).collect())
+                    .collect(),
+            ),
+            Dtype::I16 | Dtype::I32 => Chans::Int(narrow(meta, sel, out, dtype)?),
+        });
     }
+    // Sources without digital frame means (in-memory test records): for f32/f16 the
+    // frame mean of oversampled signals is the mean of the physical values (NaN when
+    // any is NaN). Multi-segment digital output: the invalid samples are found as the
+    // NaNs of the physical values.
     match dtype {
         Dtype::F32 | Dtype::F16 => {
             let mut all = src.read_physical_f32(frames)?;
             check(all.iter().map(Vec::len).collect())?;
             let mut out = Vec::with_capacity(sel.len());
             for &j in sel {
-                let spf = meta.channels[j].samps_per_frame.max(1) as usize;
-                // A signal selected twice (`--signals II,II`) needs its data twice.
                 let v = if sel.iter().filter(|&&x| x == j).count() > 1 {
                     all[j].clone()
                 } else {
                     std::mem::take(&mut all[j])
                 };
-                out.push(if smooth && spf > 1 {
-                    v.chunks(spf)
+                out.push(if smooth && spf(j) > 1 {
+                    v.chunks(spf(j))
                         .map(|c| c.iter().sum::<f32>() / c.len() as f32)
                         .collect()
                 } else {
@@ -750,37 +851,56 @@ fn read_channels(
             }
             Ok(Chans::F32(out))
         }
-        Dtype::I16 => {
-            let all = src.read_digital(frames)?;
+        Dtype::I16 | Dtype::I32 => {
+            let mut all = src.read_digital(frames.clone())?;
             check(all.iter().map(Vec::len).collect())?;
+            // Invalid samples (gaps, missing signals, the invalid value) are NaN in the
+            // physical values: those mark the frames that stay invalid.
+            let physical = if smoothing {
+                let p = src.read_physical_f32(frames)?;
+                check(p.iter().map(Vec::len).collect())?;
+                p
+            } else {
+                Vec::new()
+            };
             let mut out = Vec::with_capacity(sel.len());
             for &j in sel {
-                let spf = meta.channels[j].samps_per_frame.max(1) as usize;
-                let v = &all[j];
-                let narrowed: Result<Vec<i16>, _> = if smooth && spf > 1 {
-                    v.chunks(spf)
-                        .map(|c| {
-                            let mean = c.iter().map(|&x| i64::from(x)).sum::<i64>() as f64
-                                / c.len() as f64;
-                            i16::try_from(mean.round() as i64)
-                        })
-                        .collect()
+                let v = take(&mut all, j);
+                out.push(if smooth && spf(j) > 1 {
+                    smooth_frames(&v, spf(j), FrameMean::default(), |i| {
+                        physical[j][i].is_nan()
+                    })
                 } else {
-                    v.iter().map(|&x| i16::try_from(x)).collect()
-                };
-                out.push(narrowed.map_err(|_| {
-                    ConvertError::unsuitable(
-                        &meta.name,
-                        format!(
-                            "signal {:?} has digital values outside int16; use --dtype f32",
-                            meta.channels[j].name
-                        ),
-                    )
-                })?);
+                    v
+                });
             }
-            Ok(Chans::I16(out))
+            Ok(Chans::Int(narrow(meta, sel, out, dtype)?))
         }
     }
+}
+
+/// Checks that digital values fit the output type (int16 cannot hold formats 24, 32
+/// and 524, nor their invalid values).
+fn narrow(
+    meta: &RecordMeta,
+    sel: &[usize],
+    chans: Vec<Vec<i32>>,
+    dtype: Dtype,
+) -> Result<Vec<Vec<i32>>, ConvertError> {
+    if dtype == Dtype::I16 {
+        for (v, &j) in chans.iter().zip(sel) {
+            if v.iter().any(|&x| i16::try_from(x).is_err()) {
+                return Err(ConvertError::unsuitable(
+                    &meta.name,
+                    format!(
+                        "signal {:?} has digital values outside int16; use --dtype i32",
+                        meta.channels[j].name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(chans)
 }
 
 fn offset(n: usize, name: &str) -> Result<i32, ConvertError> {

@@ -72,8 +72,12 @@ pub struct CardFacts {
     pub physio_version: String,
     /// `record`, `samples` or `windows`.
     pub layout: String,
-    /// `f32`, `f16` or `i16`.
+    /// `f32`, `f16`, `i16` or `i32`.
     pub dtype: String,
+    /// The annotator (file extension) of the `annotations` column, if any.
+    pub annotations: Option<String>,
+    /// `--high-resolution`: frames are the record's high-resolution samples.
+    pub high_resolution: bool,
     /// Part file names, sorted.
     pub files: Vec<String>,
     /// Rows over all part files.
@@ -151,6 +155,14 @@ pub fn gather(dir: &Path) -> Result<Option<CardFacts>, ConvertError> {
         version: kv_of(&head, "physio.dataset_version"),
         physio_version: kv_of(&head, "physio.version").unwrap_or_default(),
         dtype: text("dtype", "f32"),
+        annotations: options
+            .get("annotations")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        high_resolution: options
+            .get("high_resolution")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
         files: Vec::new(),
         rows: 0,
         bytes: 0,
@@ -363,6 +375,160 @@ fn features_yaml(schema: &Schema) -> Option<String> {
     Some(out)
 }
 
+/// What the signal values are, per `--dtype`.
+fn dtype_note(dtype: &str) -> &'static str {
+    match dtype {
+        "i16" => {
+            "The values are the stored digital (ADC) samples as int16, with the format's \
+             invalid value where a sample is invalid; physical units are \
+             `(value - baseline) / gain` with the per-channel `gain` and `baseline` columns."
+        }
+        "i32" => {
+            "The values are the stored digital (ADC) samples as int32, lossless for every \
+             WFDB format (including 24, 32 and 524), with the format's invalid value where \
+             a sample is invalid; physical units are `(value - baseline) / gain` with the \
+             per-channel `gain` and `baseline` columns."
+        }
+        "f16" => {
+            "The values are physical units as float16, `(digital - baseline) / gain`, \
+             with NaN where a sample holds the format's invalid value."
+        }
+        _ => {
+            "The values are physical units as float32, `(digital - baseline) / gain`, \
+             with NaN where a sample holds the format's invalid value."
+        }
+    }
+}
+
+/// A short type name for the card (`list<utf8>`, `fixed-shape tensor [3, 500] of
+/// float32`), rather than Arrow's debug form.
+fn type_name(field: &Field) -> String {
+    if let Some(shape) = field.metadata().get("ARROW:extension:metadata")
+        && let DataType::FixedSizeList(item, _) = field.data_type()
+    {
+        let shape = serde_json::from_str::<serde_json::Value>(shape)
+            .ok()
+            .and_then(|v| v.get("shape").map(|s| s.to_string()))
+            .unwrap_or_default();
+        return format!(
+            "fixed-shape tensor {shape} of {}",
+            data_type_name(item.data_type())
+        );
+    }
+    let mut name = data_type_name(field.data_type());
+    if field.is_nullable() {
+        name.push_str(", nullable");
+    }
+    name
+}
+
+fn data_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 => "utf8".to_string(),
+        DataType::List(item) | DataType::LargeList(item) => {
+            format!("list<{}>", data_type_name(item.data_type()))
+        }
+        DataType::FixedSizeList(item, n) => {
+            format!("fixed_size_list<{}, {n}>", data_type_name(item.data_type()))
+        }
+        DataType::Struct(_) => "struct".to_string(),
+        other => hf_dtype(other)
+            .map(str::to_string)
+            .unwrap_or_else(|| other.to_string().to_lowercase()),
+    }
+}
+
+/// What a column of physio's output holds (`docs/parquet.md`); `None` for the
+/// `--preset` / `--metadata` columns, which come from the dataset's own tables.
+fn column_note(name: &str, f: &CardFacts) -> Option<String> {
+    let frame = if f.high_resolution {
+        "high-resolution sample (every sample of the fastest signal, `--high-resolution`)"
+    } else {
+        "frame"
+    };
+    Some(match name {
+        "record" => "record name".to_string(),
+        "fs" => "frame frequency in Hz".to_string(),
+        "n_samples" => "frames in the record".to_string(),
+        "sig_name" => "signal names".to_string(),
+        "units" => "physical units of each signal".to_string(),
+        "signal" if f.layout == "windows" => {
+            format!(
+                "`[channels, samples]` {} values, one sample per {frame}",
+                f.dtype
+            )
+        }
+        "signal" => format!("one list of {} values per signal", f.dtype),
+        "sample" => format!("0-based {frame} number"),
+        "time" => "seconds from the record start".to_string(),
+        "start" => format!("first {frame} of the window"),
+        "gain" => "per channel: ADC units per physical unit".to_string(),
+        "baseline" => "per channel: the ADC value of physical zero".to_string(),
+        "base_date" => "the header's start date (ISO 8601), null when it has none".to_string(),
+        "base_time" => "the header's start time (ISO 8601), null when it has none".to_string(),
+        "comments" => "the header's comment lines".to_string(),
+        "annotations" => {
+            let ext = f.annotations.as_deref().unwrap_or("annotation");
+            match f.layout.as_str() {
+                "record" => format!(
+                    "every `{ext}` annotation of the record, sorted by `sample` (null when \
+                     the record has no `.{ext}` file); the fields WFDB's `rdann` shows:"
+                ),
+                _ => format!(
+                    "the `{ext}` annotations whose `sample` falls in this row's {}, sorted \
+                     by `sample` (null when the record has no `.{ext}` file); fields:",
+                    if f.layout == "windows" {
+                        "window"
+                    } else {
+                        "frame"
+                    }
+                ),
+            }
+        }
+        signal
+            if f.sig_name
+                .as_ref()
+                .is_some_and(|n| n.iter().any(|n| n == signal)) =>
+        {
+            format!("{} values of signal `{signal}`, one per {frame}", f.dtype)
+        }
+        _ => return None,
+    })
+}
+
+/// The fields of the `annotations` struct, one sub-item each (`docs/parquet.md`).
+fn annotation_fields_md(s: &mut String, t: &DataType, f: &CardFacts) {
+    let (DataType::List(item) | DataType::LargeList(item)) = t else {
+        return;
+    };
+    let DataType::Struct(fields) = item.data_type() else {
+        return;
+    };
+    for field in fields {
+        let note = match field.name().as_str() {
+            "sample" if f.high_resolution => {
+                "sample number in high-resolution samples (x the record's maximum samples \
+                 per frame)"
+            }
+            "sample" => "sample (frame) number in the record",
+            "symbol" => "annotation mnemonic (`N`, `V`, `+`, `\"`, ...)",
+            "subtype" => "`subtyp` (-128..127)",
+            "chan" => "`chan` (0..255)",
+            "num" => "`num` (-128..127)",
+            "aux" => "aux text (rhythm labels such as `(N`, notes); empty when absent",
+            "time" => "seconds from the record start",
+            "duration" => "EDF+ annotation duration in seconds; null for WFDB annotations",
+            _ => "",
+        };
+        let _ = write!(s, "  - `{}` {}", field.name(), type_name(field));
+        if note.is_empty() {
+            s.push('\n');
+        } else {
+            let _ = writeln!(s, ": {note}");
+        }
+    }
+}
+
 /// The card's text.
 pub fn render(f: &CardFacts) -> String {
     let known = KNOWN.iter().find(|(slug, _, _)| *slug == f.dataset);
@@ -408,9 +574,10 @@ pub fn render(f: &CardFacts) -> String {
     let _ = writeln!(
         s,
         "WFDB records of `{}` converted to Parquet by physio {} \
-         (`physio convert`). The values are physical units, `(digital - baseline) / gain`, \
-         with NaN where a sample holds the format's invalid value.\n",
-        f.dataset, f.physio_version
+         (`physio convert`). {}\n",
+        f.dataset,
+        f.physio_version,
+        dtype_note(&f.dtype)
     );
     s.push_str("| | |\n|---|---|\n");
     let is_physionet = f.version.is_some();
@@ -464,7 +631,16 @@ pub fn render(f: &CardFacts) -> String {
 
     s.push_str("## Columns\n\n");
     for field in f.schema.fields() {
-        let _ = writeln!(s, "- `{}`: {}", field.name(), field.data_type());
+        let _ = write!(s, "- `{}` {}", field.name(), type_name(field));
+        match column_note(field.name(), f) {
+            Some(note) => {
+                let _ = writeln!(s, ": {note}");
+            }
+            None => s.push('\n'),
+        }
+        if field.name() == "annotations" {
+            annotation_fields_md(&mut s, field.data_type(), f);
+        }
     }
     s.push('\n');
     let layout_note = match f.layout.as_str() {
@@ -527,6 +703,8 @@ mod tests {
             physio_version: "0.1.0".to_string(),
             layout: "record".to_string(),
             dtype: "f32".to_string(),
+            annotations: Some("atr".to_string()),
+            high_resolution: false,
             files: vec!["part-00000.parquet".to_string()],
             rows: 1234,
             bytes: 999,
@@ -574,6 +752,48 @@ mod tests {
         assert!(card.contains("Wagner P"));
         assert!(card.contains("Goldberger"));
         assert!(card.contains("| signals | 2 (I, II) |"));
+    }
+
+    #[test]
+    fn columns_describe_every_annotation_field_and_the_dtype() {
+        let mut f = facts("mitdb", Some("1.0.0"));
+        let card = render(&f);
+        assert!(card.contains("physical units as float32"), "{card}");
+        assert!(
+            card.contains("- `annotations` list<struct>, nullable: every `atr` annotation"),
+            "{card}"
+        );
+        for line in [
+            "  - `sample` int64: sample (frame) number in the record\n",
+            "  - `symbol` utf8: annotation mnemonic",
+            "  - `subtype` int16: `subtyp` (-128..127)\n",
+            "  - `chan` int16: `chan` (0..255)\n",
+            "  - `num` int16: `num` (-128..127)\n",
+            "  - `aux` utf8: aux text",
+            "  - `time` float64: seconds from the record start\n",
+            "  - `duration` float64, nullable: EDF+ annotation duration in seconds; null for WFDB",
+        ] {
+            assert!(card.contains(line), "{line:?} missing:\n{card}");
+        }
+        let front = card.split("---\n").nth(1).unwrap();
+        for name in ["subtype", "chan", "num"] {
+            assert!(
+                front.contains(&format!("      - name: \"{name}\"\n        dtype: int16\n")),
+                "{name}: {front}"
+            );
+        }
+        assert!(front.contains("      - name: \"duration\"\n        dtype: float64\n"));
+
+        f.dtype = "i32".to_string();
+        f.high_resolution = true;
+        let card = render(&f);
+        assert!(
+            card.contains("digital (ADC) samples as int32, lossless"),
+            "{card}"
+        );
+        assert!(card.contains("| dtype | i32 |"));
+        assert!(card.contains("`sample` int64: sample number in high-resolution samples"));
+        assert!(card.contains(": one list of i32 values per signal\n"));
     }
 
     #[test]

@@ -78,6 +78,59 @@ pub fn discover(input: &Path) -> Result<Discovered, ConvertError> {
     })
 }
 
+/// What `input` holds, for the "no records" error: `a RECORDS file listing no record`,
+/// `an empty directory`, or the count of files by extension (`3 files: 2 *.txt, 1
+/// *.csv`), looking at no more than 10,000 entries.
+pub fn describe_contents(input: &Path) -> String {
+    const LIMIT: usize = 10_000;
+    if !input.is_dir() {
+        return "not a directory or a record".to_string();
+    }
+    if input.join("RECORDS").is_file() {
+        return "a RECORDS file listing no record".to_string();
+    }
+    let mut by_ext: std::collections::BTreeMap<String, usize> = Default::default();
+    let (mut files, mut seen) = (0usize, 0usize);
+    let mut stack = vec![input.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > LIMIT {
+                break;
+            }
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+                continue;
+            }
+            files += 1;
+            let ext = path.extension().map_or_else(
+                || "(no extension)".to_string(),
+                |e| format!("*.{}", e.to_string_lossy()),
+            );
+            *by_ext.entry(ext).or_default() += 1;
+        }
+    }
+    if files == 0 {
+        return "an empty directory (no .hea or .edf file)".to_string();
+    }
+    let mut counts: Vec<(String, usize)> = by_ext.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let shown: Vec<String> = counts
+        .iter()
+        .take(5)
+        .map(|(ext, n)| format!("{n} {ext}"))
+        .collect();
+    let more = if counts.len() > 5 { ", ..." } else { "" };
+    format!(
+        "{files} file(s), none a .hea or .edf record: {}{more}",
+        shown.join(", ")
+    )
+}
+
 /// Reads `root/prefix/RECORDS`, recursing into entries that end with `/`.
 fn read_records_file(
     root: &Path,

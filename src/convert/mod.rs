@@ -2,11 +2,11 @@
 //!
 //! The conversion is a deterministic pipeline whose output does not depend on `--jobs`:
 //!
-//! 1. [`discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
+//! 1. [`mod@discover`] lists the records of the input (RECORDS files, else `*.hea`), filters
 //!    them by `--records` globs and `--shard`, and sorts them by name.
 //! 2. Every record's header is opened (in parallel); records that fail are reported by
 //!    name. The rows each record yields are known from its header alone, so
-//!    [`plan`] cuts the sequence of rows into row groups of a fixed row count before any
+//!    `plan` cuts the sequence of rows into row groups of a fixed row count before any
 //!    sample is decoded.
 //! 3. Row groups are decoded and encoded in parallel on a rayon pool, a bounded wave at a
 //!    time (memory is a few row groups, not the dataset), and appended in order by
@@ -16,14 +16,16 @@
 //! The column layout of each `--layout` is in [`schema`] and the contract
 //! (`docs/parquet.md`); encoding choices and their measurements are in `docs/parquet.md`.
 
-pub mod batch;
+pub mod annotation_table;
+pub(crate) mod batch;
 pub mod card;
 pub mod discover;
+pub mod high_res;
 pub mod metadata;
-pub mod plan;
-pub mod reuse;
+pub(crate) mod plan;
+pub(crate) mod reuse;
 pub mod schema;
-pub mod signal_chunk;
+pub(crate) mod signal_chunk;
 pub mod source;
 pub mod writer;
 
@@ -33,7 +35,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
+use crate::error::{EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE};
 use crate::shard::Shard;
 
 pub use discover::{RecordRef, discover};
@@ -100,6 +102,18 @@ pub enum ConvertError {
     /// Invalid options (bad glob, `--window` missing, ...).
     #[error("{0}")]
     Usage(String),
+    /// The input holds no record to convert (nothing is written).
+    #[error("no WFDB or EDF records in {}: {found}", path.display())]
+    NoRecords {
+        /// The input.
+        path: PathBuf,
+        /// What the input holds instead (`3 files: 2 *.txt, 1 *.csv`).
+        found: String,
+    },
+    /// A bug in physio, not a problem with the input or the options: a worker failed,
+    /// or the planned row groups were not all encoded (exit code 5).
+    #[error("internal error (please report this): {0}")]
+    Internal(String),
 }
 
 impl ConvertError {
@@ -107,6 +121,7 @@ impl ConvertError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ConvertError::Usage(_) => EXIT_USAGE,
+            ConvertError::Internal(_) => EXIT_INTERNAL,
             _ => EXIT_PARTIAL,
         }
     }
@@ -151,6 +166,17 @@ pub enum Dtype {
     /// int16 digital values as stored, plus per-channel `gain` and `baseline` columns so a
     /// loader computes `(d - baseline) / gain` itself (on the GPU).
     I16,
+    /// int32 digital values as stored, plus `gain` and `baseline` as for `I16`: lossless
+    /// for every format, including 24, 32 and 524 (which `I16` refuses and float32 cannot
+    /// hold exactly).
+    I32,
+}
+
+impl Dtype {
+    /// Whether values are digital samples (`I16`, `I32`), with `gain`/`baseline` columns.
+    pub fn is_digital(self) -> bool {
+        matches!(self, Dtype::I16 | Dtype::I32)
+    }
 }
 
 /// Window geometry for `--layout windows`.
@@ -184,7 +210,7 @@ pub enum SignalEncoding {
 /// exist so `scripts/bench-convert` can measure the alternatives.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Tuning {
-    /// Rows per row group; `None` picks the per-layout default (see [`plan`]).
+    /// Rows per row group; `None` picks the per-layout default (see `convert::plan`).
     pub row_group_rows: Option<usize>,
     /// Compression of the signal value columns: `auto`, `zstd` (optionally `zstd:LEVEL`),
     /// `lz4`, `snappy`, `none`. `auto` stores dictionary-encoded pages uncompressed and
@@ -233,6 +259,13 @@ pub struct ConvertOptions {
     pub preset: Option<metadata::Preset>,
     /// `--annotations EXT`: annotation file extension to add as a list column.
     pub annotations: Option<String>,
+    /// `--annotations-table PATH`: also write the annotations (of `annotations`) as a
+    /// flat Parquet table, one row per annotation keyed by `record`.
+    pub annotations_table: Option<PathBuf>,
+    /// `--high-resolution`: `samples`/`windows` rows at the highest sampling rate of the
+    /// record (every sample of oversampled signals, as `rdsamp -H`) instead of one
+    /// frame mean per frame ([`high_res`]).
+    pub high_resolution: bool,
     /// Worker threads; 0 = all cores.
     pub jobs: usize,
     /// Stop at the first failed record instead of skipping it.
@@ -243,7 +276,7 @@ pub struct ConvertOptions {
     pub tuning: Tuning,
     /// `--incremental`: copy the rows of records whose inputs are unchanged from the
     /// previous output at `out` instead of decoding them (the bytes written are the same
-    /// as a full conversion's; see [`reuse`]).
+    /// as a full conversion's; see `convert::reuse`).
     pub incremental: bool,
     /// Write a Hugging Face dataset card (`README.md`, see [`card`]) into a directory
     /// output (`--card`). Off by default: `pq.read_table(DIR)` reads every file of a
@@ -265,6 +298,8 @@ impl ConvertOptions {
             metadata: None,
             preset: None,
             annotations: None,
+            annotations_table: None,
+            high_resolution: false,
             jobs: 0,
             fail_fast: false,
             shard: Shard::ALL,
@@ -272,6 +307,42 @@ impl ConvertOptions {
             incremental: false,
             card: false,
         }
+    }
+
+    /// Sets the signal names to keep from a list as given (names trimmed, empty ones
+    /// dropped), the window geometry from `--window`/`--stride`/`--pad`, and the
+    /// `--metadata CSV --key COLUMN` join, refusing incomplete combinations.
+    pub fn set_selection_window_metadata(
+        &mut self,
+        signals: &[String],
+        window: (Option<f64>, Option<f64>, bool),
+        metadata: (Option<&PathBuf>, Option<&String>),
+    ) -> Result<(), ConvertError> {
+        let usage = |s: &str| Err(ConvertError::Usage(s.to_string()));
+        self.signals = signals
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        self.window = match window {
+            (Some(w), stride, pad) => Some(WindowSpec {
+                window_secs: w,
+                stride_secs: stride.unwrap_or(w),
+                pad,
+            }),
+            (None, Some(_), _) => return usage("--stride needs --window"),
+            (None, None, _) => None,
+        };
+        self.metadata = match metadata {
+            (Some(path), Some(key)) => Some(metadata::MetadataSpec {
+                path: path.clone(),
+                key: key.clone(),
+            }),
+            (Some(_), None) => return usage("--metadata needs --key COLUMN"),
+            (None, Some(_)) => return usage("--key needs --metadata CSV"),
+            (None, None) => None,
+        };
+        Ok(())
     }
 
     /// The options that shape the output, as JSON for the files' provenance metadata
@@ -290,6 +361,11 @@ impl ConvertOptions {
             "shard": self.shard.to_string(),
             "tuning": self.tuning,
         });
+        let mut value = value;
+        // Only when set, so outputs written before the option existed stay reusable.
+        if self.high_resolution {
+            value["high_resolution"] = serde_json::Value::Bool(true);
+        }
         value.to_string()
     }
 }
@@ -330,6 +406,8 @@ pub struct ConvertReport {
     /// Row groups whose encoded column chunks were copied from the previous output
     /// byte for byte, without decoding or encoding (`--incremental`).
     pub row_groups_copied: usize,
+    /// Rows written to the `--annotations-table`, if one was asked for.
+    pub annotation_rows: Option<u64>,
 }
 
 /// Converts the records of `opts.input` to Parquet at `opts.out`.
@@ -350,6 +428,14 @@ pub fn convert(
 ) -> Result<ConvertReport, ConvertError> {
     let found = discover::discover(&opts.input)?;
     let opener = WfdbOpener::new(&found.root);
+    if opts.high_resolution {
+        return convert_with(
+            opts,
+            &found,
+            &high_res::HighResOpener::new(&opener),
+            reporter,
+        );
+    }
     convert_with(opts, &found, &opener, reporter)
 }
 
@@ -361,17 +447,36 @@ pub fn convert_with(
     reporter: &dyn Reporter,
 ) -> Result<ConvertReport, ConvertError> {
     validate(opts)?;
+    if found.records.is_empty() {
+        return Err(ConvertError::NoRecords {
+            path: opts.input.clone(),
+            found: discover::describe_contents(&opts.input),
+        });
+    }
     let globs = discover::RecordFilter::new(&opts.records, opts.shard)?;
     let names: Vec<&RecordRef> = found
         .records
         .iter()
         .filter(|r| globs.matches(&r.name))
         .collect();
+    // An empty shard is normal (fewer records than shards); globs matching nothing is
+    // a mistake worth an error rather than an empty dataset.
+    let by_glob = discover::RecordFilter::new(&opts.records, Shard::ALL)?;
+    if !found.records.iter().any(|r| by_glob.matches(&r.name)) {
+        return Err(ConvertError::NoRecords {
+            path: opts.input.clone(),
+            found: format!(
+                "{} record(s), none matching --records {}",
+                found.records.len(),
+                opts.records.join(" ")
+            ),
+        });
+    }
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .build()
-        .map_err(|e| ConvertError::Usage(format!("cannot start {} workers: {e}", opts.jobs)))?;
+        .map_err(|e| ConvertError::Internal(format!("cannot start {} workers: {e}", opts.jobs)))?;
     // `run` stays on the caller's thread (it appends to the file and waits for
     // encoded row groups); everything parallel runs in `pool`.
     let report = run(opts, found, &names, opener, reporter, &pool)?;
@@ -395,6 +500,18 @@ fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
     } else if opts.window.is_some() {
         return Err(ConvertError::Usage(
             "--window/--stride apply to --layout windows only".to_string(),
+        ));
+    }
+    if opts.high_resolution && opts.layout == Layout::Record {
+        return Err(ConvertError::Usage(
+            "--high-resolution applies to --layout samples and windows (the record layout \
+             keeps every sample already)"
+                .to_string(),
+        ));
+    }
+    if opts.annotations_table.is_some() && opts.annotations.is_none() {
+        return Err(ConvertError::Usage(
+            "--annotations-table needs --annotations EXT".to_string(),
         ));
     }
     writer::parse_compression(&opts.tuning.compression)?;
@@ -451,6 +568,17 @@ fn run(
         fail(&mut failed, &name, e);
     }
     metas.retain(|m| !failed.contains_key(&m.name));
+    // No record is readable: report each failure and write nothing, rather than an
+    // empty dataset (issue 14).
+    if metas.is_empty() && !failed.is_empty() {
+        return Ok(ConvertReport {
+            failed: failed
+                .into_iter()
+                .map(|(n, e)| (n, crate::Error::Convert(e)))
+                .collect(),
+            ..ConvertReport::default()
+        });
+    }
     let reserved = schema::build(opts, &shape, &metadata::ExtraColumns::default())
         .fields()
         .iter()
@@ -570,19 +698,31 @@ fn run(
         drop(rx);
         let joined = workers.join();
         if result.is_ok() && (joined.is_err() || next != groups.len()) {
-            result = Err(ConvertError::Usage(format!(
-                "internal: only {next} of {} row groups were encoded",
+            result = Err(ConvertError::Internal(format!(
+                "only {next} of {} row groups were encoded",
                 groups.len()
             )));
         }
         result
     });
     appended?;
-    let (files, rows) = out.finish()?;
+    let any_written = metas
+        .iter()
+        .zip(&written_records)
+        .any(|(m, w)| *w && !failed.contains_key(&m.name));
+    let (files, rows) = if any_written || failed.is_empty() {
+        out.finish()?
+    } else {
+        // Every record failed while decoding: as above, no empty dataset.
+        out.abort();
+        (Vec::new(), 0)
+    };
     let mut converted = Vec::new();
     let mut records_reused = 0;
+    let mut written = Vec::new();
     for (rec, (m, w)) in metas.iter().zip(&written_records).enumerate() {
         if *w && !failed.contains_key(&m.name) {
+            written.push(m.name.clone());
             if reuse.was_decoded(rec) {
                 converted.push(m.name.clone());
             } else {
@@ -590,11 +730,18 @@ fn run(
             }
         }
     }
+    let annotation_rows = match (&opts.annotations_table, &opts.annotations) {
+        (Some(path), Some(ext)) => Some(annotation_table::write_annotation_table(
+            path, ext, &written, opener,
+        )?),
+        _ => None,
+    };
     Ok(ConvertReport {
         records_written: converted.len() + records_reused,
         converted,
         records_reused,
         row_groups_copied: reuse.row_groups_copied(),
+        annotation_rows,
         rows,
         files,
         failed: failed
@@ -862,12 +1009,22 @@ mod tests {
             AnnotationRow {
                 sample: 9,
                 symbol: "V".into(),
+                subtype: 0,
+                chan: 0,
+                num: 0,
                 aux: "".into(),
+                time: 0.09,
+                duration: None,
             },
             AnnotationRow {
                 sample: 1,
                 symbol: "N".into(),
+                subtype: -1,
+                chan: 255,
+                num: 3,
                 aux: "(N".into(),
+                time: 0.01,
+                duration: None,
             },
         ]);
         o.add(r2);
@@ -912,7 +1069,17 @@ mod tests {
             .values()
             .to_vec();
         assert_eq!(samples, vec![1, 9]);
-        assert_eq!(s_anns.column(2).as_string::<i32>().value(0), "(N");
+        let col = |n: &str| s_anns.column_by_name(n).unwrap().clone();
+        assert_eq!(col("aux").as_string::<i32>().value(0), "(N");
+        assert_eq!(col("symbol").as_string::<i32>().value(1), "V");
+        let i16s = |n: &str| col(n).as_primitive::<Int16Type>().values().to_vec();
+        assert_eq!(i16s("subtype"), vec![-1, 0]);
+        assert_eq!(i16s("chan"), vec![255, 0]);
+        assert_eq!(i16s("num"), vec![3, 0]);
+        let time = col("time");
+        let time = time.as_primitive::<arrow_array::types::Float64Type>();
+        assert_eq!(time.values().to_vec(), vec![0.01, 0.09]);
+        assert_eq!(col("duration").null_count(), 2);
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn check_record(
             ),
         ));
     }
-    if opts.dtype == Dtype::I16 {
+    if opts.dtype.is_digital() {
         for &j in sel {
             let c = &m.channels[j];
             if c.gain.is_none() || c.baseline.is_none() {
@@ -270,7 +270,7 @@ impl Plan {
 /// sized from the first record (every record of a dataset usually has one shape).
 fn default_rows_per_group(opts: &ConvertOptions, shape: &Shape, metas: &[RecordMeta]) -> usize {
     let value_bytes = match opts.dtype {
-        Dtype::F32 => 4,
+        Dtype::F32 | Dtype::I32 => 4,
         Dtype::F16 | Dtype::I16 => 2,
     };
     let Some(first) = metas.first() else {

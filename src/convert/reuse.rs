@@ -42,7 +42,6 @@ use parquet::file::metadata::{ColumnChunkMetaData, KeyValue, PageIndexPolicy};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::batch::{self, BatchContext, BuiltRowGroup};
 use super::plan::{Piece, RowGroupPlan};
@@ -72,12 +71,7 @@ pub fn metadata_digests(opts: &ConvertOptions, root: &Path) -> BTreeMap<String, 
     }
     files
         .into_iter()
-        .filter_map(|(key, path)| {
-            let mut f = File::open(&path).ok()?;
-            let mut hasher = Sha256::new();
-            std::io::copy(&mut f, &mut hasher).ok()?;
-            Some((key, hex::encode(hasher.finalize())))
-        })
+        .filter_map(|(key, path)| Some((key, crate::fetch::hash::sha256_hex(&path).ok()?)))
         .collect()
 }
 

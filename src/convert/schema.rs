@@ -21,6 +21,7 @@ pub fn value_type(dtype: Dtype) -> DataType {
         Dtype::F32 => DataType::Float32,
         Dtype::F16 => DataType::Float16,
         Dtype::I16 => DataType::Int16,
+        Dtype::I32 => DataType::Int32,
     }
 }
 
@@ -36,17 +37,24 @@ pub fn signal_type(value: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", inner, false)))
 }
 
-/// The type of the `annotations` column: one list of `(sample, symbol, aux)` per row.
+/// The type of the `annotations` column: one list of annotation structs per row.
 pub fn annotation_type() -> DataType {
     list_of(DataType::Struct(annotation_fields()))
 }
 
-/// The fields of one annotation struct.
+/// The fields of one annotation, in this order (every field `rdann` shows, plus the
+/// EDF+ duration; `docs/parquet.md`). The flat `--annotations-table` has the same
+/// columns after `record`.
 pub fn annotation_fields() -> Fields {
     Fields::from(vec![
         Field::new("sample", DataType::Int64, false),
         Field::new("symbol", DataType::Utf8, false),
+        Field::new("subtype", DataType::Int16, false),
+        Field::new("chan", DataType::Int16, false),
+        Field::new("num", DataType::Int16, false),
         Field::new("aux", DataType::Utf8, false),
+        Field::new("time", DataType::Float64, false),
+        Field::new("duration", DataType::Float64, true),
     ])
 }
 
@@ -95,7 +103,7 @@ pub fn build(opts: &ConvertOptions, shape: &Shape, extra: &ExtraColumns) -> Sche
             ));
         }
     }
-    if opts.dtype == Dtype::I16 {
+    if opts.dtype.is_digital() {
         fields.push(Field::new("gain", list_of(DataType::Float64), false));
         fields.push(Field::new("baseline", list_of(DataType::Int64), false));
     }
@@ -155,5 +163,6 @@ mod tests {
         assert_eq!(value_type(Dtype::F32), DataType::Float32);
         assert_eq!(value_type(Dtype::F16), DataType::Float16);
         assert_eq!(value_type(Dtype::I16), DataType::Int16);
+        assert_eq!(value_type(Dtype::I32), DataType::Int32);
     }
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ConvertError;
-use crate::wfdb::annotation::annotation_path;
-use crate::wfdb::{PhysicalScale, RecordReader, WfdbError, read_annotations};
+use crate::wfdb::annotation::{annotation_path, read_annotation_file};
+use crate::wfdb::{PhysicalScale, RecordReader, WfdbError};
 
 /// One signal (channel) of a record, as the converter needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,15 +45,28 @@ pub struct RecordMeta {
     pub comments: Vec<String>,
 }
 
-/// One annotation as it goes into the `annotations` list column.
+/// One annotation as it goes into the `annotations` list column and the flat
+/// `--annotations-table` (every field `rdann` shows; `docs/parquet.md`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnotationRow {
-    /// Sample (frame) number in the record.
+    /// Frame number in the record (EDF+: onset × the record's frame rate, rounded).
     pub sample: i64,
-    /// Annotation mnemonic (`N`, `V`, `+`, ...).
+    /// WFDB mnemonic, including custom symbols defined in the file; EDF+: `""` (the
+    /// text goes in `aux`).
     pub symbol: String,
-    /// Auxiliary text (rhythm labels such as `(N`), trailing NULs removed.
+    /// WFDB `subtyp`; EDF+: 0.
+    pub subtype: i16,
+    /// WFDB `chan` (0..=255); EDF+: 0.
+    pub chan: i16,
+    /// WFDB `num`; EDF+: 0.
+    pub num: i16,
+    /// WFDB aux text (rhythm labels such as `(N`), trailing NULs removed; EDF+: the
+    /// annotation text.
     pub aux: String,
+    /// Seconds from the record start (`sample / fs` for WFDB; the EDF+ onset).
+    pub time: f64,
+    /// EDF+ duration in seconds; `None` for WFDB.
+    pub duration: Option<f64>,
 }
 
 /// An open record that can be read in frame ranges (so long records stream).
@@ -69,6 +82,16 @@ pub trait RecordSource: Send {
         &mut self,
         frames: Range<u64>,
     ) -> Result<Option<ScaledDigital>, ConvertError> {
+        let _ = frames;
+        Ok(None)
+    }
+    /// One physical value per frame and channel, oversampled signals reduced by WFDB
+    /// C's frame mean on the digital samples ([`crate::wfdb::frame`]); `None` when the
+    /// source cannot (the caller then averages physical values).
+    fn read_frame_means_f32(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<Vec<Vec<f32>>>, ConvertError> {
         let _ = frames;
         Ok(None)
     }
@@ -167,19 +190,47 @@ impl SourceOpener for WfdbOpener {
         if !annotation_path(&record, ext).is_file() {
             return Ok(None);
         }
-        let anns = read_annotations(&record, ext).map_err(|source| ConvertError::Record {
-            name: name.to_string(),
-            source,
+        let file = read_annotation_file(&annotation_path(&record, ext)).map_err(|source| {
+            ConvertError::Record {
+                name: name.to_string(),
+                source,
+            }
         })?;
+        // A file may count in its own time resolution (`## time resolution: FS`).
+        // `time` divides by it; `sample` is rescaled to the record's frames as WFDB C's
+        // `getann` does (`tmul`, halves rounded up), so rows and windows hold the right
+        // annotations (wfdb-python keeps the stored number; they agree when the two
+        // frequencies do, as in every annotation file of the corpus).
+        let record_fs = crate::wfdb::read_header(&record)
+            .map_err(|source| ConvertError::Record {
+                name: name.to_string(),
+                source,
+            })?
+            .fs;
+        let file_fs = match file.fs {
+            Some(fs) if fs > 0.0 => fs,
+            _ => record_fs,
+        };
+        let rescale = file_fs != record_fs && record_fs > 0.0;
         Ok(Some(
-            anns.into_iter()
+            file.annotations
+                .into_iter()
                 .map(|a| AnnotationRow {
-                    sample: a.sample,
+                    sample: if rescale {
+                        (a.sample as f64 * record_fs / file_fs + 0.5).floor() as i64
+                    } else {
+                        a.sample
+                    },
                     symbol: a.symbol,
+                    subtype: i16::from(a.subtype),
+                    chan: i16::from(a.chan),
+                    num: i16::from(a.num),
                     // Aux strings are stored NUL-padded to an even length (`(N\0`).
                     aux: String::from_utf8_lossy(&a.aux)
                         .trim_end_matches('\0')
                         .to_string(),
+                    time: a.sample as f64 / file_fs,
+                    duration: None,
                 })
                 .collect(),
         ))
@@ -223,40 +274,13 @@ impl SourceOpener for WfdbOpener {
         files.dedup();
         for rel in files {
             let path = self.root.join(&rel);
-            let digest = hash_file(&path).map_err(|e| io(&path, e))?;
+            let digest = crate::fetch::hash::sha256_hex(&path).map_err(|e| io(&path, e))?;
             digests.push((rel, digest));
         }
         digests.sort();
         digests.dedup();
         Ok(digests)
     }
-}
-
-/// Hex SHA-256 of a file. Files up to 64 MiB are read whole into a per-thread buffer
-/// (one `read` instead of `std::io::copy`'s 8 KiB steps: 2,000 PTB-XL records made
-/// 30,000 read calls); larger ones stream.
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    const WHOLE: u64 = 64 << 20;
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut hasher = Sha256::new();
-    if len <= WHOLE {
-        BUF.with(|buf| -> std::io::Result<()> {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            buf.reserve(len as usize + 1);
-            f.read_to_end(&mut buf)?;
-            hasher.update(&buf[..]);
-            Ok(())
-        })?;
-    } else {
-        std::io::copy(&mut f, &mut hasher)?;
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 thread_local! {
@@ -340,6 +364,16 @@ impl RecordSource for WfdbSource {
 
     fn read_digital(&mut self, frames: Range<u64>) -> Result<Vec<Vec<i32>>, ConvertError> {
         self.reader.read_digital(frames).map_err(|e| self.err(e))
+    }
+
+    fn read_frame_means_f32(
+        &mut self,
+        frames: Range<u64>,
+    ) -> Result<Option<Vec<Vec<f32>>>, ConvertError> {
+        self.reader
+            .read_frame_means_f32(frames, crate::wfdb::frame::FrameMean::default())
+            .map(Some)
+            .map_err(|e| self.err(e))
     }
 
     fn read_digital_scaled(

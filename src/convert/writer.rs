@@ -102,7 +102,7 @@ pub fn writer_properties(
             // int16 is stored as INT32; DELTA_BINARY_PACKED fits small-range integers
             // (BYTE_STREAM_SPLIT on INT32 would split mostly-zero high bytes as well,
             // but older readers reject it for integer columns).
-            (SignalEncoding::Bss, Dtype::I16) => {
+            (SignalEncoding::Bss, Dtype::I16 | Dtype::I32) => {
                 b = b
                     .set_column_dictionary_enabled(col.clone(), false)
                     .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);
@@ -170,11 +170,11 @@ fn dataset_and_version(root: &Path) -> (String, Option<String>) {
 }
 
 /// One encoded column chunk: from arrow-rs's generic writer, or from
-/// [`signal_chunk`]'s encoder for the record layout's `signal` column.
+/// `signal_chunk`'s encoder for the record layout's `signal` column.
 pub enum EncodedChunk {
     /// Encoded by arrow-rs's `ArrowColumnWriter`.
     Arrow(ArrowColumnChunk),
-    /// Encoded by [`signal_chunk::encode`].
+    /// Encoded by `signal_chunk::encode`.
     Raw(RawChunk),
     /// Copied byte for byte from a previous output (`--incremental`).
     Copied(CopiedChunk),
@@ -315,8 +315,8 @@ impl RowGroupEncoder {
     }
 
     /// Whether this encoder writes the record layout's `signal` column itself (with
-    /// [`signal_chunk`]), so that an f32 column may arrive as digital samples
-    /// ([`BuiltRowGroup::signal`]).
+    /// `signal_chunk`), so that an f32 column may arrive as digital samples
+    /// (`BuiltRowGroup::signal`).
     pub fn encodes_signal_itself(&self) -> bool {
         self.raw_signal.is_some()
     }
@@ -556,7 +556,7 @@ impl PartWriter {
         }
         self.current
             .as_mut()
-            .ok_or_else(|| ConvertError::Usage("internal: no open part".to_string()))
+            .ok_or_else(|| ConvertError::Internal("no open part file".to_string()))
     }
 
     /// Appends one encoded row group (empty groups only contribute their digests).

@@ -31,6 +31,7 @@ use super::retry::{
     HostLimiter, RetryBudget, RetryPolicy, is_congestion, is_transient, retry_after,
 };
 use crate::auth::SafeUrl;
+use crate::fsutil::BackgroundFlush;
 
 /// What the downloaded bytes must match.
 #[derive(Debug, Clone, Default)]
@@ -476,7 +477,7 @@ impl Downloader {
                     state.update(&chunk);
                     writeback.wrote(&f, chunk.len() as u64);
                 }
-                writeback.finish();
+                writeback.finish()?;
                 f.sync_all()
             })();
             (state, res)
@@ -538,13 +539,14 @@ const WRITEBACK_EVERY: u64 = 32 << 20;
 
 /// Background write-back for large files. The final `fsync` of a multi-gigabyte file
 /// would otherwise wait for all of it to reach the disk after the last byte arrives;
-/// a helper thread that calls `fdatasync` on a second handle every 32 MiB lets the disk
-/// write while the network delivers, so the final `fsync` has little left to do. Small
-/// files never start the thread.
+/// [`BackgroundFlush`] (the one background fsync of the crate) writes back every 32 MiB
+/// while the network delivers, so the final `fsync` has little left to do. Small files
+/// never start its thread. Its errors fail the file (issue 12): once a background
+/// `fdatasync` has seen a write-back error, the final `fsync` may no longer report it.
 #[derive(Default)]
 struct Writeback {
     since: u64,
-    worker: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+    flush: Option<BackgroundFlush>,
 }
 
 impl Writeback {
@@ -554,28 +556,14 @@ impl Writeback {
             return;
         }
         self.since = 0;
-        if self.worker.is_none()
-            && let Ok(clone) = f.try_clone()
-        {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            let handle = std::thread::spawn(move || {
-                while rx.recv().is_ok() {
-                    let _ = clone.sync_data();
-                }
-            });
-            self.worker = Some((tx, handle));
-        }
-        if let Some((tx, _)) = &self.worker {
-            // A sync still running absorbs this request: never block the writer.
-            let _ = tx.try_send(());
-        }
+        self.flush
+            .get_or_insert_with(|| BackgroundFlush::new(f))
+            .request();
     }
 
-    fn finish(self) {
-        if let Some((tx, handle)) = self.worker {
-            drop(tx);
-            let _ = handle.join();
-        }
+    /// Waits for the flush thread; the first write-back error, if there was one.
+    fn finish(self) -> std::io::Result<()> {
+        self.flush.map_or(Ok(()), BackgroundFlush::finish)
     }
 }
 

@@ -8,6 +8,7 @@
 //! hashed and kept if it matches, and downloaded (see [`download`]) if not. A lock file
 //! stops two runs on the same directory (or shard) from racing.
 
+pub mod body;
 pub mod client;
 pub mod download;
 pub mod hash;
@@ -15,8 +16,8 @@ pub mod plan;
 pub mod rate;
 pub mod reporter;
 pub mod retry;
-pub mod split;
-pub mod state;
+pub(crate) mod split;
+pub(crate) mod state;
 pub mod verify;
 
 use std::collections::HashSet;
@@ -169,6 +170,9 @@ pub struct FetchOptions {
     /// A tag for shard runs (`0-of-4`): they lock and record state separately so shards
     /// can share one output directory.
     pub shard_tag: Option<String>,
+    /// Wait for the directory lock instead of failing at once when another run holds
+    /// it (the index files every shard of a sharded fetch shares, `ops::fetch`).
+    pub wait_for_lock: bool,
 }
 
 /// What to fetch: one dataset version into one directory.
@@ -222,14 +226,46 @@ pub struct FetchReport {
     pub deleted: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Saving the verified-state cache failed (the files themselves are verified and in
+    /// place; the next run re-hashes them instead of trusting the cache).
+    pub state_error: Option<Error>,
 }
 
 impl FetchReport {
+    /// The files that failed because the disk (or a quota) is full.
+    pub fn disk_full(&self) -> Vec<&str> {
+        self.failed
+            .iter()
+            .filter(|(_, e)| is_disk_full(e))
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
     /// Puts each list in path order (files finish in no particular order).
     pub fn sort_by_path(&mut self) {
         self.done.sort();
         self.skipped.sort();
         self.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// Adds the results of a second run over the same directory (the two phases of a
+    /// sharded fetch).
+    pub fn merge(&mut self, other: FetchReport) {
+        self.done.extend(other.done);
+        self.skipped.extend(other.skipped);
+        self.failed.extend(other.failed);
+        self.bytes += other.bytes;
+        self.seconds += other.seconds;
+        self.state_error = self.state_error.take().or(other.state_error);
+        for (mine, theirs) in [
+            (&mut self.removed_upstream, other.removed_upstream),
+            (&mut self.deleted, other.deleted),
+        ] {
+            mine.extend(theirs);
+            mine.sort();
+            mine.dedup();
+        }
+        self.sort_by_path();
     }
 
     /// Counts one file's result: fetched, skipped (already verified) or failed.
@@ -263,6 +299,21 @@ impl FetchReport {
     }
 }
 
+/// True when `e` was caused by a full disk or an exhausted quota (ENOSPC, EDQUOT).
+pub fn is_disk_full(e: &Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// An exclusive lock on a directory, held until dropped (OS file lock: released even
 /// when the process is killed, so a crashed run never leaves a stale lock).
 #[derive(Debug)]
@@ -274,6 +325,28 @@ impl DirLock {
     /// Takes `.physio-lock` (or `.physio-lock-<tag>`) in `dir`, failing at once with
     /// [`FetchError::Locked`] when another process holds it.
     pub fn acquire(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        let (path, file) = Self::open(dir, tag)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Takes the same lock as [`DirLock::acquire`], waiting (on a blocking thread) while
+    /// another process holds it.
+    pub async fn wait(dir: &Path, tag: Option<&str>) -> Result<DirLock> {
+        let (path, file) = Self::open(dir, tag)?;
+        tokio::task::spawn_blocking(move || match file.lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(e) => Err(Error::io(&path, e)),
+        })
+        .await
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?
+    }
+
+    /// Creates `dir` and opens its lock file.
+    fn open(dir: &Path, tag: Option<&str>) -> Result<(PathBuf, File)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = match tag {
             Some(t) => dir.join(format!(".physio-lock-{t}")),
@@ -285,11 +358,7 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(FetchError::Locked { path }.into()),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
+        Ok((path, file))
     }
 }
 
@@ -304,7 +373,10 @@ pub async fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<FetchReport> {
     let started = Instant::now();
-    let _lock = DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?;
+    let _lock = match opts.wait_for_lock {
+        true => DirLock::wait(&plan.dir, opts.shard_tag.as_deref()).await?,
+        false => DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?,
+    };
     if let Some(text) = &plan.sums_text {
         let dest = plan.dir.join("SHA256SUMS.txt");
         if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
@@ -356,8 +428,13 @@ pub async fn fetch(
     let (removed, deleted) = removed_upstream(plan, opts.delete, &state);
     report.removed_upstream = removed;
     report.deleted = deleted;
-    if let Ok(s) = state.lock() {
-        s.save(&save_path)?;
+    // The report is kept even when the cache cannot be saved (a full disk fails both):
+    // the per-file failures are what the user needs to see.
+    if let Ok(s) = state.lock()
+        && let Err(e) = s.save(&save_path)
+    {
+        warn!(error = %e, "cannot save the verified-state cache");
+        report.state_error = Some(e);
     }
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();

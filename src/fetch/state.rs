@@ -111,13 +111,9 @@ impl VerifiedState {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.files.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
     }
 
     /// Writes the cache atomically to `path`.

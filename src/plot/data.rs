@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float16Type, Float32Type, Float64Type, Int16Type, Int64Type};
+use arrow_array::types::{Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
@@ -296,8 +296,11 @@ fn optional_string(batch: &RecordBatch, name: &str) -> Option<String> {
     (!col.is_null(0)).then(|| col.value(0).to_string())
 }
 
-/// Physical values of one channel: f32 and f16 as stored; i16 scaled with the row's
-/// `gain`/`baseline`, with -32768 (format 16's invalid value) as NaN.
+/// Physical values of one channel: f32 and f16 as stored; i16 and i32 (`--dtype i16`,
+/// `i32`) scaled with the row's `gain`/`baseline`, with the type's minimum (format 16's
+/// invalid value for i16, format 32's for i32) as NaN. Digital output keeps each
+/// format's own invalid value and the Parquet does not name the format, so other
+/// formats' invalid values are drawn as values (`docs/plot.md`).
 fn channel_values(
     file: &Path,
     values: &ArrayRef,
@@ -311,21 +314,33 @@ fn channel_values(
             .iter()
             .map(|v| v.to_f32())
             .collect()),
-        DataType::Int16 => {
-            let (gain, baseline) =
-                scale.ok_or_else(|| parquet_err(file, "int16 signal without gain/baseline"))?;
-            Ok(values
-                .as_primitive::<Int16Type>()
-                .values()
-                .iter()
-                .map(|&d| {
-                    if d == i16::MIN {
-                        f32::NAN
-                    } else {
-                        ((f64::from(d) - baseline as f64) / gain) as f32
-                    }
-                })
-                .collect())
+        DataType::Int16 | DataType::Int32 => {
+            let (gain, baseline) = scale.ok_or_else(|| {
+                parquet_err(
+                    file,
+                    format!("{} signal without gain/baseline", values.data_type()),
+                )
+            })?;
+            let physical = |d: i64, invalid: bool| {
+                if invalid {
+                    f32::NAN
+                } else {
+                    ((d as f64 - baseline as f64) / gain) as f32
+                }
+            };
+            Ok(match values.as_primitive_opt::<Int16Type>() {
+                Some(v) => v
+                    .values()
+                    .iter()
+                    .map(|&d| physical(i64::from(d), d == i16::MIN))
+                    .collect(),
+                None => values
+                    .as_primitive::<Int32Type>()
+                    .values()
+                    .iter()
+                    .map(|&d| physical(i64::from(d), d == i32::MIN))
+                    .collect(),
+            })
         }
         other => Err(parquet_err(
             file,

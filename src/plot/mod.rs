@@ -97,6 +97,30 @@ pub enum PlotInput {
     },
 }
 
+impl PlotInput {
+    /// The input `physio plot PATH [--record NAME]` names: physio's Parquet (a
+    /// `.parquet` file, or a directory given with a record name) needs `record`; any
+    /// other path is a WFDB record, and then `record` is a usage error.
+    pub fn from_path(path: &Path, record: Option<&str>) -> Result<Self, PlotError> {
+        let is_parquet =
+            path.extension().is_some_and(|e| e == "parquet") || (path.is_dir() && record.is_some());
+        match (record, is_parquet) {
+            (Some(record), true) => Ok(PlotInput::Parquet {
+                path: path.to_path_buf(),
+                record: record.to_string(),
+            }),
+            (None, true) => Err(PlotError::Usage(format!(
+                "{}: Parquet input needs --record NAME",
+                path.display()
+            ))),
+            (Some(_), false) => Err(PlotError::Usage(
+                "--record applies to Parquet input only".to_string(),
+            )),
+            (None, false) => Ok(PlotInput::Record(path.to_path_buf())),
+        }
+    }
+}
+
 /// Background grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Grid {

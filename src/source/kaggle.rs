@@ -532,10 +532,15 @@ impl KaggleApi {
     ) -> Result<T, KaggleError> {
         let resp = self.get(url).await?;
         let resp = self.check_status(resp, what, r).await?;
-        let bytes = resp.bytes().await.map_err(|e| KaggleError::Api {
-            url: redacted(url),
-            message: error_chain(&e),
-        })?;
+        let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::JSON_LIMIT)
+            .await
+            .map_err(|e| KaggleError::Api {
+                url: redacted(url),
+                message: match e {
+                    crate::fetch::body::BodyError::Transfer(e) => error_chain(&e),
+                    too_large => too_large.to_string(),
+                },
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| KaggleError::Api {
             url: redacted(url),
             message: format!("unexpected response: {e}"),
@@ -591,7 +596,9 @@ impl KaggleApi {
     /// Kaggle's error text (`{"message": ...}` or a short plain body), with any secret
     /// removed so that an echoing server cannot make physio print a credential.
     async fn server_message(&self, resp: reqwest::Response) -> Option<String> {
-        let bytes = resp.bytes().await.ok()?;
+        let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::MESSAGE_LIMIT)
+            .await
+            .ok()?;
         let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) => v
                 .get("message")
@@ -621,7 +628,9 @@ impl KaggleApi {
             .check_status(resp, "Kaggle credential check", r)
             .await?;
         // kagglehub treats a JSON body with `"code": 401` as a refusal too.
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::MESSAGE_LIMIT)
+            .await
+            .unwrap_or_default();
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
             && v.get("code").and_then(|c| c.as_u64()) == Some(401)
         {
@@ -711,28 +720,17 @@ pub fn pick_version(r: &KaggleRef, info: &DatasetInfo) -> Result<u32, KaggleErro
     }
 }
 
-/// True for `localhost` and loopback IP hosts (tests may use plain HTTP there).
+/// True for `localhost` and loopback IP hosts (tests may use plain HTTP there): the
+/// crate's one loopback check, [`crate::auth::Realm::is_loopback`].
 pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    crate::auth::Realm::of(url).is_some_and(|r| r.is_loopback())
 }
 
-/// `url` without user info or query (signed storage URLs carry their signature in the
-/// query string; it is a bearer credential of its own and is not printed).
+/// `url` for messages: the crate's one redactor, [`crate::auth::SafeUrl`] (no user
+/// info; the values of signature, credential and token query parameters hidden —
+/// signed storage URLs carry a bearer credential in their query).
 pub fn redacted(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    if u.query().is_some() {
-        u.set_query(None);
-        format!("{u}?…")
-    } else {
-        u.to_string()
-    }
+    crate::auth::SafeUrl::new(url.clone()).redacted()
 }
 
 /// An error with its sources, one line (reqwest's top-level message alone is vague).
@@ -745,14 +743,6 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// Hex SHA-256 of a file (for re-checking a local copy). Blocking I/O.
-pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -391,7 +391,10 @@ impl PhysioNet {
             let Ok(path) = url.to_file_path() else {
                 return Ok(None);
             };
-            return match std::fs::read_to_string(&path) {
+            return match crate::fetch::body::read_file_limited(
+                &path,
+                crate::fetch::body::TEXT_LIMIT,
+            ) {
                 Ok(t) => Ok(Some(t)),
                 Err(e)
                     if matches!(
@@ -413,11 +416,18 @@ impl PhysioNet {
                     return Ok(None);
                 }
                 let resp = dl.client().check(&final_url, resp)?;
-                let text = resp
-                    .text()
+                let body = crate::fetch::body::read_limited(resp, crate::fetch::body::TEXT_LIMIT)
                     .await
-                    .map_err(|e| crate::fetch::client::transfer(url, &e))?;
-                Ok(Some(text))
+                    .map_err(|e| match e {
+                        crate::fetch::body::BodyError::Transfer(e) => {
+                            crate::fetch::client::transfer(url, &e)
+                        }
+                        too_large => FetchError::Transfer {
+                            url: SafeUrl::from(url).to_string(),
+                            message: too_large.to_string(),
+                        },
+                    })?;
+                Ok(Some(String::from_utf8_lossy(&body).into_owned()))
             }
             .await;
             match r {

@@ -15,6 +15,7 @@
 //! layout = "record"
 //! dtype = "f32"
 //! preset = "ptb-xl"
+//! card = true                # optional: a dataset card (README.md) in `out`
 //! ```
 //!
 //! Unknown keys are errors (`deny_unknown_fields`): a typo in a nightly job's config must
@@ -84,6 +85,10 @@ pub struct ConvertEntry {
     pub key: Option<String>,
     /// Annotation extension to include.
     pub annotations: Option<String>,
+    /// Write a Hugging Face dataset card (`README.md`) into the output directory
+    /// (`--card`; see [`crate::convert::card`]).
+    #[serde(default)]
+    pub card: bool,
 }
 
 fn default_to() -> String {
@@ -201,6 +206,7 @@ out = "parquet/ptb-xl"
 layout = "windows"
 window = 2.5
 preset = "ptb-xl"
+card = true
 
 [[dataset]]
 name = "kaggle:owner/ecg"
@@ -217,6 +223,10 @@ name = "kaggle:owner/ecg"
         let conv = d.convert.as_ref().unwrap();
         assert_eq!(conv.layout.as_deref(), Some("windows"));
         assert_eq!(conv.window, Some(2.5));
+        // `card = true` reaches the conversion's options (the dataset card, issue 16).
+        assert!(conv.card);
+        let opts = crate::sync::convert_options(conv, Path::new("in"), None).unwrap();
+        assert!(opts.card);
         assert_eq!(c.datasets[1].convert, None);
         assert!(c.datasets[1].include.is_empty());
     }

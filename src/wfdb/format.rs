@@ -4,7 +4,7 @@
 //! Bit layouts are those of the WFDB Programmer's Guide, "signal(5)"
 //! (<https://physionet.org/physiotools/wag/signal-5.htm>); invalid-sample values are
 //! wfdb-python 4.3.1's `INVALID_SAMPLE_VALUE` table (`wfdb/io/_signal.py`). The FLAC
-//! formats (508/516/524) are decoded in [`super::flac`].
+//! formats (508/516/524) are decoded in `wfdb::flac`.
 //!
 //! Packed formats (212: 2 samples in 3 bytes; 310/311: 3 samples in 4 bytes) are decoded
 //! from a block boundary; a final incomplete block is decoded as if padded with zero

@@ -164,8 +164,10 @@ impl Header {
 
     /// The header as wfdb-python's `rdheader` reports it: one JSON object keyed by the
     /// `Record`/`MultiRecord` attribute names (the contract of `physio info --json`),
-    /// read defaults applied, absent values `null`. `derived_sig_len` is used when the
-    /// header has no signal length (wfdb-python's `rdrecord` infers it from the file).
+    /// read defaults applied, absent values `null`: `sig_len` is `null` when the header
+    /// omits it, as `rdheader` reports it (issue 14). One extra key, `n_samples`, holds
+    /// the frames physio reads: the header's length, else `derived_sig_len` (inferred
+    /// from the signal file size, as wfdb-python's `rdrecord` does), else `null`.
     pub fn wfdb_python_fields(&self, derived_sig_len: Option<u64>) -> serde_json::Value {
         use serde_json::{Value, json};
         let sigs = &self.signals;
@@ -183,7 +185,8 @@ impl Header {
         m.insert("fs".into(), json!(self.fs));
         m.insert("counter_freq".into(), json!(self.counter_freq));
         m.insert("base_counter".into(), json!(self.base_counter));
-        m.insert("sig_len".into(), json!(self.sig_len.or(derived_sig_len)));
+        m.insert("sig_len".into(), json!(self.sig_len));
+        m.insert("n_samples".into(), json!(self.sig_len.or(derived_sig_len)));
         m.insert(
             "base_time".into(),
             json!(self.base_time.map(|t| t.to_string())),

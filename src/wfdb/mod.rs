@@ -16,6 +16,8 @@ pub mod annotation;
 pub mod flac;
 /// Signal formats and their byte-level codecs.
 pub mod format;
+/// Frame semantics of oversampled signals (WFDB C's frame mean, high resolution).
+pub mod frame;
 /// The `.hea` header grammar.
 pub mod header;
 /// Reading samples: `RecordReader`.

@@ -354,6 +354,45 @@ impl RecordReader {
         }
     }
 
+    /// One physical value per frame and signal, as f32: each oversampled signal's frame
+    /// mean by WFDB C's rule `rule` ([`super::frame`]) on the digital samples, invalid
+    /// (NaN) when any sample of the frame is, then scaled like
+    /// [`RecordReader::read_physical_f32`]. Multi-segment records: each segment with
+    /// its own scale; gaps and missing signals NaN. `out[j].len() == frames`.
+    pub fn read_frame_means_f32(
+        &self,
+        frames: Range<u64>,
+        rule: super::frame::FrameMean,
+    ) -> Result<Vec<Vec<f32>>, WfdbError> {
+        self.check_range(&frames)?;
+        match &self.kind {
+            Kind::Single(single) => single.read_frame_means_f32(frames, rule),
+            Kind::Multi { segments, .. } => {
+                let mut out: Vec<Vec<f32>> = self
+                    .signals
+                    .iter()
+                    .map(|_| filled(&self.header.origin, &frames, 1, f32::NAN))
+                    .collect::<Result<_, _>>()?;
+                for seg in segments {
+                    let SegmentData::Data { reader, map } = &seg.data else {
+                        continue;
+                    };
+                    let Some(local) = overlap(seg, &frames) else {
+                        continue;
+                    };
+                    let part = reader.read_frame_means_f32(local.clone(), rule)?;
+                    let at = (seg.start + local.start - frames.start) as usize;
+                    for (j, m) in map.iter().enumerate() {
+                        if let Some(k) = m {
+                            out[j][at..at + part[*k].len()].copy_from_slice(&part[*k]);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
     /// [`RecordReader::read_physical`] rounded to f32 (what the Parquet writer stores).
     pub fn read_physical_f32(&self, frames: Range<u64>) -> Result<Vec<Vec<f32>>, WfdbError> {
         if let Kind::Single(single) = &self.kind {
@@ -713,6 +752,28 @@ impl Single {
             g.read(&frames, self.n_frames, out)?;
         }
         Ok(())
+    }
+
+    fn read_frame_means_f32(
+        &self,
+        frames: Range<u64>,
+        rule: super::frame::FrameMean,
+    ) -> Result<Vec<Vec<f32>>, WfdbError> {
+        let digital = self.read_digital(frames)?;
+        Ok(digital
+            .iter()
+            .zip(&self.header.signals)
+            .map(|(d, s)| {
+                let scale = PhysicalScale::of(s);
+                let spf = s.samps_per_frame.max(1) as usize;
+                let means = if spf > 1 {
+                    super::frame::smooth_frames(d, spf, rule, |i| Some(d[i]) == scale.invalid)
+                } else {
+                    d.clone()
+                };
+                means.iter().map(|&x| scale.to_f32(x)).collect()
+            })
+            .collect())
     }
 
     fn read_physical(&self, frames: Range<u64>) -> Result<Vec<Vec<f64>>, WfdbError> {

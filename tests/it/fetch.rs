@@ -44,7 +44,7 @@ fn tree(dir: &Path) -> Vec<String> {
 }
 
 /// Deterministic pseudo-random bytes.
-fn data(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {

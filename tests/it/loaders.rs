@@ -145,13 +145,14 @@ fn datasets_polars_and_duckdb_read_the_converted_directory() {
     let r = run_script("check_loaders.py", &[s(&out), s(&root)]);
     assert_eq!(r["datasets"]["rows"], 4, "{r}");
 
-    // MIT-BIH record 100 with its beat annotations.
+    // MIT-BIH record 100 with its beat annotations (every rdann field), and a card
+    // whose features `datasets` must find equal to the files' schema.
     let records = conformance_dir().join("records");
     let out = dir.path().join("mitdb");
     convert(
         &records,
         &out,
-        &["--records", "100", "--annotations", "atr"],
+        &["--records", "100", "--annotations", "atr", "--card"],
     );
     let r = run_script(
         "check_loaders.py",
@@ -239,6 +240,19 @@ fn dataset_card_describes_every_shard_and_follows_incremental_runs() {
         ])
         .assert()
         .code(2);
+    // Nor can object-store output (each run stages only its own files): refused before
+    // anything is converted or contacted.
+    physio()
+        .args([
+            "convert",
+            s(&root),
+            "--out",
+            "s3://bucket/prefix/",
+            "--card",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("not to object storage"));
 }
 
 #[test]

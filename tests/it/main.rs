@@ -8,6 +8,7 @@
 mod cli;
 mod common;
 mod convert;
+mod disk;
 mod fetch;
 mod info;
 mod kaggle;
@@ -19,4 +20,5 @@ mod sync;
 mod wfdb_bad_input;
 mod wfdb_conformance;
 mod wfdb_python;
+mod wfdb_reference;
 mod wfdb_roundtrip;

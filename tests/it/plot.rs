@@ -251,6 +251,27 @@ fn a_parquet_row_draws_the_same_picture_as_its_record() {
     assert_eq!(panels(&a).len(), 2);
     assert!(a == b, "the Parquet row and the record give different SVGs");
 
+    // Digital output (`--dtype i16`, `i32`) is scaled with the row's gain and baseline.
+    for dtype in ["i16", "i32"] {
+        let pq = dir.path().join(format!("100-{dtype}.parquet"));
+        physio()
+            .args(["convert", s(&rec), "--out", s(&pq), "--annotations", "atr"])
+            .args(["--dtype", dtype])
+            .assert()
+            .success();
+        let c = dir.path().join(format!("{dtype}.svg"));
+        physio()
+            .args(["plot", s(&pq), "--record", "100", "-o", s(&c)])
+            .args(common)
+            .assert()
+            .success();
+        let c = std::fs::read_to_string(c).unwrap();
+        assert!(
+            a == c,
+            "--dtype {dtype}: the Parquet row draws another picture"
+        );
+    }
+
     physio()
         .args([
             "plot",

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::common::{physio, repo_root, success_json};
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -21,7 +21,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// Rewrites `SHA256SUMS.txt` of an upstream version directory from its files.
-fn reseal(version_dir: &Path) {
+pub(crate) fn reseal(version_dir: &Path) {
     use sha2::{Digest, Sha256};
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap() {

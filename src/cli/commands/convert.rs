@@ -4,15 +4,13 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::args::{ConvertArgs, DtypeArg, GlobalArgs, LayoutArg};
-use crate::convert::metadata::{MetadataSpec, Preset};
-use crate::convert::{
-    ConvertError, ConvertOptions, Dtype, Layout, Reporter, SignalEncoding, WindowSpec,
-};
+use crate::convert::metadata::Preset;
+use crate::convert::{ConvertError, ConvertOptions, Dtype, Layout, Reporter, SignalEncoding};
 use crate::error::{EXIT_OK, EXIT_PARTIAL};
+use crate::ops::ConvertOutcome;
 
 /// How many names of decoded records the JSON summary lists (`records_converted` has
 /// the count): a first conversion of a large dataset would otherwise list them all.
@@ -20,82 +18,27 @@ const CONVERTED_NAMES_SHOWN: usize = 100;
 
 /// Runs `physio convert`.
 pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
-    execute(args, global, None)
-}
-
-/// Runs a conversion. With `capture`, the JSON summary (the `--json` document) is stored
-/// there instead of printed, so `physio sync` can put it in its run report.
-pub(crate) fn execute(
-    args: &ConvertArgs,
-    global: &GlobalArgs,
-    capture: Option<&mut serde_json::Value>,
-) -> anyhow::Result<u8> {
-    let mut opts = options(args).map_err(crate::Error::Convert)?;
-    // `--out s3://…`: convert into a local staging directory, then upload (objstore.rs).
-    let remote = crate::objstore::ObjectUrl::parse(&args.out.to_string_lossy())
-        .map_err(crate::Error::from)?;
-    if let Some(t) = &remote {
-        crate::objstore::preflight(t).map_err(crate::Error::from)?;
-    }
-    let staging = remote.as_ref().map(|_| tempfile::tempdir()).transpose()?;
-    // The staging directory holds this run's files only: it cannot describe the whole
-    // prefix, so object-store output gets no dataset card (card.rs).
-    if opts.card && remote.is_some() {
-        return Err(crate::Error::Usage(
-            "--card applies to a local output directory, not to object storage".to_string(),
-        )
-        .into());
-    }
-    if let (Some(t), Some(dir)) = (&remote, &staging) {
-        opts.out = match t.is_single_file() {
-            true => dir.path().join("out.parquet"),
-            false => dir.path().to_path_buf(),
-        };
-    }
+    let opts = options(args).map_err(crate::Error::Convert)?;
     let bar = progress_bar(global.quiet);
     let reporter = BarReporter { bar: bar.clone() };
-    let report = crate::convert::convert(&opts, &reporter)
-        .map_err(crate::Error::Convert)
-        .context("convert")?;
+    let outcome = match crate::ops::convert(&opts, &reporter) {
+        Ok(o) => o,
+        Err(e @ crate::Error::Convert(_)) => return Err(anyhow::Error::new(e).context("convert")),
+        Err(e) => return Err(e.into()),
+    };
     bar.finish_and_clear();
-    let upload = crate::objstore::UploadOptions {
-        shard_prefix: crate::convert::writer::shard_prefix(&opts),
-        pause_before_complete: crate::objstore::pause_from_env(),
-    };
-    let uploaded = match (&remote, &staging) {
-        (Some(t), Some(dir)) => {
-            Some(crate::objstore::upload_dir(dir.path(), t, &upload).map_err(crate::Error::from)?)
-        }
-        _ => None,
-    };
-
+    let report = &outcome.report;
     let mut err = std::io::stderr().lock();
-    for (name, e) in &report.failed {
-        writeln!(err, "error: skipped {name}: {e}")?;
-    }
-    if args.json || capture.is_some() {
-        let mut summary = serde_json::json!({
-            "records_written": report.records_written,
-            "records_converted": report.converted.len(),
-            "records_reused": report.records_reused,
-            "row_groups_copied": report.row_groups_copied,
-            "converted_records": report.converted.iter().take(CONVERTED_NAMES_SHOWN)
-                .collect::<Vec<_>>(),
-            "rows": report.rows,
-            "files": match &uploaded {
-                Some(u) => u.uploaded.clone(),
-                None => report.files.iter().map(|f| f.display().to_string()).collect(),
-            },
-            "failed": report.failed.iter().map(|(n, e)| serde_json::json!({
-                "record": n, "error": e.to_string() })).collect::<Vec<_>>(),
-        });
-        if let Some(u) = &uploaded {
-            summary["deleted_stale"] = serde_json::json!(u.deleted);
-        }
-        match capture {
-            Some(slot) => *slot = summary,
-            None => writeln!(std::io::stdout().lock(), "{summary}")?,
-        }
+    print_failures(&mut err, &outcome)?;
+    if args.json {
+        writeln!(std::io::stdout().lock(), "{}", convert_json(&outcome))?;
+    } else if !global.quiet && report.records_written == 0 && !report.failed.is_empty() {
+        writeln!(
+            err,
+            "no readable records in {} ({} failed); nothing written",
+            args.input.display(),
+            report.failed.len()
+        )?;
     } else if !global.quiet {
         writeln!(
             err,
@@ -121,15 +64,54 @@ pub(crate) fn execute(
             }
         )?;
     }
-    Ok(if report.failed.is_empty() {
+    Ok(exit_code(&outcome))
+}
+
+/// 1 when any record failed, else 0.
+pub(crate) fn exit_code(outcome: &ConvertOutcome) -> u8 {
+    if outcome.report.failed.is_empty() {
         EXIT_OK
     } else {
         EXIT_PARTIAL
-    })
+    }
+}
+
+/// Names every skipped record on stderr.
+pub(crate) fn print_failures(
+    err: &mut impl Write,
+    outcome: &ConvertOutcome,
+) -> std::io::Result<()> {
+    for (name, e) in &outcome.report.failed {
+        writeln!(err, "error: skipped {name}: {e}")?;
+    }
+    Ok(())
+}
+
+/// The `--json` document of a conversion (also each dataset's `convert` entry in the
+/// sync report): these keys are part of the user contract.
+pub(crate) fn convert_json(outcome: &ConvertOutcome) -> serde_json::Value {
+    let report = &outcome.report;
+    let mut summary = serde_json::json!({
+        "records_written": report.records_written,
+        "records_converted": report.converted.len(),
+        "records_reused": report.records_reused,
+        "row_groups_copied": report.row_groups_copied,
+        "converted_records": report.converted.iter().take(CONVERTED_NAMES_SHOWN)
+            .collect::<Vec<_>>(),
+        "rows": report.rows,
+        "annotation_rows": report.annotation_rows,
+        "files": outcome.files(),
+        "failed": report.failed.iter().map(|(n, e)| serde_json::json!({
+            "record": n, "error": e.to_string() })).collect::<Vec<_>>(),
+    });
+    if let Some(u) = &outcome.uploaded {
+        summary["deleted_stale"] = serde_json::json!(u.deleted);
+    }
+    summary
 }
 
 /// Validated options from the command line (usage errors exit 2).
-fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
+pub(crate) fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
     let usage = |s: String| ConvertError::Usage(s);
     let mut opts = ConvertOptions::new(&args.input, &args.out);
     opts.layout = match args.layout {
@@ -141,38 +123,22 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError> {
         DtypeArg::F32 => Dtype::F32,
         DtypeArg::F16 => Dtype::F16,
         DtypeArg::I16 => Dtype::I16,
+        DtypeArg::I32 => Dtype::I32,
     };
     opts.records = args.records.clone();
-    opts.signals = args
-        .signals
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    opts.window = match (args.window, args.stride) {
-        (Some(w), stride) => Some(WindowSpec {
-            window_secs: w,
-            stride_secs: stride.unwrap_or(w),
-            pad: args.pad,
-        }),
-        (None, Some(_)) => return Err(usage("--stride needs --window".to_string())),
-        (None, None) => None,
-    };
-    opts.metadata = match (&args.metadata, &args.key) {
-        (Some(path), Some(key)) => Some(MetadataSpec {
-            path: path.clone(),
-            key: key.clone(),
-        }),
-        (Some(_), None) => return Err(usage("--metadata needs --key COLUMN".to_string())),
-        (None, Some(_)) => return Err(usage("--key needs --metadata CSV".to_string())),
-        (None, None) => None,
-    };
+    opts.set_selection_window_metadata(
+        &args.signals,
+        (args.window, args.stride, args.pad),
+        (args.metadata.as_ref(), args.key.as_ref()),
+    )?;
     opts.preset = args
         .preset
         .as_deref()
         .map(str::parse::<Preset>)
         .transpose()?;
     opts.annotations = args.annotations.clone();
+    opts.annotations_table = args.annotations_table.clone();
+    opts.high_resolution = args.high_resolution;
     opts.jobs = args.jobs.unwrap_or(0);
     opts.fail_fast = args.fail_fast;
     opts.incremental = args.incremental;

@@ -9,27 +9,8 @@ use crate::plot::{self, Grid, PlotInput, PlotOptions};
 
 /// Runs `physio plot`.
 pub fn run(args: &PlotArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
-    let is_parquet = args.input.extension().is_some_and(|e| e == "parquet")
-        || (args.input.is_dir() && args.record.is_some());
-    let input = match (&args.record, is_parquet) {
-        (Some(record), true) => PlotInput::Parquet {
-            path: args.input.clone(),
-            record: record.clone(),
-        },
-        (None, true) => {
-            return Err(crate::Error::Usage(format!(
-                "{}: Parquet input needs --record NAME",
-                args.input.display()
-            ))
-            .into());
-        }
-        (Some(_), false) => {
-            return Err(
-                crate::Error::Usage("--record applies to Parquet input only".to_string()).into(),
-            );
-        }
-        (None, false) => PlotInput::Record(args.input.clone()),
-    };
+    let input =
+        PlotInput::from_path(&args.input, args.record.as_deref()).map_err(crate::Error::from)?;
     let mut opts = PlotOptions::new(input, &args.out);
     opts.from = args.from;
     opts.to = args.to;

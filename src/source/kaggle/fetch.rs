@@ -17,7 +17,7 @@ use url::Url;
 
 use super::{
     KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, error_chain,
-    redacted, sha256_file,
+    redacted,
 };
 use crate::auth::kaggle::KaggleCredentials;
 use crate::extract::ExtractLimits;
@@ -333,7 +333,12 @@ async fn fetch_one(
         && dest.is_file()
     {
         let p = dest.clone();
-        if blocking(move || sha256_file(&p)).await?.ok().as_deref() == Some(expected.as_str()) {
+        if blocking(move || crate::fetch::hash::sha256_hex(&p))
+            .await?
+            .ok()
+            .as_deref()
+            == Some(expected.as_str())
+        {
             return Ok(None);
         }
     }
@@ -359,7 +364,7 @@ async fn fetch_one(
         download_storage(api, dl, &storage, &dest, &what, &progress).await?
     };
     let p = dest.clone();
-    let sha = blocking(move || sha256_file(&p))
+    let sha = blocking(move || crate::fetch::hash::sha256_hex(&p))
         .await?
         .map_err(|e| crate::Error::io(&dest, e))?;
     Ok(Some((n, sha)))

@@ -27,6 +27,10 @@
 //! prefix and HEADs the objects whose size matches to read that digest back, and
 //! transfers only what is missing or different. [`verify_store`] re-reads every object
 //! against the `SHA256SUMS.txt` stored beside them.
+//!
+//! Split by job (issue 12): this file holds object URLs, errors and the store builder;
+//! `upload` the Parquet upload and the read-back of a previous output, `fetch` the
+//! fetch into a store, `verify` the re-hash of a stored version.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -52,6 +56,19 @@ use crate::fetch::verify::VerifyReport;
 use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
 use crate::fsutil::enclosed_path;
 use crate::source::Entry;
+
+mod fetch;
+mod upload;
+mod verify;
+
+pub use fetch::{already_in_store, fetch_to_store};
+pub use upload::{
+    UploadOptions, UploadReport, download_previous, download_previous_from, has_output, preflight,
+    upload_dir, upload_dir_to,
+};
+pub use verify::verify_store;
+#[allow(unused_imports)] // the submodules' crate-internal helpers, for the tests below
+use {fetch::*, upload::*, verify::*};
 
 /// Test-only fault injection: milliseconds to wait after a file's bytes are sent and
 /// before its multipart upload is completed, so a test can kill the process while an
@@ -301,68 +318,14 @@ impl ObjectUrl {
         }
     }
 }
-
-/// How [`upload_dir`] treats the target and the stale keys under it.
-#[derive(Debug, Clone, Default)]
-pub struct UploadOptions {
-    /// `Some(i)` for `--shard i/N` with N > 1: only `part-i-NNNNN.parquet` keys count as
-    /// this run's own, so concurrent shards never delete each other's objects.
-    pub shard_prefix: Option<u32>,
-    /// Fault injection for tests ([`PAUSE_BEFORE_COMPLETE_ENV`]).
-    pub pause_before_complete: Option<Duration>,
-}
-
-/// What [`upload_dir`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UploadReport {
-    /// `s3://bucket/key` of every object written, in upload order.
-    pub uploaded: Vec<String>,
-    /// `s3://bucket/key` of stale part objects deleted.
-    pub deleted: Vec<String>,
-    /// Bytes uploaded.
-    pub bytes: u64,
-}
-
-/// Uploads every `*.parquet` file in `staging` to `target` (blocking; runs its own
-/// Tokio runtime). A single-file target takes the one staged file; a prefix target gets
-/// each file under its own name, then loses the stale `part-…` keys this run did not
-/// write.
-pub fn upload_dir(
-    staging: &Path,
-    target: &ObjectUrl,
-    opts: &UploadOptions,
-) -> Result<UploadReport, ObjectStoreError> {
-    let runtime = runtime()?;
-    let store = build_store(target)?;
-    runtime.block_on(upload_dir_to(store.as_ref(), staging, target, opts))
-}
-
-/// Checks, before any conversion work, that the bucket exists and the credentials are
-/// accepted, by listing the target's prefix (the stale-part cleanup needs that right
-/// anyway): a typo in the bucket or a wrong secret then costs a second, not a whole
-/// conversion.
-pub fn preflight(target: &ObjectUrl) -> Result<(), ObjectStoreError> {
-    let runtime = runtime()?;
-    let store = build_store(target)?;
-    let prefix = match target.single_file {
-        true => parent(&target.key),
-        false => target.key.clone(),
-    };
-    let prefix = (!prefix.as_ref().is_empty()).then_some(&prefix);
-    runtime
-        .block_on(store.list_with_delimiter(prefix))
-        .map(drop)
-        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))
-}
-
 /// `a/b/c.parquet` → `a/b`.
-fn parent(key: &ObjectPath) -> ObjectPath {
+pub(super) fn parent(key: &ObjectPath) -> ObjectPath {
     let parts: Vec<_> = key.parts().collect();
     ObjectPath::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned())
 }
 
 /// A single-threaded Tokio runtime for the blocking entry points.
-fn runtime() -> Result<tokio::runtime::Runtime, ObjectStoreError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ObjectStoreError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -399,176 +362,6 @@ pub fn build_store(target: &ObjectUrl) -> Result<Box<dyn ObjectStore>, ObjectSto
     })
 }
 
-/// [`upload_dir`] against any store (unit tests use the in-memory one).
-pub async fn upload_dir_to(
-    store: &dyn ObjectStore,
-    staging: &Path,
-    target: &ObjectUrl,
-    opts: &UploadOptions,
-) -> Result<UploadReport, ObjectStoreError> {
-    let files = staged_files(staging)?;
-    if target.single_file && files.len() != 1 {
-        return Err(ObjectStoreError::Io {
-            path: staging.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "expected one staged file for {}, found {}",
-                target.redacted(),
-                files.len()
-            )),
-        });
-    }
-    let mut report = UploadReport::default();
-    let mut written = Vec::with_capacity(files.len());
-    for (name, path) in &files {
-        let key = target.key_for(name);
-        report.bytes += upload_file(store, path, &key, target, opts, Attributes::new()).await?;
-        report.uploaded.push(target.object_url(&key));
-        written.push(key);
-    }
-    if !target.single_file {
-        report.deleted = remove_stale(store, target, &written, opts.shard_prefix).await?;
-    }
-    Ok(report)
-}
-
-/// The `*.parquet` files directly in `staging`, sorted by name (the writer's order).
-fn staged_files(staging: &Path) -> Result<Vec<(String, PathBuf)>, ObjectStoreError> {
-    let io = |source| ObjectStoreError::Io {
-        path: staging.to_path_buf(),
-        source,
-    };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(staging).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.ends_with(".parquet") && entry.file_type().map_err(io)?.is_file() {
-            files.push((name, entry.path()));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// Uploads one file as a multipart upload at `key`. The object appears only when the
-/// upload is completed; on any error the upload is aborted, so neither an object nor
-/// (where the store honours the abort) orphaned parts remain.
-async fn upload_file(
-    store: &dyn ObjectStore,
-    path: &Path,
-    key: &ObjectPath,
-    target: &ObjectUrl,
-    opts: &UploadOptions,
-    attributes: Attributes,
-) -> Result<u64, ObjectStoreError> {
-    let url = target.object_url(key);
-    tracing::debug!(file = %path.display(), %url, "uploading");
-    let popts = PutMultipartOptions {
-        attributes,
-        ..PutMultipartOptions::default()
-    };
-    let mut upload = store
-        .put_multipart_opts(key, popts)
-        .await
-        .map_err(|e| ObjectStoreError::store(&url, e))?;
-    let sent = match send_parts(upload.as_mut(), path, &url).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            abort(upload.as_mut(), &url).await;
-            return Err(e);
-        }
-    };
-    if let Some(pause) = opts.pause_before_complete {
-        tracing::debug!(%url, ?pause, "pausing before completing the upload (test hook)");
-        tokio::time::sleep(pause).await;
-    }
-    if let Err(e) = upload.complete().await {
-        abort(upload.as_mut(), &url).await;
-        return Err(ObjectStoreError::store(&url, e));
-    }
-    Ok(sent)
-}
-
-/// Aborts an upload after a failure; a failed abort is only logged, since the original
-/// error is the one to report (the store expires incomplete uploads by its lifecycle).
-async fn abort(upload: &mut dyn MultipartUpload, url: &str) {
-    if let Err(e) = upload.abort().await {
-        tracing::warn!(%url, error = %e, "could not abort multipart upload");
-    }
-}
-
-/// Reads `path` in [`PART_SIZE`] chunks and uploads each as a part, at most
-/// [`PART_CONCURRENCY`] in flight (and in memory) at once; returns once every part is
-/// stored.
-async fn send_parts(
-    upload: &mut dyn MultipartUpload,
-    path: &Path,
-    url: &str,
-) -> Result<u64, ObjectStoreError> {
-    let io = |source| ObjectStoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-    let mut in_flight: FuturesUnordered<object_store::UploadPart> = FuturesUnordered::new();
-    let mut total = 0u64;
-    loop {
-        let mut chunk = Vec::with_capacity(PART_SIZE);
-        (&mut file)
-            .take(PART_SIZE as u64)
-            .read_to_end(&mut chunk)
-            .await
-            .map_err(io)?;
-        // An empty file still needs one (empty) part: S3 cannot complete an upload
-        // without parts.
-        if chunk.is_empty() && total > 0 {
-            break;
-        }
-        let last = chunk.len() < PART_SIZE;
-        total += chunk.len() as u64;
-        while in_flight.len() >= PART_CONCURRENCY {
-            if let Some(done) = in_flight.next().await {
-                done.map_err(|e| ObjectStoreError::store(url, e))?;
-            }
-        }
-        in_flight.push(upload.put_part(PutPayload::from(chunk)));
-        if last {
-            break;
-        }
-    }
-    while let Some(done) = in_flight.next().await {
-        done.map_err(|e| ObjectStoreError::store(url, e))?;
-    }
-    Ok(total)
-}
-
-/// Deletes `part-…` objects directly under the target prefix that follow this run's
-/// naming scheme but were not written by it (mirrors `PartWriter::remove_stale`).
-async fn remove_stale(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    written: &[ObjectPath],
-    shard_prefix: Option<u32>,
-) -> Result<Vec<String>, ObjectStoreError> {
-    let prefix = (!target.key().is_empty()).then_some(&target.key);
-    let listing = store
-        .list_with_delimiter(prefix)
-        .await
-        .map_err(|e| ObjectStoreError::store(&target.redacted(), e))?;
-    let mut deleted = Vec::new();
-    for meta in listing.objects {
-        let name = meta.location.filename().unwrap_or_default();
-        if is_part_file(name, shard_prefix) && !written.contains(&meta.location) {
-            let url = target.object_url(&meta.location);
-            store
-                .delete(&meta.location)
-                .await
-                .map_err(|e| ObjectStoreError::store(&url, e))?;
-            deleted.push(url);
-        }
-    }
-    Ok(deleted)
-}
-
 /// The test-only pause from [`PAUSE_BEFORE_COMPLETE_ENV`], if set to a number.
 pub fn pause_from_env() -> Option<Duration> {
     std::env::var(PAUSE_BEFORE_COMPLETE_ENV)
@@ -578,7 +371,7 @@ pub fn pause_from_env() -> Option<Duration> {
 }
 
 /// Redacts a string that may be a URL with credentials; unparsable input is hidden.
-fn redact_str(s: &str) -> String {
+pub(super) fn redact_str(s: &str) -> String {
     Url::parse(s)
         .map(|u| SafeUrl::new(u).redacted())
         .unwrap_or_else(|_| "<unparsable URL>".to_string())
@@ -590,449 +383,23 @@ fn redact_str(s: &str) -> String {
 pub const SHA256_METADATA: &str = "sha256";
 
 /// The file every fetched version directory carries (as on disk) for `physio verify`.
-const SUMS_NAME: &str = "SHA256SUMS.txt";
+pub(super) const SUMS_NAME: &str = "SHA256SUMS.txt";
 
 /// The key of the `/`-separated relative `path` below `prefix`.
-fn key_below(prefix: &ObjectPath, path: &str) -> ObjectPath {
+pub(super) fn key_below(prefix: &ObjectPath, path: &str) -> ObjectPath {
     path.split('/')
         .filter(|p| !p.is_empty())
         .fold(prefix.clone(), |k, part| k.join(part))
 }
 
 /// `key` relative to `prefix`, `/`-separated (as the object's path in the dataset).
-fn rel_of(prefix: &ObjectPath, key: &ObjectPath) -> String {
+pub(super) fn rel_of(prefix: &ObjectPath, key: &ObjectPath) -> String {
     match key.prefix_match(prefix) {
         Some(parts) => parts
             .map(|p| p.as_ref().to_string())
             .collect::<Vec<_>>()
             .join("/"),
         None => key.to_string(),
-    }
-}
-
-/// Every object below `prefix` (recursively) with its size.
-async fn list_sizes(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-) -> Result<HashMap<ObjectPath, u64>, ObjectStoreError> {
-    let prefix = (!target.key().is_empty()).then_some(&target.key);
-    let mut stream = store.list(prefix);
-    let mut out = HashMap::new();
-    while let Some(meta) = stream.next().await {
-        let meta = meta.map_err(|e| ObjectStoreError::store(&target.display_url(), e))?;
-        out.insert(meta.location, meta.size);
-    }
-    Ok(out)
-}
-
-/// The SHA-256 recorded in the metadata of the object at `key`, if any (one HEAD).
-async fn stored_sha256(
-    store: &dyn ObjectStore,
-    key: &ObjectPath,
-    url: &str,
-) -> Result<Option<[u8; 32]>, ObjectStoreError> {
-    let opts = GetOptions {
-        head: true,
-        ..GetOptions::default()
-    };
-    let got = store
-        .get_opts(key, opts)
-        .await
-        .map_err(|e| ObjectStoreError::store(url, e))?;
-    let value = got
-        .attributes
-        .get(&Attribute::Metadata(SHA256_METADATA.into()))
-        .map(|v| v.as_ref().to_string());
-    Ok(value.and_then(|v| {
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(v.trim(), &mut digest).ok()?;
-        Some(digest)
-    }))
-}
-
-/// True when the object of `size` bytes at `key` matches `entry`: by size and the
-/// SHA-256 in its metadata when the manifest has a digest (a size match alone is not
-/// enough then), by size alone when it has none — as a local fetch checks a file.
-async fn object_verifies(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    key: &ObjectPath,
-    size: u64,
-    entry: &Entry,
-) -> Result<bool, ObjectStoreError> {
-    if entry.size.is_some_and(|s| s != size) {
-        return Ok(false);
-    }
-    let Some(want) = entry.sha256 else {
-        return Ok(entry.size == Some(size));
-    };
-    let stored = stored_sha256(store, key, &target.object_url(key)).await?;
-    Ok(stored == Some(want))
-}
-
-/// The entries the store already holds verified copies of below `target` (the version
-/// prefix): one LIST, then a HEAD per object whose size matches. What a fetch skips and
-/// what `--dry-run` reports as already verified.
-pub async fn already_in_store(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    entries: &[Entry],
-    jobs: usize,
-) -> Result<HashSet<String>, ObjectStoreError> {
-    let listing = list_sizes(store, target).await?;
-    let checks = futures_util::stream::iter(entries.iter())
-        .map(|e| {
-            let key = key_below(&target.key, &e.path);
-            let size = listing.get(&key).copied();
-            async move {
-                match size {
-                    Some(size) => object_verifies(store, target, &key, size, e)
-                        .await
-                        .map(|ok| ok.then(|| e.path.clone())),
-                    None => Ok(None),
-                }
-            }
-        })
-        .buffer_unordered(jobs.max(1));
-    let found: Vec<Option<String>> = checks.try_collect().await?;
-    Ok(found.into_iter().flatten().collect())
-}
-
-/// Fetches `plan` into an object store: `target` is the version prefix
-/// (`…/<slug>/<version>`) and `plan.dir` a private local staging directory. Each
-/// selected file whose object is missing or does not verify is downloaded by
-/// `downloader` into staging (verified there: size and SHA-256, as a local fetch does),
-/// uploaded as a multipart upload completed only after that verification (with its
-/// SHA-256 in the object's metadata), and removed from staging. Per-file failures are in
-/// the report, as for a local fetch; a store that cannot be listed fails the run.
-/// `SHA256SUMS.txt` is written under the prefix when it differs, and objects of files
-/// no longer upstream are reported (and deleted with `opts.delete`).
-///
-/// ```
-/// use std::time::Duration;
-/// use object_store::{ObjectStoreExt, memory::InMemory, path::Path};
-/// use physio::fetch::{Downloader, DownloaderOptions, FetchOptions, FetchPlan, HttpClient, NoReporter};
-/// use physio::objstore::{ObjectUrl, UploadOptions, fetch_to_store};
-/// use physio::source::Entry;
-/// use sha2::Digest;
-///
-/// // An upstream "server" (a file:// directory) with one file.
-/// let upstream = tempfile::tempdir()?;
-/// std::fs::write(upstream.path().join("100.hea"), b"100 2 360 650000\n")?;
-/// let staging = tempfile::tempdir()?;
-/// let plan = FetchPlan {
-///     dir: staging.path().to_path_buf(),
-///     base: url::Url::from_directory_path(upstream.path()).unwrap(),
-///     entries: vec![Entry {
-///         path: "100.hea".into(),
-///         size: Some(17),
-///         sha256: Some(sha2::Sha256::digest(b"100 2 360 650000\n").into()),
-///     }],
-///     upstream: ["100.hea".to_string()].into(),
-///     sums_text: None,
-/// };
-/// let store = InMemory::new();
-/// let target = ObjectUrl::parse("s3://bucket/physionet")?.unwrap().join("mitdb/1.0.0");
-/// let client = HttpClient::new(None, Duration::from_secs(30))?;
-/// let downloader = Downloader::new(client, DownloaderOptions::default());
-/// let rt = tokio::runtime::Runtime::new()?;
-/// let report = rt.block_on(fetch_to_store(
-///     &store, &target, &plan, &downloader, &FetchOptions::default(),
-///     &UploadOptions::default(), &NoReporter,
-/// ))?;
-/// assert_eq!(report.done, ["100.hea"]);
-/// let object = rt.block_on(async {
-///     store.get(&Path::from("physionet/mitdb/1.0.0/100.hea")).await?.bytes().await
-/// })?;
-/// assert_eq!(&object[..], b"100 2 360 650000\n");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub async fn fetch_to_store(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    plan: &FetchPlan,
-    downloader: &Downloader,
-    opts: &FetchOptions,
-    upload: &UploadOptions,
-    reporter: &dyn Reporter,
-) -> crate::Result<FetchReport> {
-    let started = Instant::now();
-    let listing = list_sizes(store, target).await?;
-    if let Some(text) = &plan.sums_text {
-        put_if_changed(store, target, SUMS_NAME, text.as_bytes(), &listing).await?;
-    }
-    let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
-    reporter.on_plan(plan.entries.len(), total_size);
-    let jobs = downloader.jobs().max(1);
-    downloader.add_retries(plan.entries.len() as u64 / 10);
-    let run = StoreRun {
-        store,
-        target,
-        plan,
-        downloader,
-        upload,
-        reporter,
-        uploads: tokio::sync::Semaphore::new(FETCH_UPLOADS),
-    };
-    let run = &run;
-    let mut results = futures_util::stream::iter(plan.entries.iter())
-        .map(|entry| {
-            let present = listing.get(&key_below(&target.key, &entry.path)).copied();
-            async move {
-                let r = run.fetch_one(entry, present).await;
-                reporter.on_file_done(&entry.path, Outcome::of(&r));
-                (entry.path.clone(), r)
-            }
-        })
-        .buffer_unordered(jobs * 2);
-    let mut report = FetchReport::default();
-    while let Some((path, r)) = results.next().await {
-        report.record(path, r);
-    }
-    drop(results);
-    report.sort_by_path();
-    let (removed, deleted) = removed_upstream(store, target, plan, &listing, opts.delete).await;
-    report.removed_upstream = removed;
-    report.deleted = deleted;
-    reporter.on_finish();
-    report.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        target = %target.display_url(),
-        fetched = report.done.len(),
-        skipped = report.skipped.len(),
-        failed = report.failed.len(),
-        bytes = report.bytes,
-        "fetch into object store finished"
-    );
-    Ok(report)
-}
-
-/// What every file of one [`fetch_to_store`] run shares.
-struct StoreRun<'a> {
-    store: &'a dyn ObjectStore,
-    target: &'a ObjectUrl,
-    plan: &'a FetchPlan,
-    downloader: &'a Downloader,
-    upload: &'a UploadOptions,
-    reporter: &'a dyn Reporter,
-    /// Bounds concurrent uploads (and so their memory) to [`FETCH_UPLOADS`].
-    uploads: tokio::sync::Semaphore,
-}
-
-impl StoreRun<'_> {
-    /// One file: skip it if its object (of `present` bytes, if listed) verifies, else
-    /// download, verify, upload.
-    #[tracing::instrument(skip_all, fields(path = %entry.path))]
-    async fn fetch_one(
-        &self,
-        entry: &Entry,
-        present: Option<u64>,
-    ) -> crate::Result<(Outcome, u64)> {
-        let (store, target) = (self.store, self.target);
-        let rel = enclosed_path(&entry.path)?;
-        let key = key_below(&target.key, &entry.path);
-        if let Some(size) = present
-            && object_verifies(store, target, &key, size, entry).await?
-        {
-            return Ok((Outcome::Skipped, 0));
-        }
-        self.reporter.on_file_start(&entry.path);
-        let expected = Expected {
-            size: entry.size,
-            sha256: entry.sha256,
-            md5: None,
-        };
-        let staged = self.plan.dir.join(rel);
-        let got = self
-            .downloader
-            .download(&self.plan.url_of(&entry.path), &staged, &expected, &|n| {
-                self.reporter.on_bytes(n)
-            })
-            .await?;
-        // Only verified bytes reach this point: `download` renames `.part` to `staged`
-        // after the size and digest checks, and leaves nothing at `staged` otherwise.
-        let mut attributes = Attributes::new();
-        attributes.insert(
-            Attribute::Metadata(SHA256_METADATA.into()),
-            hex::encode(got.digests.sha256).into(),
-        );
-        let sent = match self.uploads.acquire().await {
-            Ok(_permit) => upload_file(store, &staged, &key, target, self.upload, attributes).await,
-            Err(e) => Err(ObjectStoreError::Io {
-                path: staged.clone(),
-                source: std::io::Error::other(e),
-            }),
-        };
-        if let Err(e) = tokio::fs::remove_file(&staged).await {
-            tracing::warn!(file = %staged.display(), error = %e, "cannot remove staged file");
-        }
-        sent?;
-        Ok((Outcome::Fetched, got.transferred))
-    }
-}
-
-/// The whole object at `key` (`url` names it in errors).
-async fn read_object(
-    store: &dyn ObjectStore,
-    key: &ObjectPath,
-    url: &str,
-) -> Result<bytes::Bytes, ObjectStoreError> {
-    store
-        .get(key)
-        .await
-        .map_err(|e| ObjectStoreError::store(url, e))?
-        .bytes()
-        .await
-        .map_err(|e| ObjectStoreError::store(url, e))
-}
-
-/// Writes the small object `name` below `target` with one PUT (atomic on every store)
-/// unless it already holds exactly `bytes`.
-async fn put_if_changed(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    name: &str,
-    bytes: &[u8],
-    listing: &HashMap<ObjectPath, u64>,
-) -> Result<(), ObjectStoreError> {
-    let key = key_below(&target.key, name);
-    let url = target.object_url(&key);
-    if listing.get(&key) == Some(&(bytes.len() as u64)) {
-        let current = read_object(store, &key, &url).await?;
-        if current.as_ref() == bytes {
-            return Ok(());
-        }
-    }
-    store
-        .put(&key, PutPayload::from(bytes.to_vec()))
-        .await
-        .map_err(|e| ObjectStoreError::store(&url, e))?;
-    Ok(())
-}
-
-/// Objects below `target` (as listed at the start) that the upstream manifest no longer
-/// lists, `SHA256SUMS.txt` and physio's `.physio*` names aside, as relative paths; the
-/// second list holds those deleted (only with `delete`). A failed delete is logged, as
-/// on disk.
-async fn removed_upstream(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    plan: &FetchPlan,
-    listing: &HashMap<ObjectPath, u64>,
-    delete: bool,
-) -> (Vec<String>, Vec<String>) {
-    let upstream: HashSet<ObjectPath> = plan
-        .upstream
-        .iter()
-        .map(|p| key_below(&target.key, p))
-        .collect();
-    let mut found: Vec<(String, &ObjectPath)> = listing
-        .keys()
-        .filter(|k| !upstream.contains(*k))
-        .map(|k| (rel_of(&target.key, k), k))
-        .filter(|(rel, _)| {
-            let name = rel.rsplit('/').next().unwrap_or(rel);
-            rel != SUMS_NAME && !name.starts_with(crate::fetch::state::STATE_PREFIX)
-        })
-        .collect();
-    found.sort();
-    let mut deleted = Vec::new();
-    for (rel, key) in &found {
-        if !delete {
-            tracing::info!(path = %rel, "removed upstream (kept; --delete removes it)");
-            continue;
-        }
-        match store.delete(key).await {
-            Ok(()) => deleted.push(rel.clone()),
-            Err(e) => tracing::warn!(path = %rel, error = %e, "cannot delete"),
-        }
-    }
-    (found.into_iter().map(|(rel, _)| rel).collect(), deleted)
-}
-
-/// How one object fared in [`verify_store`].
-enum Checked {
-    Ok(u64),
-    Missing,
-    Mismatch(String),
-    Unreadable(String),
-}
-
-/// `physio verify` for a version prefix in a store (`s3://bucket/prefix/<slug>/<version>`):
-/// reads its `SHA256SUMS.txt`, streams every listed object (at most `jobs` at once)
-/// through SHA-256, and reports missing, mismatched and unreadable objects as a local
-/// verify does. Reads every byte; the digests in object metadata are not trusted here.
-pub async fn verify_store(
-    store: &dyn ObjectStore,
-    target: &ObjectUrl,
-    jobs: usize,
-) -> crate::Result<VerifyReport> {
-    let sums_key = key_below(&target.key, SUMS_NAME);
-    let sums_url = target.object_url(&sums_key);
-    let text = read_object(store, &sums_key, &sums_url).await?;
-    let text = String::from_utf8_lossy(&text);
-    let manifest = crate::source::Manifest::from_sha256sums(&text)?;
-    let results: Vec<(String, Checked)> = futures_util::stream::iter(manifest.entries.iter())
-        .map(|e| async move { (e.path.clone(), check_object(store, target, e).await) })
-        .buffer_unordered(jobs.max(1))
-        .collect()
-        .await;
-    let mut report = VerifyReport::default();
-    for (path, r) in results {
-        match r {
-            Checked::Ok(n) => {
-                report.bytes += n;
-                report.ok.push(path);
-            }
-            Checked::Missing => report.missing.push(path),
-            Checked::Mismatch(m) => report.mismatched.push((path, m)),
-            Checked::Unreadable(m) => report.unreadable.push((path, m)),
-        }
-    }
-    report.ok.sort();
-    report.missing.sort();
-    report.mismatched.sort();
-    report.unreadable.sort();
-    Ok(report)
-}
-
-/// Streams the object of `entry` through SHA-256 and compares size and digest.
-async fn check_object(store: &dyn ObjectStore, target: &ObjectUrl, entry: &Entry) -> Checked {
-    use sha2::Digest;
-    if enclosed_path(&entry.path).is_err() {
-        return Checked::Unreadable("unsafe path".into());
-    }
-    let key = key_below(&target.key, &entry.path);
-    let mut stream = match store.get(&key).await {
-        Ok(got) => got.into_stream(),
-        Err(object_store::Error::NotFound { .. }) => return Checked::Missing,
-        Err(e) => return Checked::Unreadable(e.to_string()),
-    };
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(bytes) => {
-                size += bytes.len() as u64;
-                hasher.update(&bytes);
-            }
-            Err(e) => return Checked::Unreadable(e.to_string()),
-        }
-    }
-    let got: [u8; 32] = hasher.finalize().into();
-    if entry.size.is_some_and(|s| s != size) {
-        return Checked::Mismatch(format!(
-            "size {size} does not match {}",
-            entry.size.unwrap_or_default()
-        ));
-    }
-    match entry.sha256 {
-        Some(want) if want != got => Checked::Mismatch(format!(
-            "SHA-256 {} does not match {}",
-            hex::encode(got),
-            hex::encode(want)
-        )),
-        _ => Checked::Ok(size),
     }
 }
 
