@@ -5,6 +5,7 @@
 //! The crate is one library with a thin binary (`src/main.rs`). Modules:
 //!
 //! * [`wfdb`] — WFDB headers, signal formats, multi-segment records, annotations, writer.
+//! * [`catalog`] — a version's records planned from headers only; the `--where` filter.
 //! * [`convert`] — WFDB records to Parquet (`record`, `samples`, `windows` layouts).
 //! * [`source`] — where datasets come from: PhysioNet (and mirrors), Kaggle; manifests.
 //! * [`fetch`] — the concurrent, resumable, verifying download engine.
@@ -15,6 +16,7 @@
 //! * [`objstore`] — Parquet output to object storage (`--out s3://bucket/prefix/`).
 //! * [`ops`] — the operations behind the commands (fetch, ls, convert, plot) with typed
 //!   requests and reports; [`sync`] runs them for a whole configuration.
+//! * [`pipeline`] — `convert <dataset>`: fetch and convert overlapped.
 //! * [`cli`] — the command-line interface (the only module that prints).
 //!
 //! ## Operations
@@ -83,6 +85,7 @@
 //! ```
 
 pub mod auth;
+pub mod catalog;
 #[doc(hidden)] // the command line is the binary's, not library API
 pub mod cli;
 pub mod convert;
@@ -93,6 +96,7 @@ pub mod fetch;
 pub mod fsutil;
 pub mod objstore;
 pub mod ops;
+pub mod pipeline;
 pub mod plot;
 pub mod shard;
 pub mod source;

@@ -31,6 +31,7 @@ pub struct GlobalArgs {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing buys nothing
 pub enum Command {
     /// Download a dataset (or part of one), verifying every file.
     Fetch(FetchArgs),
@@ -65,7 +66,8 @@ pub struct FetchArgs {
     /// Only fetch these records' files: a file with one record name per line.
     #[arg(long, value_name = "FILE")]
     pub records: Option<PathBuf>,
-    /// Concurrent downloads (default: 8, a polite per-host cap for physionet.org).
+    /// Concurrent connections at most (default: search for the server's limit, from 4
+    /// up to 32, backing off on refusals; Kaggle: 8).
     #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,
     /// Replace https://physionet.org (a mirror, a local HTTP server or a file:// directory).
@@ -86,10 +88,16 @@ pub struct FetchArgs {
     /// Limit the total download rate of the run, in bytes per second (suffixes K, M, G).
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_rate: Option<u64>,
-    /// Server layout: `physionet` (`/files/<slug>/<version>/`) or `aws` (the public S3
-    /// mirror, `<slug>/<version>/`).
-    #[arg(long, value_enum, default_value = "physionet")]
+    /// Where the bytes come from: `auto` (files from the AWS open-data mirror when it
+    /// holds the version, each verified against physionet.org's SHA256SUMS.txt, falling
+    /// back to physionet.org per file), `physionet` (`/files/<slug>/<version>/` only) or
+    /// `aws` (the public S3 mirror only, `<slug>/<version>/`).
+    #[arg(long, value_enum, default_value = "auto")]
     pub source: SourceArg,
+    /// Only fetch the files of records matching this filter on their headers (see
+    /// `docs/plan.md`), e.g. `fs == 500 and "V1" in sig_name and duration >= 10`.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub where_: Option<String>,
     /// Attempts per file before it counts as failed.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub retries: u32,
@@ -108,11 +116,24 @@ pub struct FetchArgs {
 /// Where a PhysioNet dataset is served from (`--source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SourceArg {
-    /// physionet.org or a mirror with its layout (default).
+    /// Manifest from physionet.org, bytes from the AWS mirror where it has them
+    /// (`PHYSIO_AWS_URL` points the mirror elsewhere), else from physionet.org.
+    Auto,
+    /// physionet.org or a mirror with its layout.
     #[default]
     Physionet,
     /// The AWS open-data bucket layout (`<slug>/<version>/<path>`).
     Aws,
+}
+
+impl From<SourceArg> for crate::ops::FetchSource {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Auto => crate::ops::FetchSource::Auto,
+            SourceArg::Physionet => crate::ops::FetchSource::PhysioNet,
+            SourceArg::Aws => crate::ops::FetchSource::Aws,
+        }
+    }
 }
 
 /// `physio verify`.
@@ -148,6 +169,19 @@ pub struct LsArgs {
     /// Server layout (as for `fetch`).
     #[arg(long, value_enum, default_value = "physionet")]
     pub source: SourceArg,
+    /// List records (one line each, from their headers only) instead of files.
+    #[arg(long)]
+    pub records: bool,
+    /// With --records: print CSV instead of a table.
+    #[arg(long, requires = "records", conflicts_with = "json")]
+    pub csv: bool,
+    /// With --records: only records matching this filter (see `docs/plan.md`), e.g.
+    /// `fs == 500 and "V1" in sig_name and duration >= 10`.
+    #[arg(long = "where", value_name = "EXPR", requires = "records")]
+    pub where_: Option<String>,
+    /// With --records: the mirror directory headers are cached in (DIR/<slug>/<version>).
+    #[arg(long, value_name = "DIR", default_value = "physionet")]
+    pub mirror: PathBuf,
 }
 
 /// `physio info`.
@@ -195,9 +229,11 @@ pub enum DtypeArg {
 }
 
 /// `physio convert`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// A dataset directory or one record path (with or without `.hea`).
+    /// A dataset directory, one record path (with or without `.hea`), or a dataset spec
+    /// as for `fetch` (`ptb-xl`, `mitdb@1.0.0`): then the files the conversion needs
+    /// are fetched into --mirror and converted as they arrive.
     pub input: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "parquet")]
@@ -266,6 +302,30 @@ pub struct ConvertArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Dataset input: the mirror directory raw files are fetched into and kept in
+    /// (DIR/<slug>/<version>, as `fetch --out DIR`).
+    #[arg(long, value_name = "DIR", default_value = "physionet")]
+    pub mirror: PathBuf,
+    /// Dataset input: delete each record's signal and annotation files once its rows
+    /// are written (disk use stays bounded; see `docs/plan.md`).
+    #[arg(long)]
+    pub no_keep_raw: bool,
+    /// Only records matching this filter on their headers (see `docs/plan.md`).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub where_: Option<String>,
+    /// Dataset input: replace https://physionet.org.
+    #[arg(long, env = "PHYSIO_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Dataset input: server layout (as for `fetch`).
+    #[arg(long, value_enum, default_value = "physionet")]
+    pub source: SourceArg,
+    /// Dataset input: concurrent downloads (default 8).
+    #[arg(long, value_name = "N")]
+    pub fetch_jobs: Option<usize>,
+    /// Dataset input with --no-keep-raw: at most 2 x N records (plus those the
+    /// converter is decoding) have raw files on disk.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub ahead: usize,
     /// Rows per Parquet row group (default: ~16 MiB of decoded samples per group).
     #[arg(long, value_name = "N", hide = true)]
     pub row_group_rows: Option<usize>,

@@ -17,6 +17,9 @@ pub struct ProgressReporter {
     bytes: AtomicU64,
     last_shown: AtomicU64,
     started: Instant,
+    /// The connection count and per-connection rate (bytes/s, as bits of an f64).
+    connections: AtomicU64,
+    connection_rate: AtomicU64,
 }
 
 impl ProgressReporter {
@@ -38,14 +41,23 @@ impl ProgressReporter {
             bytes: AtomicU64::new(0),
             last_shown: AtomicU64::new(0),
             started: Instant::now(),
+            connections: AtomicU64::new(0),
+            connection_rate: AtomicU64::new(0),
         }
     }
 
     fn show_bytes(&self) {
         let b = self.bytes.load(Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let conns = self.connections.load(Ordering::Relaxed);
+        let per = f64::from_bits(self.connection_rate.load(Ordering::Relaxed));
+        let links = match (conns, per > 0.0) {
+            (0, _) => String::new(),
+            (n, true) => format!("  {n} conn x {}/s", HumanBytes(per as u64)),
+            (n, false) => format!("  {n} conn"),
+        };
         self.bar.set_message(format!(
-            "{}  {}/s",
+            "{}  {}/s{links}",
             HumanBytes(b),
             HumanBytes((b as f64 / secs) as u64)
         ));
@@ -64,6 +76,13 @@ impl Reporter for ProgressReporter {
             self.last_shown.store(b, Ordering::Relaxed);
             self.show_bytes();
         }
+    }
+
+    fn on_connections(&self, connections: usize, per_connection: f64) {
+        self.connections
+            .store(connections as u64, Ordering::Relaxed);
+        self.connection_rate
+            .store(per_connection.to_bits(), Ordering::Relaxed);
     }
 
     fn on_file_done(&self, _path: &str, _outcome: Outcome) {

@@ -378,6 +378,10 @@ pub trait Reporter: Sync {
     fn on_rows_written(&self, _rows: u64) {}
     /// A record was skipped.
     fn on_failure(&self, _name: &str, _error: &ConvertError) {}
+    /// Every row of these records has been appended to the output (or they failed
+    /// while their last row group was built): their input files are no longer read.
+    /// `convert <dataset> --no-keep-raw` deletes their raw files here (issue 15).
+    fn on_records_done(&self, _names: &[&str]) {}
 }
 
 /// A [`Reporter`] that ignores everything.
@@ -634,6 +638,13 @@ fn run(
     let (tx, rx) =
         std::sync::mpsc::channel::<(usize, Result<writer::EncodedRowGroup, ConvertError>)>();
     let mut written_records = vec![false; metas.len()];
+    // The last row group holding each record: once it is appended, the record is done.
+    let mut last_group = vec![usize::MAX; metas.len()];
+    for (gi, g) in groups.iter().enumerate() {
+        for p in &g.pieces {
+            last_group[p.rec] = gi;
+        }
+    }
     let appended: Result<(), ConvertError> = std::thread::scope(|scope| {
         let workers = scope.spawn(|| {
             pool.install(|| {
@@ -682,6 +693,17 @@ fn run(
                     reporter.on_rows_written(enc.rows);
                     out.append(enc)
                 });
+                if step.is_ok() {
+                    let done: Vec<&str> = groups[next]
+                        .pieces
+                        .iter()
+                        .filter(|p| last_group[p.rec] == next)
+                        .map(|p| metas[p.rec].name.as_str())
+                        .collect();
+                    if !done.is_empty() {
+                        reporter.on_records_done(&done);
+                    }
+                }
                 next += 1;
                 let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
                 p.0 = next;

@@ -11,6 +11,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,10 +27,13 @@ use url::Url;
 
 use super::FetchError;
 use super::client::HttpClient;
+use super::concurrency::ConnectionBudget;
 use super::hash::{Digests, StreamHash, hash_reader};
 use super::retry::{
-    HostLimiter, RetryBudget, RetryPolicy, is_congestion, is_transient, retry_after,
+    RetryBudget, RetryPolicy, RetryState, is_congestion, is_transient, retry_after,
 };
+use super::scheduler::{MIN_PIECE, Scheduler};
+use super::split::SplitStart;
 use crate::auth::SafeUrl;
 use crate::fsutil::BackgroundFlush;
 
@@ -60,6 +64,9 @@ pub struct Downloaded {
 pub struct DownloaderOptions {
     /// Concurrent transfers per host at most.
     pub jobs: usize,
+    /// Search for the server's connection budget, from a few connections up to `jobs`
+    /// (used when `--jobs` is not given), instead of starting at `jobs`.
+    pub search_connections: bool,
     /// Backoff and attempts per file.
     pub retry: RetryPolicy,
     /// Retries allowed across the whole run.
@@ -77,6 +84,7 @@ impl Default for DownloaderOptions {
     fn default() -> Self {
         DownloaderOptions {
             jobs: 8,
+            search_connections: false,
             retry: RetryPolicy::default(),
             retry_budget: 1000,
             stall_timeout: Duration::from_secs(30),
@@ -120,7 +128,12 @@ pub struct Downloader {
     pub(super) client: HttpClient,
     pub(super) opts: DownloaderOptions,
     pub(super) budget: Arc<RetryBudget>,
-    pub(super) limiter: HostLimiter,
+    /// How many transfers may run at once (fixed, or searching for the server's limit).
+    pub(super) limiter: ConnectionBudget,
+    /// The run's split downloads, whose tails idle connections may take over.
+    pub(super) scheduler: Arc<Scheduler>,
+    /// A faster copy to take verified files from first (`--source auto`).
+    mirror: Option<Arc<Mirror>>,
     /// The run's shared bandwidth budget (`--max-rate`).
     pub(super) rate: Option<Arc<RateLimiter>>,
 }
@@ -156,7 +169,13 @@ impl Downloader {
     pub fn new(client: HttpClient, opts: DownloaderOptions) -> Self {
         Downloader {
             budget: Arc::new(RetryBudget::new(opts.retry_budget)),
-            limiter: HostLimiter::new(opts.jobs),
+            limiter: if opts.search_connections {
+                ConnectionBudget::searching(opts.jobs)
+            } else {
+                ConnectionBudget::fixed(opts.jobs)
+            },
+            scheduler: Arc::new(Scheduler::default()),
+            mirror: None,
             rate: opts.max_rate.map(|r| Arc::new(RateLimiter::new(r))),
             client,
             opts,
@@ -183,10 +202,73 @@ impl Downloader {
         (&self.opts.retry, &self.budget)
     }
 
+    /// The run's retry budget, to share with clients of other hosts (Kaggle's API).
+    pub fn retry_budget(&self) -> Arc<RetryBudget> {
+        self.budget.clone()
+    }
+
+    /// The connection count the run settled at and the per-connection rate (bytes/s)
+    /// measured there (0.0 when no full measurement was made).
+    pub fn connections(&self) -> (usize, f64) {
+        self.limiter.settled()
+    }
+
+    /// Takes files from `mirror` first (see [`Mirror`]).
+    pub fn with_mirror(mut self, mirror: Mirror) -> Self {
+        self.mirror = Some(Arc::new(mirror));
+        self
+    }
+
+    /// Files and bytes that came from the mirror so far.
+    pub fn from_mirror(&self) -> (usize, u64) {
+        self.mirror.as_ref().map_or((0, 0), |m| {
+            (
+                m.files.load(Ordering::Relaxed) as usize,
+                m.bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+
     /// Downloads `url` to `dest`, verifying `expected`. `progress` is called with the
     /// number of new body bytes as they arrive. On failure the `.part` file is kept for
     /// a later resume unless its bytes were shown to be wrong.
+    ///
+    /// With a mirror, a file with a published SHA-256 is taken from the mirror first
+    /// and, when the mirror lacks it, serves it wrong or fails, from `url`.
     pub async fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected: &Expected,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Downloaded, FetchError> {
+        if let Some(m) = &self.mirror
+            && expected.sha256.is_some()
+            && let Some(alt) = m.map(url)
+        {
+            match self.download_from(&alt, dest, expected, progress).await {
+                Ok(d) => {
+                    m.files.fetch_add(1, Ordering::Relaxed);
+                    m.bytes.fetch_add(d.transferred, Ordering::Relaxed);
+                    return Ok(d);
+                }
+                // A full disk is not the mirror's fault: the origin's bytes would not fit
+                // either, and the report must say the disk is full.
+                Err(e) if super::is_disk_full(&e) => return Err(e),
+                Err(e) => {
+                    info!(path = %dest.display(), error = %e, "not from the mirror; fetching from the origin");
+                    // Whatever the mirror left is not to be resumed from the origin.
+                    let _ = tokio::fs::remove_file(part_path(dest)).await;
+                    let _ = tokio::fs::remove_file(super::split::ranges_part_path(dest)).await;
+                    let _ = tokio::fs::remove_file(super::split::ranges_log_path(dest)).await;
+                }
+            }
+        }
+        self.download_from(url, dest, expected, progress).await
+    }
+
+    /// [`Downloader::download`] from `url` only.
+    async fn download_from(
         &self,
         url: &Url,
         dest: &Path,
@@ -207,7 +289,14 @@ impl Downloader {
         if let Some(log) = log {
             let total = log.total;
             return self
-                .download_split(url, dest, expected, total, Some(log), progress)
+                .download_split(
+                    url,
+                    dest,
+                    expected,
+                    total,
+                    SplitStart::Resume(log),
+                    progress,
+                )
                 .await;
         }
         let with_md5 = expected.md5.is_some();
@@ -215,31 +304,39 @@ impl Downloader {
         let resumed_from = state.len();
         let mut transferred = 0u64;
         let mut restarted = resumed_from == 0;
-        let mut attempt = 0u32;
+        let mut retry = RetryState::new(&self.opts.retry, &self.budget);
         loop {
-            let permit = self.limiter.acquire().await;
+            let slot = self.limiter.acquire().await;
             let (st, res) = self.attempt(url, &part, state, progress).await;
-            drop(permit);
             state = st;
             match res {
-                Ok(Step::Done(n)) => transferred += n,
-                Ok(Step::Split(total)) => {
+                Ok(Step::Done(n)) => {
+                    drop(slot);
+                    transferred += n;
+                }
+                Ok(Step::Ranged(total, resp)) => {
+                    // The response keeps streaming as the file's first range; idle
+                    // connections may take over its tail.
+                    let _ = tokio::fs::remove_file(&part).await;
                     return self
-                        .download_split(url, dest, expected, total, None, progress)
+                        .download_split(
+                            url,
+                            dest,
+                            expected,
+                            total,
+                            SplitStart::Lead(resp, slot),
+                            progress,
+                        )
                         .await;
                 }
                 Err((n, e)) => {
+                    drop(slot);
                     transferred += n;
                     if is_congestion(&e) {
-                        self.limiter.shrink();
+                        self.limiter.refused();
                     }
-                    attempt += 1;
-                    if is_transient(&e)
-                        && attempt < self.opts.retry.max_attempts
-                        && self.budget.take()
-                    {
-                        let delay = self.opts.retry.delay(attempt - 1, retry_after(&e));
-                        info!(url = %SafeUrl::from(url), attempt, ?delay, error = %e, "retrying");
+                    if let Some(delay) = retry.next_delay(is_transient(&e), retry_after(&e)) {
+                        info!(url = %SafeUrl::from(url), attempt = retry.attempts(), ?delay, error = %e, "retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -337,8 +434,7 @@ impl Downloader {
             Err(e) => return (state, Err((0, e))),
         };
         if let Some(total) = self.splittable(&resp, offset) {
-            // Dropping the response closes its connection; the ranges reopen others.
-            return (state, Ok(Step::Split(total)));
+            return (state, Ok(Step::Ranged(total, resp)));
         }
         let mut truncate = false;
         if offset > 0 {
@@ -376,8 +472,12 @@ impl Downloader {
         (state, res.map_err(|e| (got, e)))
     }
 
-    /// The total size when this fresh response is worth splitting into ranges: large
-    /// enough, more than one job allowed, and the server advertises byte ranges.
+    /// The total size when this fresh response should be fetched as ranges: the server
+    /// advertises byte ranges, more than one connection is allowed, splitting is on
+    /// (`--split-min` not 0), and the file can be halved into pieces of at least
+    /// [`MIN_PIECE`]. Whether it is split, and how often, is then decided while it
+    /// runs, by the time it has left (`scheduler.rs`); at `--split-min` and above it is
+    /// split up front.
     fn splittable(&self, resp: &reqwest::Response, offset: u64) -> Option<u64> {
         let total = resp.content_length()?;
         let ranges = resp
@@ -388,9 +488,9 @@ impl Downloader {
         (offset == 0
             && resp.status() == StatusCode::OK
             && self.opts.split_min > 0
-            && self.opts.jobs > 1
+            && self.limiter.cap() > 1
             && ranges
-            && total >= self.opts.split_min)
+            && total >= 2 * MIN_PIECE)
             .then_some(total)
     }
 
@@ -508,6 +608,7 @@ impl Downloader {
                         break; // the writer failed; its error is reported below
                     }
                     got += n;
+                    self.limiter.on_bytes(n);
                     progress(n);
                 }
             }
@@ -526,12 +627,41 @@ impl Downloader {
     }
 }
 
+/// A copy of the origin's version directory elsewhere (the AWS open-data mirror of
+/// PhysioNet, `source::aws`): URLs under `origin` are tried under `mirror` first.
+#[derive(Debug)]
+pub struct Mirror {
+    origin: Url,
+    mirror: Url,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Mirror {
+    /// Maps URLs under `origin` (ending in `/`) onto `mirror` (ending in `/`).
+    pub fn new(origin: Url, mirror: Url) -> Mirror {
+        Mirror {
+            origin,
+            mirror,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// The mirror's URL for `url`, when `url` is under the origin.
+    pub fn map(&self, url: &Url) -> Option<Url> {
+        let rest = url.as_str().strip_prefix(self.origin.as_str())?;
+        self.mirror.join(rest).ok()
+    }
+}
+
 /// How an attempt ended when it did not fail.
 enum Step {
     /// The body was received; this many bytes.
     Done(u64),
-    /// The file is large and the server takes ranges: fetch it in parallel instead.
-    Split(u64),
+    /// The server takes ranges: fetch the file (of this size) as ranges, the first
+    /// from this response.
+    Ranged(u64, reqwest::Response),
 }
 
 /// Bytes written between background write-back requests.

@@ -10,12 +10,14 @@
 
 pub mod body;
 pub mod client;
+pub mod concurrency;
 pub mod download;
 pub mod hash;
 pub mod plan;
 pub mod rate;
 pub mod reporter;
 pub mod retry;
+pub(crate) mod scheduler;
 pub(crate) mod split;
 pub(crate) mod state;
 pub mod verify;
@@ -31,7 +33,7 @@ use tracing::{debug, info, instrument, warn};
 use url::Url;
 
 pub use client::HttpClient;
-pub use download::{Downloaded, Downloader, DownloaderOptions, Expected};
+pub use download::{Downloaded, Downloader, DownloaderOptions, Expected, Mirror};
 pub use reporter::{NoReporter, Outcome, Reporter};
 
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, Error, Result};
@@ -226,6 +228,16 @@ pub struct FetchReport {
     pub deleted: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The connection count the run settled at (issue 13).
+    pub connections: usize,
+    /// The per-connection rate measured at that count, bytes per second (0.0 when the
+    /// run was too short to measure one).
+    pub connection_rate: f64,
+    /// Of the files fetched, how many came from the mirror (`--source auto`), and
+    /// their bytes; the rest came from the origin.
+    pub mirror_files: usize,
+    /// Body bytes received from the mirror.
+    pub mirror_bytes: u64,
     /// Saving the verified-state cache failed (the files themselves are verified and in
     /// place; the next run re-hashes them instead of trusting the cache).
     pub state_error: Option<Error>,
@@ -236,7 +248,7 @@ impl FetchReport {
     pub fn disk_full(&self) -> Vec<&str> {
         self.failed
             .iter()
-            .filter(|(_, e)| is_disk_full(e))
+            .filter(|(_, e)| is_disk_full(e as &Error))
             .map(|(p, _)| p.as_str())
             .collect()
     }
@@ -257,6 +269,14 @@ impl FetchReport {
         self.bytes += other.bytes;
         self.seconds += other.seconds;
         self.state_error = self.state_error.take().or(other.state_error);
+        if other.connections > 0 {
+            self.connections = other.connections;
+        }
+        if other.connection_rate > 0.0 {
+            self.connection_rate = other.connection_rate;
+        }
+        self.mirror_files += other.mirror_files;
+        self.mirror_bytes += other.mirror_bytes;
         for (mine, theirs) in [
             (&mut self.removed_upstream, other.removed_upstream),
             (&mut self.deleted, other.deleted),
@@ -266,6 +286,16 @@ impl FetchReport {
             mine.dedup();
         }
         self.sort_by_path();
+    }
+
+    /// Records the connection count `downloader` settled at and the files and bytes
+    /// its mirror served since `mirror_before` (its [`Downloader::from_mirror`] when
+    /// this run began: one downloader may serve several runs).
+    pub fn record_sources(&mut self, downloader: &Downloader, mirror_before: (usize, u64)) {
+        (self.connections, self.connection_rate) = downloader.connections();
+        let (files, bytes) = downloader.from_mirror();
+        self.mirror_files = files.saturating_sub(mirror_before.0);
+        self.mirror_bytes = bytes.saturating_sub(mirror_before.1);
     }
 
     /// Counts one file's result: fetched, skipped (already verified) or failed.
@@ -300,8 +330,8 @@ impl FetchReport {
 }
 
 /// True when `e` was caused by a full disk or an exhausted quota (ENOSPC, EDQUOT).
-pub fn is_disk_full(e: &Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>()
             && (io.kind() == std::io::ErrorKind::StorageFull
@@ -387,6 +417,7 @@ pub async fn fetch(
     let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
     reporter.on_plan(plan.entries.len(), total_size);
     let jobs = downloader.jobs().max(1);
+    let mirror_before = downloader.from_mirror();
     // A big dataset on a flaky server needs more retries than a small one.
     downloader.add_retries(plan.entries.len() as u64 / 10);
     let save_path = state_path(
@@ -399,7 +430,7 @@ pub async fn fetch(
     let mut results = futures_util::stream::iter(plan.entries.iter())
         .map(|entry| async {
             let r = fetch_one(plan, entry, downloader, &state, reporter).await;
-            reporter.on_file_done(&entry.path, Outcome::of(&r));
+            file_done(reporter, downloader, &entry.path, &r);
             (entry.path.clone(), r)
         })
         .buffer_unordered(jobs * 2);
@@ -438,6 +469,7 @@ pub async fn fetch(
     }
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();
+    report.record_sources(downloader, mirror_before);
     info!(
         fetched = report.done.len(),
         skipped = report.skipped.len(),
@@ -446,6 +478,18 @@ pub async fn fetch(
         "fetch finished"
     );
     Ok(report)
+}
+
+/// Tells `reporter` that `path` is finished, with the connection figures of the moment.
+pub(crate) fn file_done(
+    reporter: &dyn Reporter,
+    downloader: &Downloader,
+    path: &str,
+    result: &Result<(Outcome, u64)>,
+) {
+    let (n, per) = downloader.connections();
+    reporter.on_connections(n, per);
+    reporter.on_file_done(path, Outcome::of(result));
 }
 
 /// One file: skip it if the local copy verifies, else download it.

@@ -31,6 +31,9 @@ pub trait Reporter: Send + Sync {
     fn on_file_start(&self, _path: &str) {}
     /// `n` more body bytes arrived.
     fn on_bytes(&self, _n: u64) {}
+    /// The connection budget stands at `connections`, each getting about
+    /// `per_connection` bytes/s (0.0 before a first measurement).
+    fn on_connections(&self, _connections: usize, _per_connection: f64) {}
     /// `path` is finished.
     fn on_file_done(&self, _path: &str, _outcome: Outcome) {}
     /// The run is over.

@@ -1,15 +1,12 @@
-//! Retries and politeness: exponential backoff with jitter (as object_store's
-//! `Backoff`), which errors are worth retrying (as uv's `retry.rs`), a retry budget
-//! shared by the whole run so a dead server cannot stretch a run to hours, and a
-//! per-host concurrency limit that halves on timeouts and 429s and creeps back up on
-//! success (physionet.org throttles each connection and drops clients that open dozens).
+//! The one retry policy of every HTTP call physio makes (issue 13): exponential backoff
+//! with jitter (as object_store's `Backoff`), which errors are worth retrying (as uv's
+//! `retry.rs`), `Retry-After`, and a retry budget shared by the whole run so a dead
+//! server cannot stretch a run to hours. [`RetryState`] counts one request's attempts;
+//! [`retry`] wraps a whole request. How many transfers run at once is
+//! `concurrency.rs`'s business.
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::FetchError;
 
@@ -71,13 +68,16 @@ pub fn retry_after(e: &FetchError) -> Option<Duration> {
     }
 }
 
-/// True for errors that mean "slow down" (429, timeouts/stalls): they shrink the
-/// host's concurrency.
+/// True for errors that mean "slow down" (503, 429, timeouts, resets, stalls): they cut
+/// the host's connection budget.
 pub fn is_congestion(e: &FetchError) -> bool {
     match e {
         FetchError::Stalled { .. } => true,
         FetchError::Status { status, .. } => *status == 429 || *status == 503,
-        FetchError::Transfer { message, .. } => message.contains("timed out"),
+        FetchError::Transfer { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("timed out") || m.contains("reset") || m.contains("refused")
+        }
         _ => false,
     }
 }
@@ -105,74 +105,79 @@ impl RetryBudget {
     }
 }
 
-/// An adaptive concurrency limit for one host (additive increase, multiplicative
-/// decrease, as TCP congestion control).
-#[derive(Debug, Clone)]
-pub struct HostLimiter {
-    sem: Arc<Semaphore>,
-    state: Arc<Mutex<LimitState>>,
-}
-
+/// The retries of one request or transfer: counts its attempts against the policy
+/// and takes each retry from the run's budget (uv's `RetryState`). Every HTTP call
+/// physio makes — downloads, ranges, listings, manifests, S3 listings, Kaggle API
+/// calls — retries through this, so they all back off alike.
 #[derive(Debug)]
-struct LimitState {
-    max: usize,
-    current: usize,
-    successes: usize,
+pub struct RetryState<'a> {
+    policy: &'a RetryPolicy,
+    budget: &'a RetryBudget,
+    attempts: u32,
 }
 
-impl HostLimiter {
-    /// A limiter allowing up to `max` concurrent transfers (at least 1).
-    pub fn new(max: usize) -> Self {
-        let max = max.max(1);
-        HostLimiter {
-            sem: Arc::new(Semaphore::new(max)),
-            state: Arc::new(Mutex::new(LimitState {
-                max,
-                current: max,
-                successes: 0,
-            })),
+impl<'a> RetryState<'a> {
+    /// No attempt made yet.
+    pub fn new(policy: &'a RetryPolicy, budget: &'a RetryBudget) -> Self {
+        RetryState {
+            policy,
+            budget,
+            attempts: 0,
         }
     }
 
-    /// Waits for a transfer slot.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        self.sem.clone().acquire_owned().await.ok()
+    /// Counts a failed attempt. Returns how long to wait before the next one, or `None`
+    /// when the failure is not `transient`, the attempts are used up or the run's
+    /// budget is spent. A server's `retry_after` is honoured (up to the policy's cap).
+    pub fn next_delay(
+        &mut self,
+        transient: bool,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        self.attempts += 1;
+        (transient && self.attempts < self.policy.max_attempts && self.budget.take())
+            .then(|| self.policy.delay(self.attempts - 1, retry_after))
     }
 
-    /// The current limit.
-    pub fn current(&self) -> usize {
-        self.state.lock().map(|s| s.current).unwrap_or(1)
+    /// Failed attempts so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
+}
 
-    /// Halves the limit (not below 1) after a timeout or 429.
-    pub fn shrink(&self) {
-        let Ok(mut s) = self.state.lock() else { return };
-        let new = (s.current / 2).max(1);
-        let drop_n = s.current - new;
-        s.current = new;
-        s.successes = 0;
-        drop(s);
-        if drop_n > 0 {
-            tracing::info!(limit = new, "server pushing back; reducing concurrency");
-            // Retire permits as they come back, without blocking the caller.
-            let sem = self.sem.clone();
-            tokio::spawn(async move {
-                if let Ok(p) = sem.acquire_many_owned(drop_n as u32).await {
-                    p.forget();
+/// How a [`FetchError`] is retried: `Some(retry_after)` when it is transient.
+pub fn classify(e: &FetchError) -> Option<Option<Duration>> {
+    is_transient(e).then(|| retry_after(e))
+}
+
+/// Runs `op` until it succeeds, fails for good (`classify` returns `None`), or the
+/// policy's attempts or the run's budget are spent; the last error is returned.
+pub async fn retry<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    budget: &RetryBudget,
+    what: &str,
+    classify: impl Fn(&E) -> Option<Option<Duration>>,
+    mut op: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut state = RetryState::new(policy, budget);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let hint = classify(&e);
+                match state.next_delay(hint.is_some(), hint.flatten()) {
+                    Some(delay) => {
+                        tracing::info!(%what, attempt = state.attempts(), ?delay, error = %e, "retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(e),
                 }
-            });
-        }
-    }
-
-    /// Counts a success; after as many successes in a row as the current limit, raises
-    /// the limit by one (up to the maximum).
-    pub fn record_success(&self) {
-        let Ok(mut s) = self.state.lock() else { return };
-        s.successes += 1;
-        if s.current < s.max && s.successes >= s.current * 2 {
-            s.current += 1;
-            s.successes = 0;
-            self.sem.add_permits(1);
+            }
         }
     }
 }
@@ -220,18 +225,55 @@ mod tests {
         assert!(b.take() && !b.take());
     }
 
+    #[test]
+    fn retry_state_counts_attempts_and_spends_the_budget() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(10),
+        };
+        let budget = RetryBudget::new(10);
+        let mut r = RetryState::new(&p, &budget);
+        assert!(r.next_delay(false, None).is_none(), "not transient");
+        let mut r = RetryState::new(&p, &budget);
+        assert!(r.next_delay(true, None).is_some());
+        assert!(r.next_delay(true, None).is_some());
+        assert!(r.next_delay(true, None).is_none(), "three attempts made");
+        let empty = RetryBudget::new(0);
+        assert!(RetryState::new(&p, &empty).next_delay(true, None).is_none());
+        let ra = RetryState::new(&p, &budget).next_delay(true, Some(Duration::from_millis(7)));
+        assert_eq!(ra, Some(Duration::from_millis(7)), "Retry-After honoured");
+    }
+
     #[tokio::test]
-    async fn limiter_shrinks_and_grows() {
-        let l = HostLimiter::new(8);
-        l.shrink();
-        assert_eq!(l.current(), 4);
-        l.shrink();
-        l.shrink();
-        l.shrink();
-        assert_eq!(l.current(), 1);
-        for _ in 0..2 {
-            l.record_success();
-        }
-        assert_eq!(l.current(), 2);
+    async fn retry_helper_retries_transient_errors_only() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(5),
+        };
+        let budget = RetryBudget::new(100);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let st = |status| FetchError::Status {
+            url: String::new(),
+            status,
+            retry_after: None,
+        };
+        let got = retry(&p, &budget, "x", classify, || async {
+            match calls.fetch_add(1, Ordering::Relaxed) {
+                0 | 1 => Err(st(429)),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        calls.store(0, Ordering::Relaxed);
+        let got: Result<u32, _> = retry(&p, &budget, "x", classify, || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err(st(404))
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "404 is not retried");
     }
 }

@@ -1,7 +1,9 @@
-//! Large files as parallel byte ranges. physionet.org throttles each connection to tens
-//! of KB/s, so a multi-gigabyte file over one connection takes hours; split into
-//! `--jobs` ranges (RFC 9110 §14.2, `Range: bytes=<a>-<b>`) it goes as fast as the
-//! host's limit allows. Each range is written in place with positioned writes into a
+//! Files as byte ranges. physionet.org throttles each connection to tens of KB/s, so a
+//! multi-gigabyte file over one connection takes hours; split into ranges (RFC 9110
+//! §14.2, `Range: bytes=<a>-<b>`) it goes as fast as the host's limit allows. Files of
+//! at least `--split-min` are split up front; any other file served with
+//! `Accept-Ranges: bytes` and large enough to halve is fetched as one range that idle
+//! connections may split further while it is under way (`scheduler.rs`). Each range is written in place with positioned writes into a
 //! pre-sized `<file>.ranges.part`, retried and resumed on its own (from the last byte it
 //! wrote); when all are in, the file is fsynced and hashed — the one case where hashing
 //! is a second pass, over bytes still in the page cache — and renamed only if it
@@ -14,21 +16,24 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use tracing::{debug, info};
 use url::Url;
 
 use super::FetchError;
+use super::concurrency::Slot;
 use super::download::{Downloaded, Downloader, Expected, check, content_range_start};
 use super::hash::hash_file;
-use super::retry::{is_congestion, is_transient, retry_after};
+use super::retry::{RetryState, is_congestion, is_transient, retry_after};
+use super::scheduler::SplitJob;
 use crate::auth::SafeUrl;
 
 /// Bytes buffered per range before one positioned write.
@@ -36,6 +41,9 @@ const WRITE_BATCH: usize = 256 << 10;
 
 /// The smallest range ever given its own connection.
 const MIN_RANGE: u64 = 64 << 10;
+
+/// How often a split download looks for connections that would sit idle.
+const STEAL_TICK: Duration = Duration::from_millis(200);
 
 /// The temporary name of a split download: `<dest>.ranges.part`.
 pub fn ranges_part_path(dest: &Path) -> PathBuf {
@@ -85,7 +93,7 @@ impl RangeLog {
         log
     }
 
-    fn save(&self, path: &Path) {
+    pub(super) fn save(&self, path: &Path) {
         // Not fsynced: the record only saves work after a crash, and the final hash check
         // catches anything it over-claims.
         if let Ok(text) = serde_json::to_vec(self) {
@@ -93,23 +101,6 @@ impl RangeLog {
             if std::fs::write(&tmp, text).is_ok() {
                 let _ = std::fs::rename(&tmp, path);
             }
-        }
-    }
-}
-
-/// Shared progress of the ranges of one download, saved at most once a second.
-struct Progress {
-    log: RangeLog,
-    path: PathBuf,
-    saved: Instant,
-}
-
-impl Progress {
-    fn advance(&mut self, i: usize, next: u64) {
-        self.log.ranges[i][2] = next;
-        if self.saved.elapsed() >= Duration::from_secs(1) {
-            self.saved = Instant::now();
-            self.log.save(&self.path);
         }
     }
 }
@@ -154,18 +145,37 @@ fn write_all_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
     }
 }
 
+/// How a split download begins.
+pub(super) enum SplitStart {
+    /// From nothing.
+    Fresh,
+    /// Continuing the ranges of an earlier, interrupted run.
+    Resume(RangeLog),
+    /// With a plain GET from byte 0 already under way (it serves the first range), on
+    /// the slot it holds.
+    Lead(reqwest::Response, Slot),
+}
+
 impl Downloader {
     /// Fetches `url` (of `total` bytes) as parallel ranges into `dest`, verifying
-    /// `expected` before the rename; continues the ranges of `resume` when given.
+    /// `expected` before the rename; continues the ranges of `resume` when given. With
+    /// `first`, the response of a plain GET (from byte 0) already under way serves the
+    /// first range, on the slot it holds. Idle connections of the run may take over the
+    /// tail of any range (`scheduler.rs`).
     pub(super) async fn download_split(
         &self,
         url: &Url,
         dest: &Path,
         expected: &Expected,
         total: u64,
-        resume: Option<RangeLog>,
+        start: SplitStart,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Downloaded, FetchError> {
+        let (resume, first) = match start {
+            SplitStart::Fresh => (None, None),
+            SplitStart::Resume(log) => (Some(log), None),
+            SplitStart::Lead(resp, slot) => (None, Some((resp, slot))),
+        };
         if let Some(size) = expected.size
             && size != total
         {
@@ -179,16 +189,20 @@ impl Downloader {
         let resumed = resume.is_some();
         let log = match resume {
             Some(l) => l,
-            None => RangeLog {
-                total,
-                ranges: plan_ranges(total, self.opts.jobs, self.opts.split_min / 4)
-                    .into_iter()
-                    .map(|(a, b)| [a, b, a])
-                    .collect(),
-            },
+            None => {
+                let planned = if total >= self.opts.split_min {
+                    plan_ranges(total, self.limiter.current(), self.opts.split_min / 4)
+                } else {
+                    plan_ranges(total, 1, total)
+                };
+                RangeLog {
+                    total,
+                    ranges: planned.into_iter().map(|(a, b)| [a, b, a]).collect(),
+                }
+            }
         };
         let resumed_from: u64 = log.ranges.iter().map(|[a, _, n]| n - a).sum();
-        info!(url = %SafeUrl::from(url), total, ranges = log.ranges.len(), resumed_from, "fetching in parallel ranges");
+        info!(url = %SafeUrl::from(url), total, ranges = log.ranges.len(), resumed_from, "fetching in ranges");
         let p = part.clone();
         let file = tokio::task::spawn_blocking(move || {
             let f = std::fs::OpenOptions::new()
@@ -203,36 +217,62 @@ impl Downloader {
         .map_err(|e| FetchError::io(&part, std::io::Error::other(e)))?
         .map_err(|e| FetchError::io(&part, e))?;
         let file = Arc::new(file);
-        let ranges = log.ranges.clone();
-        let shared = Mutex::new(Progress {
-            log,
-            path: log_path.clone(),
-            saved: Instant::now(),
-        });
-        if let Ok(p) = shared.lock() {
-            p.log.save(&p.path);
+        let todo: Vec<usize> = log
+            .ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, [_, b, n])| n <= b)
+            .map(|(i, _)| i)
+            .collect();
+        let job = Arc::new(SplitJob::new(log, log_path.clone()));
+        job.lock().save();
+        self.scheduler.register(&job);
+        let mut first = first.map(|(resp, slot)| (Some(resp), slot));
+        let mut running = FuturesUnordered::new();
+        for i in todo {
+            let lead = if i == 0 { first.take() } else { None };
+            running.push(self.fetch_range(
+                url,
+                &part,
+                file.clone(),
+                i,
+                &job,
+                total,
+                lead,
+                progress,
+            ));
         }
-        let results =
-            futures_util::future::join_all(ranges.iter().enumerate().map(|(i, &[_, b, n])| {
-                self.fetch_range(
-                    url,
-                    &part,
-                    file.clone(),
-                    (i, n, b),
-                    &shared,
-                    total,
-                    progress,
-                )
-            }))
-            .await;
+        drop(first);
+        let mut tick = tokio::time::interval(STEAL_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut transferred = 0;
         let mut failure = None;
-        for r in results {
-            match r {
-                Ok(n) => transferred += n,
-                Err(e) => failure = failure.or(Some(e)),
+        loop {
+            tokio::select! {
+                Some(r) = running.next(), if !running.is_empty() => match r {
+                    Ok(n) => transferred += n,
+                    Err(e) => {
+                        failure = failure.or(Some(e));
+                        job.lock().close();
+                    }
+                },
+                () = job.wake.notified() => {
+                    let handed = job.lock().take_handed();
+                    for (i, slot) in handed {
+                        running.push(self.fetch_range(url, &part, file.clone(), i, &job, total, Some((None, slot)), progress));
+                    }
+                }
+                _ = tick.tick() => {
+                    if failure.is_none() {
+                        self.scheduler.steal(&self.limiter);
+                    }
+                }
+            }
+            if running.is_empty() && job.lock().close_if_idle() {
+                break;
             }
         }
+        drop(running);
         if let Some(e) = failure {
             // Keep the bytes and the record for the next run, unless they are wrong.
             match &e {
@@ -240,11 +280,7 @@ impl Downloader {
                     let _ = tokio::fs::remove_file(&part).await;
                     let _ = tokio::fs::remove_file(&log_path).await;
                 }
-                _ => {
-                    if let Ok(p) = shared.lock() {
-                        p.log.save(&p.path);
-                    }
-                }
+                _ => job.lock().save(),
             }
             return Err(e);
         }
@@ -264,8 +300,15 @@ impl Downloader {
                 // The record may have claimed bytes that never reached the disk: once
                 // more from zero before calling the file corrupt.
                 debug!(path = %dest.display(), "resumed ranges did not verify; restarting");
-                return Box::pin(self.download_split(url, dest, expected, total, None, progress))
-                    .await;
+                return Box::pin(self.download_split(
+                    url,
+                    dest,
+                    expected,
+                    total,
+                    SplitStart::Fresh,
+                    progress,
+                ))
+                .await;
             }
             return Err(e);
         }
@@ -278,99 +321,111 @@ impl Downloader {
         })
     }
 
-    /// Range `i`, from byte `start` to `end` inclusive, retried and resumed from the last
-    /// byte written.
+    /// Range `i` of `job`, retried and resumed from the last byte written, until it
+    /// reaches its last byte (which a takeover may lower meanwhile). `lead` is a
+    /// response already under way for it (or none) with the slot to use first.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_range(
         &self,
         url: &Url,
         part: &Path,
         file: Arc<File>,
-        (i, start, end): (usize, u64, u64),
-        shared: &Mutex<Progress>,
+        i: usize,
+        job: &SplitJob,
         total: u64,
+        mut lead: Option<(Option<reqwest::Response>, Slot)>,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FetchError> {
-        let mut pos = start;
+        let mut pos = job.lock().log.ranges[i][2];
         let mut got = 0u64;
-        let mut attempt = 0u32;
-        if pos > end {
-            return Ok(0);
-        }
+        let mut retry = RetryState::new(&self.opts.retry, &self.budget);
         loop {
-            let permit = self.limiter.acquire().await;
-            let note = |next: u64| {
-                if let Ok(mut p) = shared.lock() {
-                    p.advance(i, next);
-                }
+            let (resp, slot) = match lead.take() {
+                Some(l) => l,
+                None => (None, self.limiter.acquire().await),
             };
+            let end = job.lock().begin(i, pos);
+            if pos > end {
+                job.lock().pause(i);
+                return Ok(got);
+            }
             let r = self
                 .range_attempt(
                     url,
                     part,
                     &file,
-                    (&mut pos, end, total),
+                    (i, job),
+                    (&mut pos, total),
+                    resp,
                     &mut got,
-                    &note,
                     progress,
                 )
                 .await;
-            drop(permit);
+            job.lock().pause(i);
+            drop(slot);
             let Err(e) = r else { return Ok(got) };
             if is_congestion(&e) {
-                self.limiter.shrink();
+                self.limiter.refused();
             }
-            attempt += 1;
-            if is_transient(&e) && attempt < self.opts.retry.max_attempts && self.budget.take() {
-                let delay = self.opts.retry.delay(attempt - 1, retry_after(&e));
-                info!(url = %SafeUrl::from(url), pos, end, attempt, error = %e, "retrying range");
-                tokio::time::sleep(delay).await;
-                continue;
+            match retry.next_delay(is_transient(&e), retry_after(&e)) {
+                Some(delay) => {
+                    info!(url = %SafeUrl::from(url), pos, attempt = retry.attempts(), error = %e, "retrying range");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(e),
             }
-            return Err(e);
         }
     }
 
-    /// One request for `*pos..=end`; advances `*pos` past every byte written and calls
-    /// `note` with it.
+    /// One request for range `i` from `*pos` (or `resp`, a plain GET from byte 0);
+    /// advances `*pos` past every byte written, until the range's current last byte.
     #[allow(clippy::too_many_arguments)]
     async fn range_attempt(
         &self,
         url: &Url,
         part: &Path,
         file: &Arc<File>,
-        (pos, end, total): (&mut u64, u64, u64),
+        (i, job): (usize, &SplitJob),
+        (pos, total): (&mut u64, u64),
+        resp: Option<reqwest::Response>,
         got: &mut u64,
-        note: &(dyn Fn(u64) + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), FetchError> {
         let safe = || SafeUrl::from(url).to_string();
-        let (final_url, resp) = self.client.get(url, Some((*pos, Some(end))), true).await?;
-        let resp = self.client.check(&final_url, resp)?;
-        let content_range = resp
-            .headers()
-            .get(CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        // The file must still be the one the other ranges (and any record) came from.
-        if content_range_total(&content_range).is_some_and(|t| t != total) {
-            return Err(FetchError::Integrity {
-                path: part.to_path_buf(),
-                what: format!("the file changed size on the server ({content_range})"),
-            });
-        }
-        let start_ok = content_range_start(&content_range) == Some(*pos);
-        if resp.status() != StatusCode::PARTIAL_CONTENT || !start_ok {
-            return Err(FetchError::Transfer {
-                url: safe(),
-                message: format!("server did not honour Range bytes={}-{end}", *pos),
-            });
-        }
+        let resp = match resp {
+            Some(r) if *pos == 0 && r.status() == StatusCode::OK => r,
+            _ => {
+                let end = job.lock().end(i);
+                let (final_url, resp) = self.client.get(url, Some((*pos, Some(end))), true).await?;
+                let resp = self.client.check(&final_url, resp)?;
+                let content_range = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                // The file must still be the one the other ranges (and any record) came from.
+                if content_range_total(&content_range).is_some_and(|t| t != total) {
+                    return Err(FetchError::Integrity {
+                        path: part.to_path_buf(),
+                        what: format!("the file changed size on the server ({content_range})"),
+                    });
+                }
+                let start_ok = content_range_start(&content_range) == Some(*pos);
+                if resp.status() != StatusCode::PARTIAL_CONTENT || !start_ok {
+                    return Err(FetchError::Transfer {
+                        url: safe(),
+                        message: format!("server did not honour Range bytes={}-{end}", *pos),
+                    });
+                }
+                resp
+            }
+        };
         let mut body = resp.bytes_stream();
         let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         let stall = self.opts.stall_timeout;
         let mut failure = None;
+        let mut reached_end = false;
         loop {
             let next = match tokio::time::timeout(stall, body.next()).await {
                 Err(_) => {
@@ -389,18 +444,16 @@ impl Downloader {
             };
             let done = next.is_none();
             if let Some(chunk) = next {
-                if *pos + (buf.len() + chunk.len()) as u64 > end + 1 {
-                    failure = Some(FetchError::Transfer {
-                        url: safe(),
-                        message: "server sent more than the requested range".into(),
-                    });
-                } else {
-                    progress(chunk.len() as u64);
-                    buf.extend_from_slice(&chunk);
-                }
+                self.limiter.on_bytes(chunk.len() as u64);
+                // Keep what the range still wants: its tail may have been taken over.
+                let want = job.lock().receive(i, chunk.len() as u64) as usize;
+                progress(want as u64);
+                buf.extend_from_slice(&chunk[..want]);
+                reached_end = want < chunk.len() || *pos + buf.len() as u64 > job.lock().end(i);
             }
             // Write what arrived (also before giving up, so a retry resumes after it).
-            if buf.len() >= WRITE_BATCH || ((done || failure.is_some()) && !buf.is_empty()) {
+            let stop = done || failure.is_some() || reached_end;
+            if buf.len() >= WRITE_BATCH || (stop && !buf.is_empty()) {
                 let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BATCH));
                 let (f, at, n) = (file.clone(), *pos, data.len() as u64);
                 tokio::task::spawn_blocking(move || write_all_at(&f, &data, at))
@@ -409,15 +462,16 @@ impl Downloader {
                     .map_err(|e| FetchError::io(part, e))?;
                 *pos += n;
                 *got += n;
-                note(*pos);
+                job.lock().advance(i, *pos);
             }
             if let Some(e) = failure {
                 return Err(e);
             }
-            if done {
+            if stop {
                 break;
             }
         }
+        let end = job.lock().end(i);
         if *pos != end + 1 {
             return Err(FetchError::Transfer {
                 url: safe(),

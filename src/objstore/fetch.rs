@@ -157,6 +157,7 @@ pub async fn fetch_to_store(
     let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
     reporter.on_plan(plan.entries.len(), total_size);
     let jobs = downloader.jobs().max(1);
+    let mirror_before = downloader.from_mirror();
     downloader.add_retries(plan.entries.len() as u64 / 10);
     let run = StoreRun {
         store,
@@ -173,7 +174,7 @@ pub async fn fetch_to_store(
             let present = listing.get(&key_below(&target.key, &entry.path)).copied();
             async move {
                 let r = run.fetch_one(entry, present).await;
-                reporter.on_file_done(&entry.path, Outcome::of(&r));
+                crate::fetch::file_done(reporter, downloader, &entry.path, &r);
                 (entry.path.clone(), r)
             }
         })
@@ -189,6 +190,7 @@ pub async fn fetch_to_store(
     report.deleted = deleted;
     reporter.on_finish();
     report.seconds = started.elapsed().as_secs_f64();
+    report.record_sources(downloader, mirror_before);
     tracing::info!(
         target = %target.display_url(),
         fetched = report.done.len(),

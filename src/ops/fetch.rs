@@ -35,6 +35,7 @@ use url::Url;
 
 use crate::auth::Credentials;
 use crate::auth::kaggle::find_credentials;
+use crate::catalog::{CatalogOptions, Filter, Remote};
 use crate::env::EnvVars;
 use crate::error::{EXIT_OK, EXIT_PARTIAL, Error, Result};
 use crate::extract::{DEFAULT_MAX_RATIO, ExtractLimits};
@@ -49,9 +50,36 @@ use crate::source::kaggle::{self, KaggleFetchOptions, KaggleRef, KaggleReport};
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
 use crate::source::{DatasetSpec, Entry, Layout, Manifest, PhysioNet, SourceError};
 
-/// Default concurrent downloads: physionet.org throttles each connection to tens of
-/// KB/s and drops clients that open dozens, so about eight is both fast and polite.
+/// Concurrent downloads of a Kaggle fetch without [`FetchRequest::jobs`]: about eight
+/// is both fast and polite. PhysioNet-shaped fetches without it search for the
+/// server's connection budget instead, up to [`crate::fetch::concurrency::SEARCH_CAP`]
+/// (issue 13).
 pub const DEFAULT_JOBS: usize = 8;
+
+/// Where a PhysioNet dataset's bytes come from (`--source`, issue 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FetchSource {
+    /// Manifest and checksums from physionet.org (or `base_url`); each file's bytes
+    /// from the AWS open-data mirror when it holds the version (`PHYSIO_AWS_URL` points
+    /// the mirror elsewhere), verified against those checksums, falling back to the
+    /// origin per file.
+    #[default]
+    Auto,
+    /// physionet.org (or a mirror with its layout) only.
+    PhysioNet,
+    /// The AWS open-data bucket (`<slug>/<version>/<path>`) only.
+    Aws,
+}
+
+impl FetchSource {
+    /// The server layout of the primary source.
+    pub fn layout(self) -> Layout {
+        match self {
+            FetchSource::Auto | FetchSource::PhysioNet => Layout::PhysioNet,
+            FetchSource::Aws => Layout::Aws,
+        }
+    }
+}
 
 /// What to fetch, and how. [`FetchRequest::new`] gives the command line's defaults.
 #[derive(Debug, Clone)]
@@ -69,12 +97,15 @@ pub struct FetchRequest {
     pub records: Option<Vec<String>>,
     /// Fetch only this shard (see the module docs).
     pub shard: Option<Shard>,
-    /// Concurrent downloads, 1..=256.
-    pub jobs: usize,
-    /// Replaces `https://physionet.org` (or the AWS bucket for [`Layout::Aws`]).
+    /// Concurrent connections at most, 1..=256. `None`: a PhysioNet-shaped fetch
+    /// searches for the server's budget (from a few up to
+    /// [`crate::fetch::concurrency::SEARCH_CAP`], backing off on refusals); Kaggle
+    /// uses [`DEFAULT_JOBS`].
+    pub jobs: Option<usize>,
+    /// Replaces `https://physionet.org` (or the AWS bucket for [`FetchSource::Aws`]).
     pub base_url: Option<String>,
-    /// Server layout of a PhysioNet-shaped source.
-    pub layout: Layout,
+    /// Where the bytes come from (and so the server layout).
+    pub source: FetchSource,
     /// Attempts per file before it counts as failed (at least 1).
     pub retries: u32,
     /// Drop and retry a connection that delivers no bytes for this long.
@@ -87,6 +118,13 @@ pub struct FetchRequest {
     pub max_extract: Option<u64>,
     /// Delete local files that were removed upstream.
     pub delete: bool,
+    /// `--where`: only the files of records whose headers match (PhysioNet datasets
+    /// into a local directory only). The headers are fetched first, into the same
+    /// version directory, so the fetch proper finds them verified; a dry run
+    /// ([`fetch_plan`]) fetches them too, since the selection needs them. The headers
+    /// are fetched without the shared-phase lock, so concurrent `--where --shard`
+    /// runs on one mirror should be started after one has planned.
+    pub filter: Option<Filter>,
 }
 
 impl FetchRequest {
@@ -99,15 +137,16 @@ impl FetchRequest {
             exclude: Vec::new(),
             records: None,
             shard: None,
-            jobs: DEFAULT_JOBS,
+            jobs: None,
             base_url: None,
-            layout: Layout::PhysioNet,
+            source: FetchSource::Auto,
             retries: 8,
             stall_timeout: Duration::from_secs(30),
             split_min: crate::fetch::download::DEFAULT_SPLIT_MIN,
             max_rate: None,
             max_extract: None,
             delete: false,
+            filter: None,
         }
     }
 
@@ -115,14 +154,15 @@ impl FetchRequest {
         is_kaggle(&self.dataset)
     }
 
-    /// The download engine's settings, after checking them.
-    fn downloader_options(&self) -> Result<DownloaderOptions> {
+    /// The download engine's settings, after checking them (a bad value is
+    /// [`Error::Usage`]).
+    pub fn downloader_options(&self) -> Result<DownloaderOptions> {
         if self.max_rate == Some(0) {
             return Err(Error::Usage(
                 "--max-rate must be at least 1 byte per second".into(),
             ));
         }
-        if self.jobs == 0 || self.jobs > 256 {
+        if self.jobs.is_some_and(|j| j == 0 || j > 256) {
             return Err(Error::Usage("--jobs must be between 1 and 256".into()));
         }
         if self.stall_timeout.is_zero() || self.retries == 0 {
@@ -131,7 +171,8 @@ impl FetchRequest {
             ));
         }
         Ok(DownloaderOptions {
-            jobs: self.jobs,
+            jobs: self.jobs.unwrap_or(crate::fetch::concurrency::SEARCH_CAP),
+            search_connections: self.jobs.is_none(),
             retry: RetryPolicy {
                 max_attempts: self.retries,
                 ..RetryPolicy::default()
@@ -184,6 +225,20 @@ pub struct Fetched {
     pub total_files: usize,
     /// Per-file outcome.
     pub report: FetchReport,
+    /// With [`FetchRequest::filter`]: what the record selection found.
+    pub selection: Option<WhereReport>,
+}
+
+/// What a `--where` record selection found while planning from the headers.
+#[derive(Debug, Clone, Default)]
+pub struct WhereReport {
+    /// Records the headers describe.
+    pub planned: usize,
+    /// Records the filter selected (those that could not be planned are left out).
+    pub selected: usize,
+    /// Header files that could not be fetched and records that could not be planned
+    /// (path or record name, and why); they are not fetched.
+    pub failed: Vec<(String, String)>,
 }
 
 /// The result of [`fetch()`].
@@ -291,12 +346,35 @@ pub struct Listing {
 }
 
 /// A resolved dataset version: where it is, what it holds, and the downloader to use.
-struct Resolved {
-    source: PhysioNet,
-    slug: String,
-    version: String,
-    manifest: Manifest,
-    downloader: Downloader,
+pub struct Resolved {
+    /// The source (base URL and layout).
+    pub source: PhysioNet,
+    /// The dataset's slug.
+    pub slug: String,
+    /// The version (as asked, or the newest).
+    pub version: String,
+    /// The version's files (SHA256SUMS.txt, or the listings).
+    pub manifest: Manifest,
+    /// The downloader (client with the realm's credentials, retries, concurrency).
+    pub downloader: Downloader,
+}
+
+impl Resolved {
+    /// URL of the version's root, ending in `/`.
+    pub fn base(&self) -> Url {
+        self.source.version_url(&self.slug, &self.version)
+    }
+
+    /// The version as [`crate::catalog`] plans it: files go to `dir` (the local
+    /// version directory); `base` is [`Resolved::base`].
+    pub fn remote<'a>(&'a self, base: &'a Url, dir: &'a Path) -> Remote<'a> {
+        Remote {
+            downloader: &self.downloader,
+            base,
+            manifest: &self.manifest,
+            dir,
+        }
+    }
 }
 
 /// The PhysioNet source and downloader for `req`, and the spec's slug and version.
@@ -308,12 +386,13 @@ fn source_of(
         DatasetSpec::PhysioNet { slug, version } => (slug, version),
         DatasetSpec::Kaggle { .. } => return Err(SourceError::Unsupported("Kaggle").into()),
     };
-    let default = if req.layout == Layout::Aws {
+    let layout = req.source.layout();
+    let default = if layout == Layout::Aws {
         AWS_BASE
     } else {
         DEFAULT_BASE
     };
-    let src = PhysioNet::new(req.base_url.as_deref().unwrap_or(default), req.layout)?;
+    let src = PhysioNet::new(req.base_url.as_deref().unwrap_or(default), layout)?;
     let creds = Url::parse(src.base().as_str())
         .ok()
         .filter(|u| u.scheme() != "file")
@@ -322,8 +401,11 @@ fn source_of(
     Ok((src, Downloader::new(client, opts), slug, version))
 }
 
-/// Finds the version (the spec's, else the newest) and reads its manifest.
-async fn resolve(req: &FetchRequest, opts: DownloaderOptions) -> Result<Resolved> {
+/// Resolves a PhysioNet-shaped `req.dataset`: builds the client (with credentials for
+/// the source's realm), finds the version (the spec's, else the newest) and reads its
+/// manifest. Kaggle specs are [`SourceError::Unsupported`]. The one resolution behind
+/// `fetch`, `ls`, `ls --records` and `convert <dataset>`.
+pub async fn resolve(req: &FetchRequest, opts: DownloaderOptions) -> Result<Resolved> {
     let (source, downloader, slug, version) = source_of(req, opts)?;
     let version = match version {
         Some(v) => v,
@@ -337,6 +419,33 @@ async fn resolve(req: &FetchRequest, opts: DownloaderOptions) -> Result<Resolved
         manifest,
         downloader,
     })
+}
+
+/// `--source auto`: takes the bytes from the AWS open-data mirror when it holds this
+/// version, each file checked against the origin's checksums (so only when the
+/// version publishes them); otherwise the downloader is left as it was.
+pub(crate) async fn with_mirror(req: &FetchRequest, r: Resolved) -> Resolved {
+    if req.source != FetchSource::Auto || !r.manifest.has_checksums {
+        return r;
+    }
+    let Some(bucket) = crate::source::aws::bucket_url(req.base_url.is_none()) else {
+        return r;
+    };
+    match crate::source::aws::probe(
+        &r.downloader,
+        &bucket,
+        &r.slug,
+        &r.version,
+        &r.source.version_url(&r.slug, &r.version),
+    )
+    .await
+    {
+        Some(m) => Resolved {
+            downloader: r.downloader.with_mirror(m),
+            ..r
+        },
+        None => r,
+    }
 }
 
 /// The newest published version of the PhysioNet dataset `req.dataset` names (its
@@ -373,6 +482,14 @@ pub async fn fetch_plan(req: &FetchRequest) -> Result<PlanOutcome> {
     }
     let (opts, selection, store) = prepare(req, target.as_ref())?;
     let mut r = resolve(req, opts).await?;
+    let (selection, _) = where_selection(
+        req,
+        &r,
+        &req.out.join(&r.slug).join(&r.version),
+        selection,
+        &crate::fetch::NoReporter,
+    )
+    .await?;
     r.source
         .fill_sizes(&r.downloader, &r.slug, &r.version, &mut r.manifest)
         .await?;
@@ -388,8 +505,9 @@ pub async fn fetch_plan(req: &FetchRequest) -> Result<PlanOutcome> {
     let (present, dest) = match &store {
         Some((store, t)) => {
             let prefix = t.join(&format!("{}/{}", r.slug, r.version));
+            let jobs = req.jobs.unwrap_or(DEFAULT_JOBS);
             let present =
-                objstore::already_in_store(store.as_ref(), &prefix, &entries, req.jobs).await?;
+                objstore::already_in_store(store.as_ref(), &prefix, &entries, jobs).await?;
             (present, prefix.display_url())
         }
         None => (
@@ -434,9 +552,11 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         return Ok(FetchOutcome::Kaggle(kaggle::fetch(&opts, reporter).await?));
     }
     let (opts, selection, store) = prepare(req, target.as_ref())?;
-    let r = resolve(req, opts).await?;
+    let r = with_mirror(req, resolve(req, opts).await?).await;
     let during = |e: Error| Error::during(format!("fetching {}@{}", r.slug, r.version), e);
     let version_dir = req.out.join(&r.slug).join(&r.version);
+    let (selection, where_report) =
+        where_selection(req, &r, &version_dir, selection, reporter).await?;
     let entries = selection.apply(&r.manifest.entries);
     let total_files;
     let plan_of = |dir: PathBuf, entries: Vec<Entry>| FetchPlan {
@@ -547,6 +667,7 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         checksums: r.manifest.has_checksums,
         total_files,
         report,
+        selection: where_report,
     }))
 }
 
@@ -560,10 +681,56 @@ fn prepare<'a>(
     target: Option<&'a ObjectUrl>,
 ) -> Result<(DownloaderOptions, Selection, Option<StoreTarget<'a>>)> {
     let (opts, selection) = (req.downloader_options()?, req.selection()?);
+    if req.filter.is_some() && target.is_some() {
+        return Err(Error::Usage("--where needs a local --out directory".into()));
+    }
     let store = target
         .map(|t| Ok::<_, Error>((objstore::build_store(t)?, t)))
         .transpose()?;
     Ok((opts, selection, store))
+}
+
+/// With [`FetchRequest::filter`]: plans the records from their headers (fetched into
+/// `version_dir`, verified like any file) and narrows `selection` to the files of the
+/// records the filter selects (intersected with [`FetchRequest::records`]). An empty
+/// selection selects no file, not every file. Without a filter: `selection` unchanged.
+async fn where_selection(
+    req: &FetchRequest,
+    r: &Resolved,
+    version_dir: &Path,
+    selection: Selection,
+    reporter: &dyn Reporter,
+) -> Result<(Selection, Option<WhereReport>)> {
+    let Some(filter) = &req.filter else {
+        return Ok((selection, None));
+    };
+    let base = r.base();
+    let catalog = crate::catalog::plan(
+        &r.remote(&base, version_dir),
+        &CatalogOptions::default(),
+        reporter,
+    )
+    .await?;
+    let listed: Option<HashSet<&str>> = req.records.as_ref().map(|names| {
+        names
+            .iter()
+            .map(|l| l.trim().trim_end_matches(".hea"))
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    let names: Vec<&str> = catalog
+        .selected(Some(filter))
+        .map(|r| r.name.as_str())
+        .filter(|n| listed.as_ref().is_none_or(|l| l.contains(n)))
+        .collect();
+    let report = WhereReport {
+        planned: catalog.records.len(),
+        selected: names.len(),
+        failed: catalog.failures(),
+    };
+    // `Selection` treats a given records list as the whole allow-list.
+    let selection = Selection::new(&req.include, &req.exclude, Some(&names.join("\n")), None)?;
+    Ok((selection, Some(report)))
 }
 
 /// PhysioNet-only options given for a Kaggle dataset: refused rather than ignored.
@@ -577,7 +744,8 @@ fn refuse_for_kaggle(req: &FetchRequest, to_store: bool) -> Result<()> {
         (req.records.is_some(), "--records"),
         (req.shard.is_some(), "--shard"),
         (req.delete, "--delete"),
-        (req.layout != Layout::PhysioNet, "--source"),
+        (req.filter.is_some(), "--where"),
+        (req.source == FetchSource::Aws, "--source"),
     ] {
         if given {
             return Err(Error::Usage(format!(
@@ -607,7 +775,8 @@ fn kaggle_options(req: &FetchRequest, dry_run: bool) -> Result<KaggleFetchOption
         },
         dry_run,
         downloader: DownloaderOptions {
-            jobs: req.jobs.clamp(1, 256),
+            jobs: req.jobs.unwrap_or(DEFAULT_JOBS).clamp(1, 256),
+            search_connections: false,
             retry: RetryPolicy {
                 max_attempts: req.retries.max(1),
                 ..RetryPolicy::default()

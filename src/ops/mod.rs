@@ -14,17 +14,24 @@
 //! * [`verify()`] — re-hash a local copy (or a stored version) against its checksums.
 //! * [`convert()`] — WFDB records to Parquet, locally or into an object store (with
 //!   `card`, a dataset card beside the part files).
+//! * [`ls_records`] — a version's records planned from their headers (`ls --records`).
+//! * [`convert_dataset`] — from a dataset spec to Parquet, fetch and convert overlapped
+//!   (`convert <dataset>`).
 //! * [`plot()`] — draw a record, or a row of physio's Parquet, to PNG or SVG
 //!   ([`crate::plot`]).
 
 pub mod convert;
+pub mod dataset;
 pub mod fetch;
+pub mod records;
 pub mod verify;
 
 pub use crate::plot::{PlotInput, PlotOptions, PlotReport, plot};
 pub use convert::{ConvertOutcome, ConvertRequest, convert};
+pub use dataset::{DatasetOutcome, DatasetRequest, convert_dataset};
 pub use fetch::{
-    DEFAULT_JOBS, DryRun, FetchOutcome, FetchRequest, Fetched, Listing, PlanOutcome, fetch,
-    fetch_plan, latest_version, ls,
+    DEFAULT_JOBS, DryRun, FetchOutcome, FetchRequest, FetchSource, Fetched, Listing, PlanOutcome,
+    Resolved, WhereReport, fetch, fetch_plan, latest_version, ls, resolve,
 };
+pub use records::{RecordListing, ls_records};
 pub use verify::{Verified, verify};

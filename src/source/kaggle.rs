@@ -25,6 +25,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -37,6 +38,7 @@ use url::Url;
 
 use crate::auth::kaggle::{CredentialsError, KaggleCredentials};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
+use crate::fetch::retry::{RetryBudget, RetryPolicy, RetryState};
 
 mod fetch;
 
@@ -416,6 +418,9 @@ pub struct KaggleApi {
     base: Url,
     http: reqwest::Client,
     credentials: Option<KaggleCredentials>,
+    /// Every API call retries with the engine's policy (issue 13).
+    retry: RetryPolicy,
+    budget: Arc<RetryBudget>,
 }
 
 /// The User-Agent physio sends to Kaggle.
@@ -459,7 +464,46 @@ impl KaggleApi {
             base: url,
             http,
             credentials,
+            retry: RetryPolicy::default(),
+            budget: Arc::new(RetryBudget::new(1000)),
         })
+    }
+
+    /// Retries API calls with `policy`, taking retries from `budget` (the run's, shared
+    /// with its downloads).
+    pub fn with_retry(mut self, policy: RetryPolicy, budget: Arc<RetryBudget>) -> Self {
+        self.retry = policy;
+        self.budget = budget;
+        self
+    }
+
+    /// [`KaggleApi::get`], retried like every HTTP call of a run: connection failures,
+    /// 408, 429 and 5xx back off (honouring `Retry-After`) until the policy's attempts
+    /// or the run's budget run out; then the last answer (or error) is returned.
+    pub async fn send(&self, url: &Url) -> Result<reqwest::Response, KaggleError> {
+        let mut retry = RetryState::new(&self.retry, &self.budget);
+        loop {
+            let sent = self.get(url).await;
+            let hint = match &sent {
+                Ok(resp) if transient_status(resp.status()) => Some(retry_after_of(resp)),
+                Ok(_) => None,
+                Err(_) => Some(None),
+            };
+            let Some(retry_after) = hint else {
+                return sent;
+            };
+            match retry.next_delay(true, retry_after) {
+                Some(delay) => {
+                    let why = match &sent {
+                        Ok(resp) => format!("HTTP {}", resp.status()),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::info!(url = %redacted(url), attempt = retry.attempts(), ?delay, %why, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return sent,
+            }
+        }
     }
 
     /// The credentials in use, if any.
@@ -530,7 +574,7 @@ impl KaggleApi {
         what: &str,
         r: &KaggleRef,
     ) -> Result<T, KaggleError> {
-        let resp = self.get(url).await?;
+        let resp = self.send(url).await?;
         let resp = self.check_status(resp, what, r).await?;
         let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::JSON_LIMIT)
             .await
@@ -619,14 +663,28 @@ impl KaggleApi {
         }
     }
 
-    /// Checks the credentials against `GET hello` (as `kagglehub.login` does). Only
-    /// called when credentials are present; a refusal is [`KaggleError::Unauthorized`].
+    /// Checks the credentials against `GET hello` (as `kagglehub.login` does), retried
+    /// like every call. Only called when credentials are present. The check is advisory
+    /// (issue 13): a refusal (401/403, or kagglehub's `"code": 401` body) is a
+    /// credential error, but a check that fails otherwise (404, an error after the
+    /// retries) is only logged: the requests that follow tell for themselves.
     pub async fn check_credentials(&self, r: &KaggleRef) -> Result<(), KaggleError> {
+        let what = "Kaggle credential check";
         let url = self.url("hello", &[]);
-        let resp = self.get(&url).await?;
-        let resp = self
-            .check_status(resp, "Kaggle credential check", r)
-            .await?;
+        let checked = match self.send(&url).await {
+            Ok(resp) => self.check_status(resp, what, r).await,
+            Err(e) => Err(e),
+        };
+        let resp = match checked {
+            Ok(resp) => resp,
+            Err(e @ (KaggleError::Unauthorized { .. } | KaggleError::Forbidden { .. })) => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the Kaggle credential check failed; carrying on");
+                return Ok(());
+            }
+        };
         // kagglehub treats a JSON body with `"code": 401` as a refusal too.
         let bytes = crate::fetch::body::read_limited(resp, crate::fetch::body::MESSAGE_LIMIT)
             .await
@@ -635,7 +693,7 @@ impl KaggleApi {
             && v.get("code").and_then(|c| c.as_u64()) == Some(401)
         {
             return Err(KaggleError::Unauthorized {
-                what: "Kaggle credential check".into(),
+                what: what.into(),
                 hint: self
                     .credentials
                     .as_ref()
@@ -690,6 +748,21 @@ impl KaggleApi {
         }
         Ok(files)
     }
+}
+
+/// Statuses worth another attempt: 408, 429 and 5xx.
+pub(crate) fn transient_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+}
+
+/// The `Retry-After` of a response (seconds or an HTTP date).
+pub(crate) fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::fetch::client::parse_retry_after)
 }
 
 /// Applies the version rule of [`KaggleApi::resolve_version`] to a `datasets/view` answer.

@@ -4,6 +4,7 @@
 //! `file://` tree or the AWS open-data layout; [`manifest`] and [`listing`] parse what
 //! those servers publish.
 
+pub mod aws;
 pub mod kaggle;
 pub mod listing;
 pub mod manifest;

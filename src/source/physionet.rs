@@ -20,7 +20,7 @@ use super::listing::{ListingEntry, cmp_versions, is_version, parse_listing};
 use super::{Entry, Manifest, SourceError};
 use crate::auth::SafeUrl;
 use crate::error::{Error, Result};
-use crate::fetch::retry::{is_transient, retry_after};
+use crate::fetch::retry::{classify, retry};
 use crate::fetch::{Downloader, FetchError, join_path};
 
 /// physionet.org, the default base URL.
@@ -104,7 +104,26 @@ impl PhysioNet {
     pub async fn resolve_version(&self, dl: &Downloader, slug: &str) -> Result<String> {
         if self.layout == Layout::PhysioNet && !self.is_local() {
             let content = dir_url(join_path(&self.base, &format!("content/{slug}")));
-            match dl.client().get(&content, None, false).await {
+            // Retried like every request; a redirect or any final answer ends it.
+            let (policy, budget) = dl.retry();
+            let what = SafeUrl::from(&content).to_string();
+            let answer =
+                retry(policy, budget, &what, classify, || async {
+                    let (u, resp) = dl.client().get(&content, None, false).await?;
+                    let status = resp.status().as_u16();
+                    if status == 408 || status == 429 || status >= 500 {
+                        return Err(dl.client().check(&u, resp).err().unwrap_or(
+                            FetchError::Status {
+                                url: SafeUrl::from(&u).to_string(),
+                                status,
+                                retry_after: None,
+                            },
+                        ));
+                    }
+                    Ok((u, resp))
+                })
+                .await;
+            match answer {
                 Ok((_, resp)) if resp.status().is_redirection() => {
                     let loc = resp
                         .headers()
@@ -408,42 +427,28 @@ impl PhysioNet {
             };
         }
         let (policy, budget) = dl.retry();
-        let mut attempt = 0u32;
-        loop {
-            let r: std::result::Result<Option<String>, FetchError> = async {
-                let (final_url, resp) = dl.client().get(url, None, true).await?;
-                if resp.status() == StatusCode::NOT_FOUND {
-                    return Ok(None);
-                }
-                let resp = dl.client().check(&final_url, resp)?;
-                let body = crate::fetch::body::read_limited(resp, crate::fetch::body::TEXT_LIMIT)
-                    .await
-                    .map_err(|e| match e {
-                        crate::fetch::body::BodyError::Transfer(e) => {
-                            crate::fetch::client::transfer(url, &e)
-                        }
-                        too_large => FetchError::Transfer {
-                            url: SafeUrl::from(url).to_string(),
-                            message: too_large.to_string(),
-                        },
-                    })?;
-                Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+        let what = SafeUrl::from(url).to_string();
+        let text = retry(policy, budget, &what, classify, || async {
+            let (final_url, resp) = dl.client().get(url, None, true).await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
             }
-            .await;
-            match r {
-                Ok(t) => return Ok(t),
-                Err(e) => {
-                    attempt += 1;
-                    if is_transient(&e) && attempt < policy.max_attempts && budget.take() {
-                        let d = policy.delay(attempt - 1, retry_after(&e));
-                        tracing::info!(url = %SafeUrl::from(url), attempt, error = %e, "retrying");
-                        tokio::time::sleep(d).await;
-                        continue;
+            let resp = dl.client().check(&final_url, resp)?;
+            let body = crate::fetch::body::read_limited(resp, crate::fetch::body::TEXT_LIMIT)
+                .await
+                .map_err(|e| match e {
+                    crate::fetch::body::BodyError::Transfer(e) => {
+                        crate::fetch::client::transfer(url, &e)
                     }
-                    return Err(e.into());
-                }
-            }
-        }
+                    too_large => FetchError::Transfer {
+                        url: SafeUrl::from(url).to_string(),
+                        message: too_large.to_string(),
+                    },
+                })?;
+            Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+        })
+        .await?;
+        Ok(text)
     }
 }
 

@@ -308,9 +308,11 @@ fn large_file_is_fetched_as_parallel_ranges() {
         .filter(|l| l.path == p)
         .filter_map(|l| l.range)
         .collect();
+    // The first, plain GET goes on as the first range; the other three (one of them
+    // retried after the reset) are closed ranges.
     let closed: Vec<_> = ranges.iter().filter(|r| !r.ends_with('-')).collect();
-    assert!(closed.len() >= 4, "4 ranges (+1 retried): {ranges:?}");
-    assert!(closed.iter().any(|r| r.starts_with("bytes=0-")));
+    assert!(closed.len() >= 3, "3 more ranges (+1 retried): {ranges:?}");
+    assert!(s.log().iter().any(|l| l.path == p && l.range.is_none()));
     assert!(closed.iter().any(|r| r.ends_with("-2999999")));
     assert!(
         !tree(&tmp.path().join("demo/1.0.0"))
@@ -428,10 +430,14 @@ fn sigkill_mid_download_resumes_with_range() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("physio");
     let mut child = std::process::Command::new(&bin)
+        // Splitting off: the one-stream `.part` path (split downloads have their own
+        // SIGKILL tests below).
         .args([
             "fetch",
             "demo@1.0.0",
             "--quiet",
+            "--split-min",
+            "0",
             "--base-url",
             &s.url(),
             "--out",
@@ -454,7 +460,10 @@ fn sigkill_mid_download_resumes_with_range() {
     child.wait().unwrap();
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!(kept > 0 && kept < big.len() as u64);
-    fetch("demo@1.0.0", &s.url(), tmp.path()).assert().success();
+    fetch("demo@1.0.0", &s.url(), tmp.path())
+        .args(["--split-min", "0"])
+        .assert()
+        .success();
     assert_eq!(
         std::fs::read(tmp.path().join("demo/1.0.0/big.dat")).unwrap(),
         big
@@ -477,6 +486,56 @@ fn sigkill_mid_download_resumes_with_range() {
         from > 0 && from <= kept,
         "resumed from {from}, {kept} bytes were on disk"
     );
+}
+
+/// The bytes each range of a `.physio-ranges-*.json` record has written, by range.
+fn written_ranges(log: &Path) -> Vec<[u64; 3]> {
+    std::fs::read_to_string(log)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|v| {
+            v["ranges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| [0, 1, 2].map(|k| r[k].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `physio ARGS BASE_URL --out OUT` and SIGKILLs it as soon as `ready` returns a
+/// value (polled every 20 ms, for at most 30 s; the run must not end first).
+fn kill_when<T>(
+    args: &[&str],
+    base_url: &str,
+    out: &Path,
+    what: &str,
+    mut ready: impl FnMut() -> Option<T>,
+) -> T {
+    let bin = assert_cmd::cargo::cargo_bin("physio");
+    let mut child = std::process::Command::new(&bin)
+        .args(args)
+        .arg(base_url)
+        .arg("--out")
+        .arg(out)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the download ended before it could be killed"
+        );
+        if let Some(v) = ready() {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    got
 }
 
 #[test]
@@ -504,45 +563,18 @@ fn sigkill_mid_split_download_resumes_every_range() {
         "1000000",
         "--base-url",
     ];
-    let bin = assert_cmd::cargo::cargo_bin("physio");
-    let mut child = std::process::Command::new(&bin)
-        .args(args)
-        .arg(s.url())
-        .arg("--out")
-        .arg(tmp.path())
-        .spawn()
-        .unwrap();
     let vdir = tmp.path().join("demo/1.0.0");
     let log = vdir.join(".physio-ranges-big.dat.json");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no range progress recorded"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the download ended before it could be killed"
-        );
-        let written: u64 = std::fs::read_to_string(&log)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .map(|v| {
-                v["ranges"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r[2].as_u64().unwrap() - r[0].as_u64().unwrap())
-                    .sum()
-            })
-            .unwrap_or(0);
-        if written >= 1_000_000 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(
+        &args,
+        &s.url(),
+        tmp.path(),
+        "no range progress recorded",
+        || {
+            let written: u64 = written_ranges(&log).iter().map(|[a, _, n]| n - a).sum();
+            (written >= 1_000_000).then_some(())
+        },
+    );
     assert!(vdir.join("big.dat.ranges.part").exists() && !vdir.join("big.dat").exists());
     s.clear_log();
     physio()
@@ -880,4 +912,203 @@ fn max_rate_caps_the_whole_run_not_each_connection() {
         .args(["--max-rate", "0"])
         .assert()
         .code(2);
+}
+
+/// Issue 13: a file below `--split-min` that one throttled connection would fetch for
+/// ~10 s is split while in flight: idle connections take over the tail of its range.
+/// Killed mid-way (SIGKILL), the next run resumes every range, stolen ones included,
+/// and the file is byte-identical.
+#[test]
+fn transfer_split_mid_flight_is_identical_and_resumes_after_sigkill() {
+    let s = TestServer::start();
+    let big = data(31, 2_000_000);
+    s.add_project(
+        "demo",
+        "1.0.0",
+        &[("big.dat".to_string(), big.clone())],
+        true,
+    );
+    s.pace(100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "fetch",
+        "demo@1.0.0",
+        "--quiet",
+        "--jobs",
+        "4",
+        "--base-url",
+    ];
+    let vdir = tmp.path().join("demo/1.0.0");
+    let log = vdir.join(".physio-ranges-big.dat.json");
+    let at_kill = kill_when(&args, &s.url(), tmp.path(), "no split recorded", || {
+        let r = written_ranges(&log);
+        let written: u64 = r.iter().map(|[a, _, n]| n - a).sum();
+        // Taken over (more than one range) and some bytes of a stolen range written.
+        (r.len() >= 2 && r[1..].iter().any(|[a, _, n]| n > a) && written >= 500_000).then_some(r)
+    });
+    assert!(vdir.join("big.dat.ranges.part").exists() && !vdir.join("big.dat").exists());
+    // The ranges cover the file exactly, one after another.
+    let mut spans: Vec<(u64, u64)> = at_kill.iter().map(|[a, b, _]| (*a, *b)).collect();
+    spans.sort();
+    assert_eq!(spans[0].0, 0);
+    assert_eq!(spans.last().unwrap().1, big.len() as u64 - 1);
+    assert!(spans.windows(2).all(|w| w[0].1 + 1 == w[1].0), "{spans:?}");
+    s.clear_log();
+    s.pace(0);
+    physio()
+        .args(args)
+        .arg(s.url())
+        .arg("--out")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(vdir.join("big.dat")).unwrap(), big);
+    let refetched: u64 = s
+        .log()
+        .into_iter()
+        .filter(|l| l.path == "/files/demo/1.0.0/big.dat")
+        .map(|l| {
+            let r = l.range.expect("a resumed split sends only ranges");
+            let (a, b) = r["bytes=".len()..].split_once('-').unwrap();
+            b.parse::<u64>().unwrap() + 1 - a.parse::<u64>().unwrap()
+        })
+        .sum();
+    let written: u64 = at_kill.iter().map(|[a, _, n]| n - a).sum();
+    assert!(
+        refetched <= big.len() as u64 - written,
+        "only what was missing at the kill was fetched again: {refetched} of {}",
+        big.len()
+    );
+    let left = tree(&vdir);
+    assert!(!left.iter().any(|p| p.contains("ranges")), "{left:?}");
+}
+
+/// Issue 13: with no `--jobs`, the connection budget searches for the server's limit:
+/// it grows while throughput grows, drops back on 503s and settles at or under what the
+/// server allows, so only a handful of requests are ever refused.
+#[test]
+fn connection_budget_search_settles_under_the_server_limit() {
+    let s = TestServer::start();
+    let mut files: Vec<(String, Vec<u8>)> = (0..80)
+        .map(|i| (format!("r/{i:02}.dat"), data(100 + i, 30_000)))
+        .collect();
+    files.push(("long.dat".to_string(), data(200, 1_500_000)));
+    s.add_project("demo", "1.0.0", &files, true);
+    s.pace(150_000);
+    s.limit_connections(6);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = fetch("demo@1.0.0", &s.url(), tmp.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let conns = v["connections"].as_u64().unwrap();
+    assert!((2..=6).contains(&conns), "settled at {conns}: {v}");
+    assert!(v["connection_rate"].as_f64().unwrap() > 0.0, "{v}");
+    let refused = s.refusals();
+    assert!(
+        refused <= 8,
+        "{refused} requests refused: the budget overstepped the server's limit for long"
+    );
+    assert!(s.peak_active() <= 6);
+}
+
+fn mirror_project(s: &TestServer, slug: &str, version: &str, files: &[(String, Vec<u8>)]) {
+    for (p, b) in files {
+        s.add(&format!("/{slug}/{version}/{p}"), b.clone());
+    }
+}
+
+/// Issue 13, `--source auto`: the manifest and checksums come from physionet.org (here
+/// the primary test server, with credentials), the bytes from the AWS mirror
+/// (`PHYSIO_AWS_URL`); a file the mirror lacks, and one it serves wrong, come from
+/// physionet.org instead; nothing unverified is left; the mirror never sees the
+/// PhysioNet credentials; the summary says where the bytes came from.
+#[test]
+fn source_auto_takes_verified_bytes_from_the_mirror_and_falls_back_per_file() {
+    let s = TestServer::start();
+    let files = project(6);
+    s.add_project("demo", "1.0.0", &files, true);
+    s.require_basic("alice", "s3cr3t-pw");
+    let aws = TestServer::start();
+    // The mirror lacks files[1] and serves files[2] with one byte changed.
+    let lacking: Vec<_> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, f)| f.clone())
+        .collect();
+    mirror_project(&aws, "demo", "1.0.0", &lacking);
+    let mut wrong = files[2].1.clone();
+    wrong[100] ^= 1;
+    aws.corrupt(&format!("/demo/1.0.0/{}", files[2].0), wrong);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = fetch("demo@1.0.0", &s.url(), tmp.path())
+        .arg("--json")
+        .env("PHYSIO_AWS_URL", aws.url())
+        .env("PHYSIONET_USERNAME", "alice")
+        .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    no_secret(&o);
+    let vdir = tmp.path().join("demo/1.0.0");
+    assert_identical(&vdir, &files);
+    assert!(!tree(&vdir).iter().any(|p| p.ends_with(".part")));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = files.len() as u64;
+    assert_eq!(v["sources"]["aws"]["files"], n - 2, "{v}");
+    assert_eq!(v["sources"]["physionet"]["files"], 2, "{v}");
+    // Only the two fallbacks were fetched from physionet.org.
+    let from_origin = body_requests(&s);
+    assert_eq!(from_origin.len(), 2, "{from_origin:?}");
+    assert!(
+        aws.log().iter().all(|l| l.auth.is_none()),
+        "credentials reached the mirror"
+    );
+    assert!(
+        aws.log()
+            .iter()
+            .any(|l| l.path == format!("/demo/1.0.0/{}", files[1].0) && l.status == 404)
+    );
+
+    // `--source physionet` never asks the mirror.
+    aws.clear_log();
+    let tmp = tempfile::tempdir().unwrap();
+    fetch("demo@1.0.0", &s.url(), tmp.path())
+        .args(["--source", "physionet"])
+        .env("PHYSIO_AWS_URL", aws.url())
+        .env("PHYSIONET_USERNAME", "alice")
+        .env("PHYSIONET_PASSWORD", "s3cr3t-pw")
+        .assert()
+        .success();
+    assert!(aws.log().is_empty());
+}
+
+/// `--source auto` with a mirror that does not hold the version fetches everything from
+/// physionet.org, and says so.
+#[test]
+fn source_auto_without_the_version_on_the_mirror_uses_physionet() {
+    let s = TestServer::start();
+    let files = project(4);
+    s.add_project("demo", "1.1.0", &files, true);
+    let aws = TestServer::start();
+    mirror_project(&aws, "demo", "1.0.0", &files);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = fetch("demo@1.1.0", &s.url(), tmp.path())
+        .arg("--json")
+        .env("PHYSIO_AWS_URL", aws.url())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_identical(&tmp.path().join("demo/1.1.0"), &files);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["sources"]["aws"]["files"], 0, "{v}");
+    assert_eq!(v["sources"]["physionet"]["files"], files.len(), "{v}");
+    assert!(
+        aws.log().iter().all(|l| !l.path.ends_with(".dat")),
+        "no file was asked of a mirror without the version"
+    );
 }

@@ -14,6 +14,7 @@ mod info;
 mod kaggle;
 mod loaders;
 mod objstore;
+mod pipeline;
 mod plot;
 mod shard;
 mod sync;

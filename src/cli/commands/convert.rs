@@ -18,6 +18,9 @@ const CONVERTED_NAMES_SHOWN: usize = 100;
 
 /// Runs `physio convert`.
 pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
+    if super::pipeline::is_dataset_input(&args.input) {
+        return super::pipeline::run(args, global);
+    }
     let opts = options(args).map_err(crate::Error::Convert)?;
     let bar = progress_bar(global.quiet);
     let reporter = BarReporter { bar: bar.clone() };
@@ -27,11 +30,21 @@ pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     bar.finish_and_clear();
+    render(args, global, &outcome)
+}
+
+/// Prints a conversion's failures and summary (JSON on stdout with `--json`) and
+/// returns its exit code.
+pub(crate) fn render(
+    args: &ConvertArgs,
+    global: &GlobalArgs,
+    outcome: &ConvertOutcome,
+) -> anyhow::Result<u8> {
     let report = &outcome.report;
     let mut err = std::io::stderr().lock();
-    print_failures(&mut err, &outcome)?;
+    print_failures(&mut err, outcome)?;
     if args.json {
-        writeln!(std::io::stdout().lock(), "{}", convert_json(&outcome))?;
+        writeln!(std::io::stdout().lock(), "{}", convert_json(outcome))?;
     } else if !global.quiet && report.records_written == 0 && !report.failed.is_empty() {
         writeln!(
             err,
@@ -46,7 +59,7 @@ pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             report.records_written,
             report.rows,
             report.files.len(),
-            if opts.incremental {
+            if args.incremental {
                 format!(
                     ": {} decoded, {} reused from the previous output \
                      ({} row group(s) copied unchanged)",
@@ -64,7 +77,7 @@ pub fn run(args: &ConvertArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
             }
         )?;
     }
-    Ok(exit_code(&outcome))
+    Ok(exit_code(outcome))
 }
 
 /// 1 when any record failed, else 0.

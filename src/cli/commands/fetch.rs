@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::args::{FetchArgs, GlobalArgs, SourceArg};
+use crate::cli::args::{FetchArgs, GlobalArgs};
 use crate::cli::reporter::ProgressReporter;
 use crate::error::Error;
 use crate::ops::{self, DryRun, FetchOutcome, FetchRequest, Fetched, PlanOutcome};
 use crate::shard::Shard;
-use crate::source::Layout;
 use crate::source::kaggle::{FetchMode, KaggleReport};
 
 /// Runs `physio fetch`.
@@ -62,6 +61,16 @@ pub fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     let mut err = std::io::stderr().lock();
     if let FetchOutcome::PhysioNet(f) = &outcome {
         warn_no_checksums(f.checksums, &f.dataset, &f.version, global);
+        if let Some(w) = &f.selection {
+            super::plan::print_plan_failures(&w.failed)?;
+            if !(global.quiet || args.json) {
+                writeln!(
+                    err,
+                    "--where selects {} of {} records",
+                    w.selected, w.planned
+                )?;
+            }
+        }
     }
     print_failures(&mut err, &outcome, args.delete, global.quiet)?;
     let code = outcome.exit_code();
@@ -102,12 +111,10 @@ pub(crate) fn request(args: &FetchArgs) -> Result<FetchRequest, Error> {
         .map(|s| s.parse::<Shard>())
         .transpose()
         .map_err(|e| Error::Usage(format!("--shard: {e}")))?;
-    req.jobs = args.jobs.unwrap_or(ops::DEFAULT_JOBS);
+    req.jobs = args.jobs;
     req.base_url = args.base_url.clone();
-    req.layout = match args.source {
-        SourceArg::Physionet => Layout::PhysioNet,
-        SourceArg::Aws => Layout::Aws,
-    };
+    req.source = args.source.into();
+    req.filter = super::plan::parse_where(args.where_.as_deref())?;
     req.retries = args.retries;
     req.stall_timeout = if args.stall_timeout > 0.0 && args.stall_timeout.is_finite() {
         Duration::from_secs_f64(args.stall_timeout.min(1e9))
@@ -207,6 +214,15 @@ fn physionet_json(f: &Fetched) -> Value {
         "fetched": r.done.len(), "skipped": r.skipped.len(),
         "failed": r.failed.len(), "bytes": r.bytes,
         "seconds": r.seconds,
+        "sources": {
+            "aws": {"files": r.mirror_files, "bytes": r.mirror_bytes},
+            "physionet": {
+                "files": r.done.len().saturating_sub(r.mirror_files),
+                "bytes": r.bytes.saturating_sub(r.mirror_bytes),
+            },
+        },
+        "connections": r.connections,
+        "connection_rate": r.connection_rate.round(),
         "removed_upstream": r.removed_upstream, "deleted": r.deleted,
         "errors": errors, "exit_code": r.exit_code(),
     })
@@ -267,17 +283,36 @@ fn print_dry_run(out: &mut impl Write, plan: &DryRun) -> std::io::Result<()> {
 /// The one-line human summary on stderr.
 fn summary_line(outcome: &FetchOutcome, seconds: f64) -> String {
     match outcome {
-        FetchOutcome::PhysioNet(f) => format!(
-            "{}@{}: {} fetched ({} bytes in {:.1} s), {} already verified, {} failed -> {}",
-            f.dataset,
-            f.version,
-            f.report.done.len(),
-            f.report.bytes,
-            f.report.seconds,
-            f.report.skipped.len(),
-            f.report.failed.len(),
-            f.dest
-        ),
+        FetchOutcome::PhysioNet(f) => {
+            let r = &f.report;
+            let mut line = String::new();
+            if r.mirror_files > 0 {
+                line = format!(
+                    "{} files ({} bytes) from the AWS open-data mirror, {} from physionet.org; all verified against physionet.org's SHA256SUMS.txt\n",
+                    r.mirror_files,
+                    r.mirror_bytes,
+                    r.done.len().saturating_sub(r.mirror_files),
+                );
+            }
+            line.push_str(&format!(
+                "{}@{}: {} fetched ({} bytes in {:.1} s, {} connections{}), {} already verified, {} failed -> {}",
+                f.dataset,
+                f.version,
+                r.done.len(),
+                r.bytes,
+                r.seconds,
+                r.connections,
+                if r.connection_rate > 0.0 {
+                    format!(" at {:.0} KB/s each", r.connection_rate / 1000.0)
+                } else {
+                    String::new()
+                },
+                r.skipped.len(),
+                r.failed.len(),
+                f.dest
+            ));
+            line
+        }
         FetchOutcome::Kaggle(k) => {
             let what = match k.mode {
                 FetchMode::UpToDate => "up to date",

@@ -6,23 +6,22 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::args::{GlobalArgs, LsArgs, SourceArg};
+use crate::cli::args::{GlobalArgs, LsArgs};
 use crate::ops::{self, FetchRequest};
-use crate::source::Layout;
 
 /// Runs `physio ls`.
 pub fn run(args: &LsArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     if ops::fetch::is_kaggle(&args.dataset) {
         return super::kaggle::ls(args, global);
     }
+    if args.records {
+        return super::plan::ls_records(args, global);
+    }
     let mut req = FetchRequest::new(&args.dataset, "");
     req.include = args.include.clone();
     req.exclude = args.exclude.clone();
     req.base_url = args.base_url.clone();
-    req.layout = match args.source {
-        SourceArg::Physionet => Layout::PhysioNet,
-        SourceArg::Aws => Layout::Aws,
-    };
+    req.source = args.source.into();
     let listing = crate::cli::runtime()?.block_on(ops::ls(&req))?;
     let total: u64 = listing.files.iter().filter_map(|e| e.size).sum();
     let mut out = std::io::stdout().lock();

@@ -6,6 +6,8 @@ pub mod fetch;
 pub mod info;
 pub mod kaggle;
 pub mod ls;
+pub mod pipeline;
+pub mod plan;
 pub mod plot;
 pub mod sync;
 pub mod verify;

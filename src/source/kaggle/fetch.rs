@@ -17,10 +17,11 @@ use url::Url;
 
 use super::{
     KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, error_chain,
-    redacted,
+    redacted, retry_after_of, transient_status,
 };
 use crate::auth::kaggle::KaggleCredentials;
 use crate::extract::ExtractLimits;
+use crate::fetch::retry::RetryState;
 use crate::fetch::{Downloader, DownloaderOptions, Expected, HttpClient, Outcome, Reporter};
 
 /// The name of the checksum file physio writes in every Kaggle version directory, in
@@ -113,7 +114,15 @@ pub async fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<KaggleReport, crate::Error> {
     let r = &opts.dataset;
-    let api = KaggleApi::new(&opts.api_base, opts.credentials.clone())?;
+    // The engine's client carries no credentials at all: it only ever talks to the
+    // storage host, so Kaggle's cannot leak there by construction.
+    let dl = Downloader::new(
+        HttpClient::new(None, Duration::from_secs(30))?,
+        opts.downloader.clone(),
+    );
+    // API calls retry like the downloads, from the same run-wide budget.
+    let api = KaggleApi::new(&opts.api_base, opts.credentials.clone())?
+        .with_retry(opts.downloader.retry.clone(), dl.retry_budget());
     if api.credentials().is_some() {
         api.check_credentials(r).await?;
     }
@@ -122,12 +131,6 @@ pub async fn fetch(
     let ddir = r.dataset_dir(&opts.out);
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     tracing::info!(dataset = %r, version, dir = %vdir.display(), "resolved Kaggle dataset");
-    // The engine's client carries no credentials at all: it only ever talks to the
-    // storage host, so Kaggle's cannot leak there by construction.
-    let dl = Downloader::new(
-        HttpClient::new(None, Duration::from_secs(30))?,
-        opts.downloader.clone(),
-    );
 
     let report = |mode, files: usize, bytes: u64, downloaded: u64| KaggleReport {
         dataset: format!("{SPEC_PREFIX}{}/{}", r.owner, r.dataset),
@@ -475,7 +478,7 @@ struct Transient {
 }
 
 /// Runs `step` until it succeeds, fails for good, or the engine's retry policy (and
-/// run-wide budget) is spent.
+/// run-wide budget) is spent (the one policy of `fetch::retry`).
 async fn with_retries<T, F, Fut>(
     dl: &Downloader,
     what: &str,
@@ -486,38 +489,29 @@ where
     Fut: std::future::Future<Output = Result<Result<T, Transient>, crate::Error>>,
 {
     let (policy, budget) = dl.retry();
-    let mut attempt = 0u32;
+    let mut retry = RetryState::new(policy, budget);
     loop {
         match step().await? {
             Ok(v) => return Ok(v),
-            Err(t) => {
-                attempt += 1;
-                if attempt >= policy.max_attempts || !budget.take() {
+            Err(t) => match retry.next_delay(true, t.retry_after) {
+                Some(delay) => {
+                    tracing::warn!(%what, attempt = retry.attempts(), ?delay, reason = %t.reason, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
                     return Err(KaggleError::Api {
                         url: what.to_string(),
-                        message: format!("gave up after {attempt} attempts: {}", t.reason),
+                        message: format!(
+                            "gave up after {} attempts: {}",
+                            retry.attempts(),
+                            t.reason
+                        ),
                     }
                     .into());
                 }
-                let delay = policy.delay(attempt - 1, t.retry_after);
-                tracing::warn!(%what, attempt, ?delay, reason = %t.reason, "retrying");
-                tokio::time::sleep(delay).await;
-            }
+            },
         }
     }
-}
-
-fn transient_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-}
-
-fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::fetch::client::parse_retry_after)
 }
 
 /// Asks the API for the download and returns the storage URL it redirects to (or the

@@ -99,6 +99,11 @@ pub struct State {
     pub zip_single_files: bool,
     /// Every request, in order.
     pub log: Vec<Logged>,
+    /// API endpoint (`hello`, `view`, `list`, `download`) → this many of its requests
+    /// answer 429 (`Retry-After: 1`) first.
+    pub api_throttle: BTreeMap<String, usize>,
+    /// When set, `GET hello` answers this status.
+    pub hello_status: Option<u16>,
 }
 
 /// A running emulator; the servers stop when the test process exits.
@@ -123,6 +128,8 @@ impl KaggleServer {
             cut_archive_after: None,
             zip_single_files: false,
             log: Vec::new(),
+            api_throttle: BTreeMap::new(),
+            hello_status: None,
         }));
         let std_api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let std_storage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -363,6 +370,30 @@ fn api(
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let find =
         |st: &State, o: &str, d: &str| st.datasets.get(&(o.to_string(), d.to_string())).cloned();
+    let endpoint = match segs.as_slice() {
+        ["api", "v1", "hello"] => "hello",
+        ["api", "v1", "datasets", e, ..] => e,
+        _ => "",
+    };
+    if let Some(n) = st.api_throttle.get_mut(endpoint)
+        && *n > 0
+    {
+        *n -= 1;
+        let mut r = json(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::json!({"code": 429, "message": "Too many requests"}),
+        );
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+        return r;
+    }
+    if endpoint == "hello"
+        && let Some(code) = st.hello_status
+    {
+        return json(
+            StatusCode::from_u16(code).unwrap(),
+            serde_json::json!({"code": code, "message": "emulated"}),
+        );
+    }
     match segs.as_slice() {
         ["api", "v1", "hello"] => json(
             StatusCode::OK,

@@ -35,6 +35,7 @@ pub fn physio() -> assert_cmd::Command {
     for var in [
         "PHYSIO_BASE_URL",
         "PHYSIO_KAGGLE_URL",
+        "PHYSIO_AWS_URL",
         "PHYSIO_LOG",
         "RUST_LOG",
         "PHYSIONET_USERNAME",

@@ -4,6 +4,11 @@
 //! memory, generates nginx-style listings for paths ending in `/`, answers
 //! `/content/<slug>/` with a redirect to the latest version, supports `Range: bytes=N-`,
 //! and logs every request (path, Range, Authorization) so tests can assert on traffic.
+//!
+//! It can also behave as physionet.org is reported to (issue 13), the way nginx's
+//! `limit_rate` and `limit_conn` do: every response body paced to a fixed number of bytes
+//! per second per connection, and requests beyond a limit of concurrent requests
+//! answered with 503 (counted, so tests can assert how often a client overstepped).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -63,6 +68,16 @@ struct State {
     content_latest: HashMap<String, String>,
     basic_auth: Option<String>,
     log: Vec<Logged>,
+    /// Bytes per second per response body (`limit_rate`), 0 for unpaced.
+    conn_rate: u64,
+    /// Most requests served at once (`limit_conn`); more are answered 503.
+    max_active: Option<usize>,
+    /// Requests being served now (body still streaming).
+    active: usize,
+    /// Most requests ever served at once.
+    peak_active: usize,
+    /// Requests refused with 503 because of `max_active`.
+    refusals: usize,
 }
 
 /// A running test server (stopped when dropped with the test process).
@@ -204,6 +219,28 @@ impl TestServer {
         self.state.lock().unwrap().basic_auth = Some(format!("Basic {v}"));
     }
 
+    /// Paces every response body to `bytes_per_sec` (each connection on its own, as
+    /// nginx's `limit_rate`); 0 turns pacing off.
+    pub fn pace(&self, bytes_per_sec: u64) {
+        self.state.lock().unwrap().conn_rate = bytes_per_sec;
+    }
+
+    /// Answers 503 to any request that would make more than `n` requests in progress at
+    /// once (nginx's `limit_conn`, which counts connections with a request in progress).
+    pub fn limit_connections(&self, n: usize) {
+        self.state.lock().unwrap().max_active = Some(n);
+    }
+
+    /// Requests refused so far because of [`TestServer::limit_connections`].
+    pub fn refusals(&self) -> usize {
+        self.state.lock().unwrap().refusals
+    }
+
+    /// The most requests that were ever in progress at once (refused ones excluded).
+    pub fn peak_active(&self) -> usize {
+        self.state.lock().unwrap().peak_active
+    }
+
     /// Every request so far.
     pub fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
@@ -235,6 +272,29 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> R
             .map(String::from)
     };
     let (range, auth) = (header("range"), header("authorization"));
+    let admitted = {
+        let mut s = st.lock().unwrap();
+        if s.max_active.is_some_and(|m| s.active >= m) {
+            s.refusals += 1;
+            false
+        } else {
+            s.active += 1;
+            s.peak_active = s.peak_active.max(s.active);
+            true
+        }
+    };
+    if !admitted {
+        let resp = empty(StatusCode::SERVICE_UNAVAILABLE);
+        st.lock().unwrap().log.push(Logged {
+            path,
+            range,
+            auth,
+            status: 503,
+        });
+        return resp;
+    }
+    // The request counts as in progress until its body is sent or dropped.
+    let guard = ActiveGuard(st.clone());
     let latency = st.lock().unwrap().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -253,7 +313,47 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> R
         auth,
         status: resp.status().as_u16(),
     });
-    resp
+    resp.map(move |b| {
+        b.map_frame(move |f| {
+            let _ = &guard;
+            f
+        })
+        .boxed()
+    })
+}
+
+/// Ends a request's "in progress" span when dropped (with its response body).
+struct ActiveGuard(Arc<Mutex<State>>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.active = s.active.saturating_sub(1);
+        }
+    }
+}
+
+/// `body` sent at `rate` bytes per second: pieces of a twentieth of a second each, each
+/// sent when the bytes before it are due (as nginx's `limit_rate`).
+fn paced(body: Bytes, rate: u64) -> Body {
+    let piece = ((rate / 20).max(1024)) as usize;
+    let started = tokio::time::Instant::now();
+    let stream = futures_util::stream::unfold(0usize, move |sent| {
+        let body = body.clone();
+        async move {
+            if sent >= body.len() {
+                return None;
+            }
+            let end = (sent + piece).min(body.len());
+            let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+            tokio::time::sleep_until(due).await;
+            Some((
+                Ok::<_, std::io::Error>(Frame::data(body.slice(sent..end))),
+                end,
+            ))
+        }
+    });
+    StreamBody::new(stream).boxed()
 }
 
 async fn respond(
@@ -364,6 +464,7 @@ async fn respond(
     };
     let body = s.corrupt.get(path).cloned().unwrap_or(real);
     let throttle = s.throttle.get(path).copied();
+    let conn_rate = s.conn_rate;
     drop(s);
     let len = body.len();
     // `bytes=<a>-` or `bytes=<a>-<b>` (inclusive), RFC 9110 §14.1.2.
@@ -388,6 +489,7 @@ async fn respond(
     };
     let part_len = part.len();
     let b: Body = match throttle {
+        None if conn_rate > 0 => paced(part, conn_rate),
         None => full(part),
         Some((chunk, delay)) => {
             let chunks: Vec<Bytes> = (0..part_len)
