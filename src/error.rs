@@ -46,6 +46,9 @@ pub enum Error {
     /// Writing to object storage (`--out s3://…`) failed or was refused.
     #[error(transparent)]
     ObjectStore(#[from] crate::objstore::ObjectStoreError),
+    /// Drawing a record (`physio plot`) failed.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
     /// A file system operation on `path` failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -108,6 +111,7 @@ impl Error {
             Error::Extract(e) => e.exit_code(),
             Error::Kaggle(e) => e.exit_code(),
             Error::ObjectStore(e) => e.exit_code(),
+            Error::Plot(e) => e.exit_code(),
             Error::UnsafePath { .. } => EXIT_INTEGRITY,
             Error::Usage(_) => EXIT_USAGE,
             Error::Internal(_) => EXIT_INTERNAL,

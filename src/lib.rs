@@ -13,8 +13,9 @@
 //! * [`auth`] — credentials, realms and redaction of secrets.
 //! * [`extract`] — safe zip extraction (zip-slip, symlinks, zip bombs refused).
 //! * [`fsutil`] — atomic writes and safe relative paths.
+//! * [`plot`] — drawing a record (or a row of physio's Parquet) to PNG or SVG.
 //! * [`objstore`] — Parquet output to object storage (`--out s3://bucket/prefix/`).
-//! * [`ops`] — the operations behind the commands (fetch, ls, convert) with typed
+//! * [`ops`] — the operations behind the commands (fetch, ls, convert, plot) with typed
 //!   requests and reports; [`sync`] runs them for a whole configuration.
 //! * [`pipeline`] — `convert <dataset>`: fetch and convert overlapped.
 //! * [`cli`] — the command-line interface (the only module that prints).
@@ -60,6 +61,18 @@
 //! # Ok::<(), physio::Error>(())
 //! ```
 //!
+//! Draw ten seconds of a record with its beat annotations (`physio plot`):
+//!
+//! ```no_run
+//! use physio::ops::{PlotInput, PlotOptions};
+//! let mut opts = PlotOptions::new(PlotInput::Record("mitdb/100".into()), "100.svg");
+//! (opts.from, opts.to) = (Some(10.0), Some(20.0));
+//! opts.annotations = Some("atr".into());
+//! let report = physio::ops::plot(&opts)?;
+//! println!("{} panels, {} annotations", report.signals.len(), report.annotations);
+//! # Ok::<(), physio::plot::PlotError>(())
+//! ```
+//!
 //! Keep a set of datasets fetched and converted (`physio sync`; see also
 //! `examples/sync.rs`):
 //!
@@ -86,6 +99,7 @@ pub mod fsutil;
 pub mod objstore;
 pub mod ops;
 pub mod pipeline;
+pub mod plot;
 pub mod shard;
 pub mod source;
 pub mod sync;

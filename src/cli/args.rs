@@ -45,6 +45,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Fetch and convert the datasets a TOML file lists (for cron and CI).
     Sync(SyncArgs),
+    /// Draw a record (or a row of physio's Parquet) to a PNG or SVG image.
+    Plot(PlotArgs),
 }
 
 /// `physio fetch`.
@@ -294,6 +296,10 @@ pub struct ConvertArgs {
     /// existing output at --out instead of decoding them; the result is the same bytes.
     #[arg(long)]
     pub incremental: bool,
+    /// Also write a Hugging Face dataset card (README.md) into the output directory.
+    /// (pyarrow's `read_table(DIR)` then needs the part files: `DIR/part-*.parquet`.)
+    #[arg(long)]
+    pub card: bool,
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -349,6 +355,55 @@ pub struct SyncArgs {
     /// Run only shard I of N (0-based) of every dataset.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+}
+
+/// Background grid of `physio plot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GridArg {
+    /// ECG paper: 0.2 s / 0.5 mV major and 0.04 s / 0.1 mV minor lines.
+    Ecg,
+}
+
+/// `physio plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A record path (with or without `.hea`), or a Parquet file/directory written by
+    /// `physio convert` (then name the row with --record).
+    pub input: PathBuf,
+    /// The image to write: `.png` or `.svg`.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The record to draw from Parquet input (its `record` column value).
+    #[arg(long, value_name = "NAME")]
+    pub record: Option<String>,
+    /// Start of the window (`10`, `10s`, `1.5m`, `500ms`, `1:30`; from the record's start).
+    #[arg(long, value_name = "T", value_parser = parse_time_arg)]
+    pub from: Option<f64>,
+    /// End of the window (as for --from; default: the record's end).
+    #[arg(long, value_name = "T", value_parser = parse_time_arg)]
+    pub to: Option<f64>,
+    /// Only these signals, by name, in this order (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub signals: Vec<String>,
+    /// Draw the annotations of this annotator (file extension, e.g. `atr`).
+    #[arg(long, value_name = "EXT")]
+    pub annotations: Option<String>,
+    /// Background grid.
+    #[arg(long, value_enum)]
+    pub grid: Option<GridArg>,
+    /// Image width in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 1200)]
+    pub width: u32,
+    /// Height of one signal panel in pixels (ECG-grid panels size themselves).
+    #[arg(long, value_name = "PX", default_value_t = 120)]
+    pub panel_height: u32,
+    /// Print one JSON object describing what was drawn.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_time_arg(s: &str) -> Result<f64, String> {
+    crate::plot::parse_time(s).map_err(|e| e.to_string())
 }
 
 /// Parses a byte size with an optional K/M/G/T suffix (powers of 1024).

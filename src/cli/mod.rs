@@ -43,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Info(a) => commands::info::run(a, &cli.global),
         Command::Convert(a) => commands::convert::run(a, &cli.global),
         Command::Sync(a) => commands::sync::run(a, &cli.global),
+        Command::Plot(a) => commands::plot::run(a, &cli.global),
     });
     match result {
         Ok(Ok(code)) => ExitCode::from(code),

@@ -18,6 +18,7 @@
 
 pub mod annotation_table;
 pub(crate) mod batch;
+pub mod card;
 pub mod discover;
 pub mod edf_source;
 pub mod high_res;
@@ -289,6 +290,10 @@ pub struct ConvertOptions {
     /// previous output at `out` instead of decoding them (the bytes written are the same
     /// as a full conversion's; see `convert::reuse`).
     pub incremental: bool,
+    /// Write a Hugging Face dataset card (`README.md`, see [`card`]) into a directory
+    /// output (`--card`). Off by default: `pq.read_table(DIR)` reads every file of a
+    /// directory that does not start with `.` or `_`, and fails on a README.md.
+    pub card: bool,
 }
 
 impl ConvertOptions {
@@ -312,6 +317,7 @@ impl ConvertOptions {
             shard: Shard::ALL,
             tuning: Tuning::default(),
             incremental: false,
+            card: false,
         }
     }
 
@@ -489,7 +495,11 @@ pub fn convert_with(
         .map_err(|e| ConvertError::Internal(format!("cannot start {} workers: {e}", opts.jobs)))?;
     // `run` stays on the caller's thread (it appends to the file and waits for
     // encoded row groups); everything parallel runs in `pool`.
-    run(opts, found, &names, opener, reporter, &pool)
+    let report = run(opts, found, &names, opener, reporter, &pool)?;
+    if opts.card && !writer::is_single_file(&opts.out) && !report.files.is_empty() {
+        card::write_card(&opts.out)?;
+    }
+    Ok(report)
 }
 
 fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
@@ -521,6 +531,11 @@ fn validate(opts: &ConvertOptions) -> Result<(), ConvertError> {
         ));
     }
     writer::parse_compression(&opts.tuning.compression)?;
+    if opts.card && writer::is_single_file(&opts.out) {
+        return Err(ConvertError::Usage(
+            "--card applies to a directory output (a .parquet file has no card)".to_string(),
+        ));
+    }
     Ok(())
 }
 

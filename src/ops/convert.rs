@@ -54,6 +54,13 @@ pub fn convert(opts: &ConvertRequest, reporter: &dyn Reporter) -> Result<Convert
             uploaded: None,
         });
     };
+    // The staging directory holds this run's files only: it cannot describe the whole
+    // prefix, so object-store output gets no dataset card (`convert::card`).
+    if opts.card {
+        return Err(Error::Usage(
+            "--card applies to a local output directory, not to object storage".to_string(),
+        ));
+    }
     objstore::preflight(&target)?;
     let staging = tempfile::Builder::new()
         .prefix("physio-convert-")

@@ -12,10 +12,13 @@
 //! * [`latest_version`] — the newest published version of a PhysioNet dataset.
 //! * [`ls()`] — the remote files of a version, without downloading.
 //! * [`verify()`] — re-hash a local copy (or a stored version) against its checksums.
-//! * [`convert()`] — WFDB and EDF records to Parquet, locally or into an object store.
+//! * [`convert()`] — WFDB and EDF records to Parquet, locally or into an object store (with
+//!   `card`, a dataset card beside the part files).
 //! * [`ls_records`] — a version's records planned from their headers (`ls --records`).
 //! * [`convert_dataset`] — from a dataset spec to Parquet, fetch and convert overlapped
 //!   (`convert <dataset>`).
+//! * [`plot()`] — draw a record, or a row of physio's Parquet, to PNG or SVG
+//!   ([`crate::plot`]).
 
 pub mod convert;
 pub mod dataset;
@@ -23,6 +26,7 @@ pub mod fetch;
 pub mod records;
 pub mod verify;
 
+pub use crate::plot::{PlotInput, PlotOptions, PlotReport, plot};
 pub use convert::{ConvertOutcome, ConvertRequest, convert};
 pub use dataset::{DatasetOutcome, DatasetRequest, convert_dataset};
 pub use fetch::{

@@ -15,6 +15,7 @@
 //! layout = "record"
 //! dtype = "f32"
 //! preset = "ptb-xl"
+//! card = true                # optional: a dataset card (README.md) in `out`
 //! ```
 //!
 //! Unknown keys are errors (`deny_unknown_fields`): a typo in a nightly job's config must
@@ -64,7 +65,7 @@ pub struct ConvertEntry {
     pub out: PathBuf,
     /// `record`, `samples` or `windows`.
     pub layout: Option<String>,
-    /// `f32`, `f16` or `i16`.
+    /// `f32`, `f16`, `i16` or `i32`.
     pub dtype: Option<String>,
     /// Dataset preset (`ptb-xl`).
     pub preset: Option<String>,
@@ -84,6 +85,15 @@ pub struct ConvertEntry {
     pub key: Option<String>,
     /// Annotation extension to include.
     pub annotations: Option<String>,
+    /// Also write the annotations as a flat table at this path (`--annotations-table`).
+    pub annotations_table: Option<PathBuf>,
+    /// Every sample at the highest rate, as `rdsamp -H` (`--high-resolution`).
+    #[serde(default)]
+    pub high_resolution: bool,
+    /// Write a Hugging Face dataset card (`README.md`) into the output directory
+    /// (`--card`; see [`crate::convert::card`]).
+    #[serde(default)]
+    pub card: bool,
 }
 
 fn default_to() -> String {
@@ -173,6 +183,11 @@ impl SyncConfig {
                 if let Some(m) = &mut c.metadata {
                     *m = base.join(&*m);
                 }
+                if let Some(t) = &mut c.annotations_table
+                    && !is_url(t)
+                {
+                    *t = base.join(&*t);
+                }
             }
         }
         Ok(config)
@@ -201,6 +216,10 @@ out = "parquet/ptb-xl"
 layout = "windows"
 window = 2.5
 preset = "ptb-xl"
+card = true
+dtype = "i32"
+high_resolution = true
+annotations_table = "parquet/ptb-xl-annotations.parquet"
 
 [[dataset]]
 name = "kaggle:owner/ecg"
@@ -217,6 +236,17 @@ name = "kaggle:owner/ecg"
         let conv = d.convert.as_ref().unwrap();
         assert_eq!(conv.layout.as_deref(), Some("windows"));
         assert_eq!(conv.window, Some(2.5));
+        // `card = true` reaches the conversion's options (the dataset card, issue 16).
+        assert!(conv.card);
+        let opts = crate::sync::convert_options(conv, Path::new("in"), None).unwrap();
+        assert!(opts.card);
+        // So do main's issue-14 flags.
+        assert_eq!(opts.dtype, crate::convert::Dtype::I32);
+        assert!(opts.high_resolution);
+        assert_eq!(
+            opts.annotations_table.as_deref(),
+            Some(Path::new("parquet/ptb-xl-annotations.parquet"))
+        );
         assert_eq!(c.datasets[1].convert, None);
         assert!(c.datasets[1].include.is_empty());
     }

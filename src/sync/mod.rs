@@ -350,7 +350,8 @@ pub fn convert_options(
         None | Some("f32") => Dtype::F32,
         Some("f16") => Dtype::F16,
         Some("i16") => Dtype::I16,
-        Some(other) => return Err(usage(format!("dtype {other:?}: f32, f16 or i16"))),
+        Some("i32") => Dtype::I32,
+        Some(other) => return Err(usage(format!("dtype {other:?}: f32, f16, i16 or i32"))),
     };
     o.preset = conv
         .preset
@@ -364,6 +365,9 @@ pub fn convert_options(
         (conv.metadata.as_ref(), conv.key.as_ref()),
     )?;
     o.annotations = conv.annotations.clone();
+    o.annotations_table = conv.annotations_table.clone();
+    o.high_resolution = conv.high_resolution;
+    o.card = conv.card;
     if let Some(s) = shard {
         o.shard = s;
     }

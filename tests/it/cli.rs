@@ -12,7 +12,7 @@ fn help_lists_every_subcommand() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    for sub in ["fetch", "verify", "ls", "info", "convert", "sync"] {
+    for sub in ["fetch", "verify", "ls", "info", "convert", "sync", "plot"] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }
 }

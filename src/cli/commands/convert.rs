@@ -155,6 +155,7 @@ pub(crate) fn options(args: &ConvertArgs) -> Result<ConvertOptions, ConvertError
     opts.jobs = args.jobs.unwrap_or(0);
     opts.fail_fast = args.fail_fast;
     opts.incremental = args.incremental;
+    opts.card = args.card;
     if let Some(shard) = &args.shard {
         opts.shard = shard.parse().map_err(|e| usage(format!("--shard: {e}")))?;
     }

@@ -8,5 +8,6 @@ pub mod kaggle;
 pub mod ls;
 pub mod pipeline;
 pub mod plan;
+pub mod plot;
 pub mod sync;
 pub mod verify;
