@@ -90,6 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_bodies_over_the_limit() {
+        crate::fetch::client::install_tls_provider();
         let client = reqwest::Client::new();
         // Declared too large: refused before reading.
         let url =
