@@ -184,6 +184,35 @@ pub enum Dtype {
     I32,
 }
 
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    /// `record`, `samples` or `windows` (the names `--layout` and sync's `layout` take).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "record" => Ok(Layout::Record),
+            "samples" => Ok(Layout::Samples),
+            "windows" => Ok(Layout::Windows),
+            other => Err(format!("layout {other:?}: record, samples or windows")),
+        }
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = String;
+
+    /// `f32`, `f16`, `i16` or `i32` (the names `--dtype` and sync's `dtype` take).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Dtype::F32),
+            "f16" => Ok(Dtype::F16),
+            "i16" => Ok(Dtype::I16),
+            "i32" => Ok(Dtype::I32),
+            other => Err(format!("dtype {other:?}: f32, f16, i16 or i32")),
+        }
+    }
+}
+
 impl Dtype {
     /// Whether values are digital samples (`I16`, `I32`), with `gain`/`baseline` columns.
     pub fn is_digital(self) -> bool {
@@ -829,6 +858,26 @@ mod tests {
             annotations: None,
             scaled: true,
         }
+    }
+
+    #[test]
+    fn layout_and_dtype_names_parse_as_their_serialized_form() {
+        for l in [Layout::Record, Layout::Samples, Layout::Windows] {
+            let name = serde_json::to_value(l).unwrap();
+            assert_eq!(name.as_str().unwrap().parse::<Layout>(), Ok(l));
+        }
+        for d in [Dtype::F32, Dtype::F16, Dtype::I16, Dtype::I32] {
+            let name = serde_json::to_value(d).unwrap();
+            assert_eq!(name.as_str().unwrap().parse::<Dtype>(), Ok(d));
+        }
+        assert_eq!(
+            "f64".parse::<Dtype>(),
+            Err("dtype \"f64\": f32, f16, i16 or i32".to_string())
+        );
+        assert_eq!(
+            "rows".parse::<Layout>(),
+            Err("layout \"rows\": record, samples or windows".to_string())
+        );
     }
 
     fn physical(r: &MemRecord, j: usize, i: usize) -> f32 {

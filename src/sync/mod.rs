@@ -34,7 +34,7 @@ use std::time::Instant;
 pub use config::{ConfigError, ConvertEntry, DatasetEntry, SyncConfig};
 
 use crate::convert::metadata::Preset;
-use crate::convert::{ConvertOptions, Dtype, Layout, NoReporter};
+use crate::convert::{ConvertOptions, NoReporter};
 use crate::error::{EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, Error, Result};
 use crate::objstore::ObjectUrl;
 use crate::ops::{self, ConvertOutcome, FetchOutcome, FetchRequest};
@@ -336,23 +336,8 @@ pub fn convert_options(
     // Only records whose input files changed are decoded again (issue 7); the output
     // is the same bytes as a full conversion.
     o.incremental = true;
-    o.layout = match conv.layout.as_deref() {
-        None | Some("record") => Layout::Record,
-        Some("samples") => Layout::Samples,
-        Some("windows") => Layout::Windows,
-        Some(other) => {
-            return Err(usage(format!(
-                "layout {other:?}: record, samples or windows"
-            )));
-        }
-    };
-    o.dtype = match conv.dtype.as_deref() {
-        None | Some("f32") => Dtype::F32,
-        Some("f16") => Dtype::F16,
-        Some("i16") => Dtype::I16,
-        Some("i32") => Dtype::I32,
-        Some(other) => return Err(usage(format!("dtype {other:?}: f32, f16, i16 or i32"))),
-    };
+    o.layout = parse_or_default(conv.layout.as_deref()).map_err(usage)?;
+    o.dtype = parse_or_default(conv.dtype.as_deref()).map_err(usage)?;
     o.preset = conv
         .preset
         .as_deref()
@@ -372,4 +357,14 @@ pub fn convert_options(
         o.shard = s;
     }
     Ok(o)
+}
+
+/// `value` parsed, or the type's default when the key is absent.
+fn parse_or_default<T: std::str::FromStr<Err = String> + Default>(
+    value: Option<&str>,
+) -> std::result::Result<T, String> {
+    value
+        .map(str::parse)
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
