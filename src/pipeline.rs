@@ -36,7 +36,7 @@ use crate::convert::{
     SourceOpener,
 };
 use crate::error::{Error, Result};
-use crate::fetch::{Outcome, Reporter as FetchReporter};
+use crate::fetch::{FetchOptions, Outcome, Reporter as FetchReporter};
 
 /// Options of `physio convert <dataset>`.
 #[derive(Debug, Clone)]
@@ -427,7 +427,11 @@ pub fn run(
         .collect();
     let presets = preset_files(&copts);
     if !presets.is_empty() {
-        let r = handle.block_on(remote.fetch_paths(&presets, fetch_display))?;
+        let r = handle.block_on(remote.fetch_paths(
+            &presets,
+            &FetchOptions::shared(),
+            fetch_display,
+        ))?;
         report.fetched_bytes += r.bytes;
         report.fetched_files += r.done.len();
         report.skipped_files += r.skipped.len();
@@ -531,6 +535,9 @@ pub fn run(
     };
     let (converted, fetched) = std::thread::scope(|scope| {
         let fetcher = scope.spawn(|| {
+            // This run's records' files: its shard's own lock, so concurrent shard
+            // runs on one mirror fetch side by side.
+            let own = FetchOptions::for_shard((copts.shard.count > 1).then_some(copts.shard));
             let mut reports = Vec::new();
             let n = staging.records.len();
             let mut start = 0;
@@ -540,7 +547,7 @@ pub fn run(
                     break;
                 }
                 let paths: Vec<String> = staging.files[start..end].concat();
-                match handle.block_on(remote.fetch_paths(&paths, &fetch_reporter)) {
+                match handle.block_on(remote.fetch_paths(&paths, &own, &fetch_reporter)) {
                     Ok(r) => reports.push(Ok(r)),
                     Err(e) => {
                         staging.fail_pending(start..n, &e.to_string());

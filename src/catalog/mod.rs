@@ -109,11 +109,14 @@ pub struct Remote<'a> {
 }
 
 impl Remote<'_> {
-    /// Fetches (or finds verified) the manifest files at `paths` into [`Remote::dir`].
-    /// Paths not in the manifest are ignored; failures are in the report.
+    /// Fetches (or finds verified) the manifest files at `paths` into [`Remote::dir`],
+    /// under the lock `opts` names ([`FetchOptions::shared`] for files every shard
+    /// reads, [`FetchOptions::for_shard`] for a shard's own). Paths not in the
+    /// manifest are ignored; failures are in the report.
     pub async fn fetch_paths(
         &self,
         paths: &[String],
+        opts: &FetchOptions,
         reporter: &dyn Reporter,
     ) -> Result<FetchReport> {
         let by_path: HashMap<&str, &Entry> = self
@@ -138,7 +141,7 @@ impl Remote<'_> {
                 .collect(),
             sums_text: self.manifest.sums_text.clone(),
         };
-        crate::fetch::fetch(&plan, self.downloader, &FetchOptions::default(), reporter).await
+        crate::fetch::fetch(&plan, self.downloader, opts, reporter).await
     }
 
     fn size_of(&self, path: &str) -> Option<u64> {
@@ -245,7 +248,9 @@ pub async fn plan(
             .map(|e| e.path.clone())
             .collect()
     };
-    let report = remote.fetch_paths(&index_files, reporter).await?;
+    let report = remote
+        .fetch_paths(&index_files, &FetchOptions::shared(), reporter)
+        .await?;
     take(report, &mut catalog);
     let found = discover::discover(remote.dir).map_err(Error::Convert)?;
     let filter = RecordFilter::new(&opts.records, opts.shard).map_err(Error::Convert)?;
@@ -261,7 +266,9 @@ pub async fn plan(
         .map(|n| format!("{n}.hea"))
         .filter(|p| remote.has(p))
         .collect();
-    let report = remote.fetch_paths(&headers, reporter).await?;
+    let report = remote
+        .fetch_paths(&headers, &FetchOptions::shared(), reporter)
+        .await?;
     take(report, &mut catalog);
     let failed_paths: HashMap<String, String> = catalog
         .failed
@@ -291,7 +298,9 @@ pub async fn plan(
         tops.push((name.clone(), parsed));
     }
     if !segment_headers.is_empty() {
-        let report = remote.fetch_paths(&segment_headers, reporter).await?;
+        let report = remote
+            .fetch_paths(&segment_headers, &FetchOptions::shared(), reporter)
+            .await?;
         take(report, &mut catalog);
     }
     for (name, parsed) in tops {

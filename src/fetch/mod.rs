@@ -186,6 +186,28 @@ pub struct FetchOptions {
     pub wait_for_lock: bool,
 }
 
+impl FetchOptions {
+    /// The options for files every shard of a sharded run may need (index files,
+    /// record headers): the `shared` lock, waited for, so concurrent shard runs on one
+    /// directory take turns and the later ones find the files verified.
+    pub fn shared() -> FetchOptions {
+        FetchOptions {
+            delete: false,
+            shard_tag: Some("shared".into()),
+            wait_for_lock: true,
+        }
+    }
+
+    /// The options for one shard's own files: the shard's own lock and state file
+    /// (tag `I-of-N`); no tag when the run is not sharded.
+    pub fn for_shard(shard: Option<crate::shard::Shard>) -> FetchOptions {
+        FetchOptions {
+            shard_tag: shard.map(|s| format!("{}-of-{}", s.index, s.count)),
+            ..FetchOptions::default()
+        }
+    }
+}
+
 /// What to fetch: one dataset version into one directory.
 #[derive(Debug, Clone)]
 pub struct FetchPlan {

@@ -123,8 +123,8 @@ pub struct FetchRequest {
     /// into a local directory only). The headers are fetched first, into the same
     /// version directory, so the fetch proper finds them verified; a dry run
     /// ([`fetch_plan`]) fetches them too, since the selection needs them. The headers
-    /// are fetched without the shared-phase lock, so concurrent `--where --shard`
-    /// runs on one mirror should be started after one has planned.
+    /// are fetched under the shared lock ([`FetchOptions::shared`]), so concurrent
+    /// `--where --shard` runs on one mirror take turns for them.
     pub filter: Option<Filter>,
 }
 

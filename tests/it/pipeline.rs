@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::server::TestServer;
-use crate::common::{physio, success_json};
+use crate::common::{physio, physio_process, success_json};
 
 const SLUG: &str = "ptbxl-like";
 const VERSION: &str = "1.0.3";
@@ -814,4 +814,112 @@ fn convert_dataset_shards_by_record_name_like_fetch_and_convert() {
         fetched_dats, all,
         "the shards' signal files: disjoint, complete"
     );
+}
+
+#[test]
+fn concurrent_where_shards_on_one_mirror_equal_one_unsharded_run() {
+    // Four `fetch --where --shard I/4` processes started together on one mirror: the
+    // header phase is shared (its lock waited for), each shard's files are its own, so
+    // none fails with "lock held" and the union is the unsharded selection. Latency
+    // makes the processes overlap.
+    let (s, _files) = serve(30);
+    s.set_latency(Duration::from_millis(5));
+    let tmp = tempfile::tempdir().unwrap();
+    let expr = "(fs == 500 and \"V1\" in sig_name) or duration < 10";
+    let one = tmp.path().join("one");
+    let mut cmd = physio();
+    cmd.args([
+        "fetch",
+        SLUG,
+        "--quiet",
+        "--base-url",
+        &s.url(),
+        "--where",
+        expr,
+    ])
+    .arg("--out")
+    .arg(&one);
+    cmd.assert().success();
+    let shared = tmp.path().join("shared");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            physio_process()
+                .args([
+                    "fetch",
+                    SLUG,
+                    "--quiet",
+                    "--base-url",
+                    &s.url(),
+                    "--where",
+                    expr,
+                ])
+                .args(["--shard", &format!("{i}/4")])
+                .arg("--out")
+                .arg(&shared)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "shard {i}/4: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rel = |root: &Path| -> Vec<PathBuf> {
+        let base = root.join(SLUG).join(VERSION);
+        let mut v: Vec<PathBuf> = dats(&base)
+            .into_iter()
+            .map(|p| p.strip_prefix(&base).unwrap().to_path_buf())
+            .collect();
+        v.sort();
+        v
+    };
+    let (want, got) = (rel(&one), rel(&shared));
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "the shards' files are the unsharded selection");
+    for p in &want {
+        let (a, b) = (
+            one.join(SLUG).join(VERSION).join(p),
+            shared.join(SLUG).join(VERSION).join(p),
+        );
+        assert!(read(&a) == read(&b), "{} differs", p.display());
+    }
+
+    // `convert <dataset> --shard I/2`, both at once on one mirror: no "lock held"
+    // either, and every record is converted by exactly one of them.
+    let mirror = tmp.path().join("m");
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            physio_process()
+                .args([
+                    "convert",
+                    SLUG,
+                    "--to",
+                    "parquet",
+                    "--quiet",
+                    "--base-url",
+                    &s.url(),
+                ])
+                .args(["--shard", &format!("{i}/2"), "--mirror"])
+                .arg(&mirror)
+                .arg("--out")
+                .arg(tmp.path().join(format!("pq-{i}")))
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "convert shard {i}/2: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(dats(&mirror).len(), 60, "every record's signal file, once");
 }

@@ -32,24 +32,38 @@ pub fn success_json(cmd: &mut assert_cmd::Command) -> serde_json::Value {
 /// A `physio` command ready to run, with no inherited physio/credential environment.
 pub fn physio() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("physio").expect("physio binary");
-    for var in [
-        "PHYSIO_BASE_URL",
-        "PHYSIO_KAGGLE_URL",
-        "PHYSIO_AWS_URL",
-        "PHYSIO_LOG",
-        "RUST_LOG",
-        "PHYSIONET_USERNAME",
-        "PHYSIONET_PASSWORD",
-        "KAGGLE_API_TOKEN",
-        "KAGGLE_USERNAME",
-        "KAGGLE_KEY",
-        "KAGGLE_CONFIG_DIR",
-        "NETRC",
-    ] {
+    for var in CLEARED_ENV {
         cmd.env_remove(var);
     }
     cmd
 }
+
+/// The same as [`physio`], as a `std::process::Command`, for tests that run several
+/// processes at once (`spawn`).
+pub fn physio_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("physio"));
+    for var in CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Environment variables a developer's shell may set that would change what a test's
+/// `physio` does: cleared for every test run.
+const CLEARED_ENV: [&str; 12] = [
+    "PHYSIO_BASE_URL",
+    "PHYSIO_KAGGLE_URL",
+    "PHYSIO_AWS_URL",
+    "PHYSIO_LOG",
+    "RUST_LOG",
+    "PHYSIONET_USERNAME",
+    "PHYSIONET_PASSWORD",
+    "KAGGLE_API_TOKEN",
+    "KAGGLE_USERNAME",
+    "KAGGLE_KEY",
+    "KAGGLE_CONFIG_DIR",
+    "NETRC",
+];
 
 /// Python interpreter used for reader checks (`PHYSIO_PYTHON` or `python3`).
 pub fn python() -> String {
