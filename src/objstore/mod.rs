@@ -34,7 +34,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, TryStreamExt};
@@ -54,13 +54,14 @@ use crate::convert::writer::is_part_file;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
 use crate::fetch::Entry;
 use crate::fetch::verify::VerifyReport;
-use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
+use crate::fetch::{Downloader, FetchOptions, FetchPlan, FetchReport, Reporter};
 use crate::fsutil::enclosed_path;
 
 mod fetch;
 mod upload;
 mod verify;
 
+pub(crate) use fetch::StoreDestination;
 pub use fetch::{already_in_store, fetch_to_store};
 pub use upload::{
     UploadOptions, UploadReport, download_previous, download_previous_from, has_output, preflight,
