@@ -186,3 +186,145 @@ async fn fetch_one(
     Ok((Outcome::Fetched, got.transferred))
 }
 
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+    use sha2::Digest;
+
+    use super::*;
+    use crate::fetch::{DownloaderOptions, HttpClient, NoReporter};
+
+    /// A destination that holds nothing but records what the loop asks of it.
+    struct Recorder {
+        /// Paths reported as already verified.
+        present: Vec<&'static str>,
+        /// (path, bytes at the staged path) per commit.
+        committed: Mutex<Vec<(String, Vec<u8>)>>,
+        forgotten: Mutex<Vec<String>>,
+        prepared: Mutex<bool>,
+    }
+
+    impl Destination for Recorder {
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+
+        fn prepare<'a>(&'a self, _plan: &'a FetchPlan) -> BoxFuture<'a, Result<()>> {
+            if let Ok(mut p) = self.prepared.lock() {
+                *p = true;
+            }
+            futures_util::future::ready(Ok(())).boxed()
+        }
+
+        fn verified<'a>(&'a self, entry: &'a Entry) -> BoxFuture<'a, Result<bool>> {
+            let hit = self.present.contains(&entry.path.as_str());
+            futures_util::future::ready(Ok(hit)).boxed()
+        }
+
+        fn staging_path(&self, plan: &FetchPlan, entry: &Entry) -> Result<PathBuf> {
+            Ok(plan.dir.join(&entry.path))
+        }
+
+        fn commit<'a>(
+            &'a self,
+            entry: &'a Entry,
+            staged: &'a Path,
+            _got: &'a Downloaded,
+        ) -> BoxFuture<'a, Result<()>> {
+            let bytes = std::fs::read(staged).unwrap_or_default();
+            if let Ok(mut c) = self.committed.lock() {
+                c.push((entry.path.clone(), bytes));
+            }
+            futures_util::future::ready(Ok(())).boxed()
+        }
+
+        fn forget(&self, path: &str) {
+            if let Ok(mut f) = self.forgotten.lock() {
+                f.push(path.to_string());
+            }
+        }
+
+        fn finish<'a>(&'a self, _plan: &'a FetchPlan, delete: bool) -> BoxFuture<'a, Finished> {
+            futures_util::future::ready(Finished {
+                removed_upstream: vec!["old.dat".into()],
+                deleted: if delete {
+                    vec!["old.dat".into()]
+                } else {
+                    vec![]
+                },
+                state_error: None,
+            })
+            .boxed()
+        }
+
+        fn already_present<'a>(
+            &'a self,
+            _entries: &'a [Entry],
+            _jobs: usize,
+        ) -> BoxFuture<'a, Result<HashSet<String>>> {
+            futures_util::future::ready(Ok(HashSet::new())).boxed()
+        }
+    }
+
+    fn entry(path: &str, published: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            size: Some(published.len() as u64),
+            sha256: Some(sha2::Sha256::digest(published).into()),
+        }
+    }
+
+    /// The loop skips what the destination vouches for, commits only verified bytes,
+    /// has the destination forget a failed file, and takes its finish into the report.
+    #[tokio::test]
+    async fn run_drives_any_destination() {
+        let upstream = tempfile::tempdir().expect("tempdir");
+        let staging = tempfile::tempdir().expect("tempdir");
+        for (name, bytes) in [("a.dat", &b"good"[..]), ("bad.dat", b"evil")] {
+            std::fs::write(upstream.path().join(name), bytes).expect("write");
+        }
+        let plan = FetchPlan {
+            dir: staging.path().to_path_buf(),
+            base: url::Url::from_directory_path(upstream.path()).expect("file URL"),
+            entries: vec![
+                entry("a.dat", b"good"),
+                entry("bad.dat", b"good"),
+                entry("kept.dat", b"kept"),
+            ],
+            upstream: ["a.dat", "bad.dat", "kept.dat"].map(String::from).into(),
+            sums_text: None,
+        };
+        let dest = Recorder {
+            present: vec!["kept.dat"],
+            committed: Mutex::new(Vec::new()),
+            forgotten: Mutex::new(Vec::new()),
+            prepared: Mutex::new(false),
+        };
+        let client = HttpClient::new(None, Duration::from_secs(5)).expect("client");
+        let downloader = Downloader::new(client, DownloaderOptions::default());
+        let opts = FetchOptions {
+            delete: true,
+            ..FetchOptions::default()
+        };
+        let report = run(&plan, &dest, &downloader, &opts, &NoReporter)
+            .await
+            .expect("run");
+        assert!(*dest.prepared.lock().expect("lock"));
+        assert_eq!(report.done, ["a.dat"]);
+        assert_eq!(report.skipped, ["kept.dat"]);
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert_eq!(report.failed[0].0, "bad.dat");
+        assert_eq!(report.bytes, 4);
+        assert_eq!(
+            *dest.committed.lock().expect("lock"),
+            [("a.dat".to_string(), b"good".to_vec())]
+        );
+        assert_eq!(*dest.forgotten.lock().expect("lock"), ["bad.dat"]);
+        assert_eq!(report.removed_upstream, ["old.dat"]);
+        assert_eq!(report.deleted, ["old.dat"]);
+        assert!(!staging.path().join("bad.dat").exists());
+    }
+}
