@@ -222,12 +222,11 @@ impl<'a> StoreDestination<'a> {
     /// recorded SHA-256).
     async fn check(&self, entry: &Entry) -> crate::Result<bool> {
         enclosed_path(&entry.path)?;
-        let key = key_below(&self.target.key, &entry.path);
-        let present = self.listing.get().and_then(|l| l.get(&key)).copied();
-        Ok(match present {
-            Some(size) => object_verifies(self.store, &self.target, &key, size, entry).await?,
-            None => false,
-        })
+        let Some(listing) = self.listing.get() else {
+            return Ok(false);
+        };
+        let found = verified_in_listing(self.store, &self.target, listing, entry).await?;
+        Ok(found.is_some())
     }
 
     /// Uploads the verified file at `staged` as `entry`'s object, with `sha256` in its
