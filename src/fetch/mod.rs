@@ -7,6 +7,12 @@
 //! whose cached digest equals the manifest's is skipped with a `stat`; otherwise it is
 //! hashed and kept if it matches, and downloaded (see [`download`]) if not. A lock file
 //! stops two runs on the same directory (or shard) from racing.
+//!
+//! There is one fetch loop (`destination::run`) and two destinations: the local
+//! version directory (`local::LocalDir`, what [`fetch()`] uses) and a prefix in an
+//! object store (`objstore::StoreDestination`, what [`crate::objstore::fetch_to_store`]
+//! uses). A destination says what is already verified there, where the downloader writes
+//! a file, and how a verified file becomes its copy; everything else is the loop's.
 
 pub mod body;
 pub mod client;

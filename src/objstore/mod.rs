@@ -30,7 +30,9 @@
 //!
 //! Split by job (issue 12): this file holds object URLs, errors and the store builder;
 //! `upload` the Parquet upload and the read-back of a previous output, `fetch` the
-//! fetch into a store, `verify` the re-hash of a stored version.
+//! store as a destination of the one fetch loop (`fetch::run`: listing, HEAD of the
+//! digest metadata, upload of each verified staged file), `verify` the re-hash of a
+//! stored version.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
