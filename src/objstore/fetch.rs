@@ -1,5 +1,7 @@
-//! Fetching a dataset version into a store: the ordinary download engine into a
-//! private staging directory, then a verified multipart upload per file.
+//! Fetching a dataset version into a store: the store as a destination of the one fetch
+//! loop (`fetch::run`), which downloads each file with the ordinary engine into a
+//! private staging directory; [`StoreDestination`] adds what is store-specific (one
+//! LIST, the digest read back with a HEAD, a verified multipart upload per file).
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -172,9 +174,11 @@ pub async fn fetch_to_store(
 /// verified; [`Destination::commit`] uploads it (SHA-256 in its metadata) and removes the
 /// staged copy.
 pub(crate) struct StoreDestination<'a> {
+    /// The store.
     store: &'a dyn ObjectStore,
     /// The version prefix.
     target: ObjectUrl,
+    /// How each file is uploaded (the test-only pause before completion).
     upload: UploadOptions,
     /// The objects below `target` with their sizes, listed once in
     /// [`Destination::prepare`].
