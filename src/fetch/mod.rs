@@ -7,12 +7,20 @@
 //! whose cached digest equals the manifest's is skipped with a `stat`; otherwise it is
 //! hashed and kept if it matches, and downloaded (see [`download`]) if not. A lock file
 //! stops two runs on the same directory (or shard) from racing.
+//!
+//! There is one fetch loop (`destination::run`) and two destinations: the local
+//! version directory (`local::LocalDir`, what [`fetch()`] uses) and a prefix in an
+//! object store (`objstore::StoreDestination`, what [`crate::objstore::fetch_to_store`]
+//! uses). A destination says what is already verified there, where the downloader writes
+//! a file, and how a verified file becomes its copy; everything else is the loop's.
 
 pub mod body;
 pub mod client;
 pub mod concurrency;
+pub(crate) mod destination;
 pub mod download;
 pub mod hash;
+pub(crate) mod local;
 pub mod manifest;
 pub mod plan;
 pub mod rate;
@@ -26,21 +34,19 @@ pub mod verify;
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
-use futures_util::StreamExt;
-use tracing::{debug, info, instrument, warn};
 use url::Url;
 
 pub use client::HttpClient;
+pub(crate) use destination::{Destination, run};
 pub use download::{Downloaded, Downloader, DownloaderOptions, Expected, Mirror};
+pub(crate) use local::LocalDir;
+pub use local::already_verified;
 pub use manifest::{Entry, Manifest};
 pub use reporter::{NoReporter, Outcome, Reporter};
 
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, Error, Result};
-use crate::fsutil::enclosed_path;
-use state::{VerifiedState, stamp, state_path};
 
 /// Why a server refused access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +335,21 @@ impl FetchReport {
         self.mirror_bytes = bytes.saturating_sub(mirror_before.1);
     }
 
+    /// Closes a run that began at `started`: tells `reporter` it is over, records the
+    /// wall-clock time and the connection and mirror figures of `downloader` (see
+    /// [`FetchReport::record_sources`]).
+    pub(crate) fn finish(
+        &mut self,
+        started: Instant,
+        downloader: &Downloader,
+        mirror_before: (usize, u64),
+        reporter: &dyn Reporter,
+    ) {
+        reporter.on_finish();
+        self.seconds = started.elapsed().as_secs_f64();
+        self.record_sources(downloader, mirror_before);
+    }
+
     /// Counts one file's result: fetched, skipped (already verified) or failed.
     pub fn record(&mut self, path: String, result: Result<(Outcome, u64)>) {
         match result {
@@ -423,292 +444,16 @@ impl DirLock {
     }
 }
 
-/// How often a long run writes its verified-state cache to disk.
-const STATE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Brings `plan.dir` in line with `plan`: see the module docs.
+/// Brings `plan.dir` in line with `plan`: see the module docs. The one fetch loop
+/// (`destination::run`) with the local directory `plan.dir` as its destination.
 pub async fn fetch(
     plan: &FetchPlan,
     downloader: &Downloader,
     opts: &FetchOptions,
     reporter: &dyn Reporter,
 ) -> Result<FetchReport> {
-    let started = Instant::now();
-    let _lock = match opts.wait_for_lock {
-        true => DirLock::wait(&plan.dir, opts.shard_tag.as_deref()).await?,
-        false => DirLock::acquire(&plan.dir, opts.shard_tag.as_deref())?,
-    };
-    if let Some(text) = &plan.sums_text {
-        let dest = plan.dir.join("SHA256SUMS.txt");
-        if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
-            crate::fsutil::write_atomic(&dest, text.as_bytes())?;
-        }
-    }
-    let state = Mutex::new(VerifiedState::load(&plan.dir));
-    let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
-    reporter.on_plan(plan.entries.len(), total_size);
-    let jobs = downloader.jobs().max(1);
-    let mirror_before = downloader.from_mirror();
-    // A big dataset on a flaky server needs more retries than a small one.
-    downloader.add_retries(plan.entries.len() as u64 / 10);
-    let save_path = state_path(
-        &plan.dir,
-        opts.shard_tag
-            .as_deref()
-            .map(|t| format!("shard-{t}"))
-            .as_deref(),
-    );
-    let mut results = futures_util::stream::iter(plan.entries.iter())
-        .map(|entry| async {
-            let r = fetch_one(plan, entry, downloader, &state, reporter).await;
-            file_done(reporter, downloader, &entry.path, &r);
-            (entry.path.clone(), r)
-        })
-        .buffer_unordered(jobs * 2);
-    let mut report = FetchReport::default();
-    let mut last_save = Instant::now();
-    while let Some((path, r)) = results.next().await {
-        if r.is_err()
-            && let Ok(mut s) = state.lock()
-        {
-            s.remove(&path);
-        }
-        report.record(path, r);
-        // Checkpoint the cache now and then, so that a run killed after hours does not
-        // leave terabytes to be re-hashed by the next one.
-        if last_save.elapsed() >= STATE_CHECKPOINT {
-            last_save = Instant::now();
-            if let Ok(s) = state.lock()
-                && let Err(e) = s.save(&save_path)
-            {
-                warn!(error = %e, "cannot checkpoint the verified-state cache");
-            }
-        }
-    }
-    drop(results);
-    report.sort_by_path();
-    let (removed, deleted) = removed_upstream(plan, opts.delete, &state);
-    report.removed_upstream = removed;
-    report.deleted = deleted;
-    // The report is kept even when the cache cannot be saved (a full disk fails both):
-    // the per-file failures are what the user needs to see.
-    if let Ok(s) = state.lock()
-        && let Err(e) = s.save(&save_path)
-    {
-        warn!(error = %e, "cannot save the verified-state cache");
-        report.state_error = Some(e);
-    }
-    reporter.on_finish();
-    report.seconds = started.elapsed().as_secs_f64();
-    report.record_sources(downloader, mirror_before);
-    info!(
-        fetched = report.done.len(),
-        skipped = report.skipped.len(),
-        failed = report.failed.len(),
-        bytes = report.bytes,
-        "fetch finished"
-    );
-    Ok(report)
-}
-
-/// Tells `reporter` that `path` is finished, with the connection figures of the moment.
-pub(crate) fn file_done(
-    reporter: &dyn Reporter,
-    downloader: &Downloader,
-    path: &str,
-    result: &Result<(Outcome, u64)>,
-) {
-    let (n, per) = downloader.connections();
-    reporter.on_connections(n, per);
-    reporter.on_file_done(path, Outcome::of(result));
-}
-
-/// One file: skip it if the local copy verifies, else download it.
-#[instrument(skip_all, fields(path = %entry.path))]
-async fn fetch_one(
-    plan: &FetchPlan,
-    entry: &Entry,
-    downloader: &Downloader,
-    state: &Mutex<VerifiedState>,
-    reporter: &dyn Reporter,
-) -> Result<(Outcome, u64)> {
-    let rel = enclosed_path(&entry.path)?;
-    refuse_symlinked_parents(&plan.dir, &rel, &entry.path)?;
-    let dest = plan.dir.join(rel);
-    if let Ok(meta) = tokio::fs::symlink_metadata(&dest).await {
-        if meta.file_type().is_symlink() || !meta.is_file() {
-            return Err(Error::UnsafePath {
-                path: entry.path.clone(),
-                reason: "a symlink or directory is in the way of a dataset file",
-            });
-        }
-        let (size, mtime) = stamp(&meta);
-        if local_copy_verifies(&dest, entry, size, mtime, state).await? {
-            return Ok((Outcome::Skipped, 0));
-        }
-        debug!("local copy differs from the manifest; replacing");
-    }
-    reporter.on_file_start(&entry.path);
-    let expected = Expected {
-        size: entry.size,
-        sha256: entry.sha256,
-        md5: None,
-    };
-    let url = plan.url_of(&entry.path);
-    let got = downloader
-        .download(&url, &dest, &expected, &|n| reporter.on_bytes(n))
-        .await?;
-    if let Ok(meta) = std::fs::metadata(&dest) {
-        let (size, mtime) = stamp(&meta);
-        if let Ok(mut s) = state.lock() {
-            s.insert(&entry.path, size, mtime, &got.digests.sha256);
-        }
-    }
-    Ok((Outcome::Fetched, got.transferred))
-}
-
-/// The entries whose local copy under `dir` the verified-state cache vouches for
-/// (size and mtime unchanged, cached digest equal to the manifest's). Only `stat`s, no
-/// hashing: what `--dry-run` uses to say what a run would actually transfer.
-pub fn already_verified(dir: &Path, entries: &[Entry]) -> HashSet<String> {
-    let state = VerifiedState::load(dir);
-    entries
-        .iter()
-        .filter(|e| {
-            let Ok(rel) = enclosed_path(&e.path) else {
-                return false;
-            };
-            let Ok(meta) = std::fs::symlink_metadata(dir.join(rel)) else {
-                return false;
-            };
-            let (size, mtime) = stamp(&meta);
-            meta.is_file()
-                && match e.sha256 {
-                    Some(want) => state.lookup(&e.path, size, mtime) == Some(want),
-                    None => e.size == Some(size),
-                }
-        })
-        .map(|e| e.path.clone())
-        .collect()
-}
-
-/// Refuses to write through a symlinked directory inside the version directory: a
-/// planted `records -> /etc` link would otherwise send downloads outside it, even
-/// though the manifest path itself is clean.
-fn refuse_symlinked_parents(root: &Path, rel: &Path, shown: &str) -> Result<()> {
-    let mut at = root.to_path_buf();
-    let parents: Vec<_> = rel.components().collect();
-    for c in parents.iter().take(parents.len().saturating_sub(1)) {
-        at.push(c);
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::UnsafePath {
-                    path: shown.to_string(),
-                    reason: "a parent directory in the output is a symlink",
-                });
-            }
-            Ok(_) => {}
-            Err(_) => break, // not created yet: nothing below it exists either
-        }
-    }
-    Ok(())
-}
-
-/// True when the file at `dest` matches `entry`: by the state cache (size+mtime and
-/// digest) or, failing that, by hashing it (then recorded in the cache). Without a
-/// published digest, an equal size is the only check available.
-async fn local_copy_verifies(
-    dest: &Path,
-    entry: &Entry,
-    size: u64,
-    mtime: u128,
-    state: &Mutex<VerifiedState>,
-) -> Result<bool> {
-    if entry.size.is_some_and(|s| s != size) {
-        return Ok(false);
-    }
-    let Some(want) = entry.sha256 else {
-        return Ok(entry.size == Some(size));
-    };
-    let cached = state
-        .lock()
-        .ok()
-        .and_then(|s| s.lookup(&entry.path, size, mtime));
-    if cached == Some(want) {
-        return Ok(true);
-    }
-    let p = dest.to_path_buf();
-    let d = tokio::task::spawn_blocking(move || hash::hash_file(&p, false))
-        .await
-        .map_err(|e| Error::io(dest, std::io::Error::other(e)))?
-        .map_err(|e| Error::io(dest, e))?;
-    if d.sha256 == want {
-        if let Ok(mut s) = state.lock() {
-            s.insert(&entry.path, size, mtime, &d.sha256);
-        }
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// Files under `plan.dir` that the upstream manifest does not list (physio's own
-/// `.physio*` entries, `.part` files and SHA256SUMS.txt aside); deleted with `delete`.
-fn removed_upstream(
-    plan: &FetchPlan,
-    delete: bool,
-    state: &Mutex<VerifiedState>,
-) -> (Vec<String>, Vec<String>) {
-    let mut found = Vec::new();
-    walk(&plan.dir, "", &mut found);
-    found.retain(|p| {
-        let name = p.rsplit('/').next().unwrap_or(p);
-        !(name.starts_with(state::STATE_PREFIX)
-            || p == "SHA256SUMS.txt"
-            || plan.upstream.contains(p)
-            || p.strip_suffix(".part")
-                .is_some_and(|s| plan.upstream.contains(s)))
-    });
-    found.sort();
-    let mut deleted = Vec::new();
-    for p in &found {
-        if !delete {
-            info!(path = %p, "removed upstream (kept; --delete removes it)");
-            continue;
-        }
-        match std::fs::remove_file(plan.dir.join(p)) {
-            Ok(()) => {
-                if let Ok(mut s) = state.lock() {
-                    s.remove(p);
-                }
-                deleted.push(p.clone());
-            }
-            Err(e) => warn!(path = %p, error = %e, "cannot delete"),
-        }
-    }
-    (found, deleted)
-}
-
-/// Collects regular files under `dir` as `/`-separated relative paths (symlinks are
-/// not followed).
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        match e.file_type() {
-            Ok(t) if t.is_dir() && !name.starts_with(state::STATE_PREFIX) => {
-                walk(&e.path(), &rel, out);
-            }
-            Ok(t) if t.is_file() => out.push(rel),
-            _ => {}
-        }
-    }
+    let dest = LocalDir::new(&plan.dir, opts);
+    run(plan, &dest, downloader, opts, reporter).await
 }
 
 #[cfg(test)]
@@ -726,18 +471,6 @@ mod tests {
             join_path(&base, "RECORDS").as_str(),
             "http://h/files/x/1.0/RECORDS"
         );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn refuses_symlinked_parent_dirs() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("records")).unwrap();
-        let rel = Path::new("records/a.dat");
-        assert!(refuse_symlinked_parents(dir.path(), rel, "records/a.dat").is_err());
-        assert!(refuse_symlinked_parents(dir.path(), Path::new("other/a.dat"), "x").is_ok());
-        assert!(refuse_symlinked_parents(dir.path(), Path::new("records"), "x").is_ok());
     }
 
     #[test]

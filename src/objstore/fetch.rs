@@ -1,7 +1,15 @@
-//! Fetching a dataset version into a store: the ordinary download engine into a
-//! private staging directory, then a verified multipart upload per file.
+//! Fetching a dataset version into a store: the store as a destination of the one fetch
+//! loop (`fetch::run`), which downloads each file with the ordinary engine into a
+//! private staging directory; [`StoreDestination`] adds what is store-specific (one
+//! LIST, the digest read back with a HEAD, a verified multipart upload per file).
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 
 use super::*;
+use crate::fetch::Destination;
+use crate::fetch::Downloaded;
+use crate::fetch::destination::Finished;
 
 /// Every object below `prefix` (recursively) with its size.
 pub(super) async fn list_sizes(
@@ -73,22 +81,30 @@ pub async fn already_in_store(
     jobs: usize,
 ) -> Result<HashSet<String>, ObjectStoreError> {
     let listing = list_sizes(store, target).await?;
-    let checks = futures_util::stream::iter(entries.iter())
-        .map(|e| {
-            let key = key_below(&target.key, &e.path);
-            let size = listing.get(&key).copied();
-            async move {
-                match size {
-                    Some(size) => object_verifies(store, target, &key, size, e)
-                        .await
-                        .map(|ok| ok.then(|| e.path.clone())),
-                    None => Ok(None),
-                }
-            }
-        })
-        .buffer_unordered(jobs.max(1));
+    // Collected first: a stream mapped by a closure over `&Entry` is not provably `Send`
+    // (rust-lang/rust#64552), and a destination's futures must be.
+    let checks: Vec<_> = entries
+        .iter()
+        .map(|e| verified_in_listing(store, target, &listing, e))
+        .collect();
+    let checks = futures_util::stream::iter(checks).buffer_unordered(jobs.max(1));
     let found: Vec<Option<String>> = checks.try_collect().await?;
     Ok(found.into_iter().flatten().collect())
+}
+
+/// `entry`'s path when its object is in `listing` and verifies.
+async fn verified_in_listing(
+    store: &dyn ObjectStore,
+    target: &ObjectUrl,
+    listing: &HashMap<ObjectPath, u64>,
+    entry: &Entry,
+) -> Result<Option<String>, ObjectStoreError> {
+    let key = key_below(&target.key, &entry.path);
+    let Some(&size) = listing.get(&key) else {
+        return Ok(None);
+    };
+    let ok = object_verifies(store, target, &key, size, entry).await?;
+    Ok(ok.then(|| entry.path.clone()))
 }
 
 /// Fetches `plan` into an object store: `target` is the version prefix
@@ -149,120 +165,164 @@ pub async fn fetch_to_store(
     upload: &UploadOptions,
     reporter: &dyn Reporter,
 ) -> crate::Result<FetchReport> {
-    let started = Instant::now();
-    let listing = list_sizes(store, target).await?;
-    if let Some(text) = &plan.sums_text {
-        put_if_changed(store, target, SUMS_NAME, text.as_bytes(), &listing).await?;
-    }
-    let total_size = plan.entries.iter().map(|e| e.size).sum::<Option<u64>>();
-    reporter.on_plan(plan.entries.len(), total_size);
-    let jobs = downloader.jobs().max(1);
-    let mirror_before = downloader.from_mirror();
-    downloader.add_retries(plan.entries.len() as u64 / 10);
-    let run = StoreRun {
-        store,
-        target,
-        plan,
-        downloader,
-        upload,
-        reporter,
-        uploads: tokio::sync::Semaphore::new(FETCH_UPLOADS),
-    };
-    let run = &run;
-    let mut results = futures_util::stream::iter(plan.entries.iter())
-        .map(|entry| {
-            let present = listing.get(&key_below(&target.key, &entry.path)).copied();
-            async move {
-                let r = run.fetch_one(entry, present).await;
-                crate::fetch::file_done(reporter, downloader, &entry.path, &r);
-                (entry.path.clone(), r)
-            }
-        })
-        .buffer_unordered(jobs * 2);
-    let mut report = FetchReport::default();
-    while let Some((path, r)) = results.next().await {
-        report.record(path, r);
-    }
-    drop(results);
-    report.sort_by_path();
-    let (removed, deleted) = removed_upstream(store, target, plan, &listing, opts.delete).await;
-    report.removed_upstream = removed;
-    report.deleted = deleted;
-    reporter.on_finish();
-    report.seconds = started.elapsed().as_secs_f64();
-    report.record_sources(downloader, mirror_before);
-    tracing::info!(
-        target = %target.display_url(),
-        fetched = report.done.len(),
-        skipped = report.skipped.len(),
-        failed = report.failed.len(),
-        bytes = report.bytes,
-        "fetch into object store finished"
-    );
-    Ok(report)
+    let dest = StoreDestination::new(store, target.clone(), upload.clone());
+    crate::fetch::run(plan, &dest, downloader, opts, reporter).await
 }
 
-/// What every file of one [`fetch_to_store`] run shares.
-pub(super) struct StoreRun<'a> {
+/// A version prefix in an object store as a fetch [`Destination`]: the downloader writes
+/// each file into the plan's private staging directory (`FetchPlan::dir`), where it is
+/// verified; [`Destination::commit`] uploads it (SHA-256 in its metadata) and removes the
+/// staged copy.
+pub(crate) struct StoreDestination<'a> {
+    /// The store.
     store: &'a dyn ObjectStore,
-    target: &'a ObjectUrl,
-    plan: &'a FetchPlan,
-    downloader: &'a Downloader,
-    upload: &'a UploadOptions,
-    reporter: &'a dyn Reporter,
+    /// The version prefix.
+    target: ObjectUrl,
+    /// How each file is uploaded (the test-only pause before completion).
+    upload: UploadOptions,
+    /// The objects below `target` with their sizes, listed once in
+    /// [`Destination::prepare`].
+    listing: std::sync::OnceLock<HashMap<ObjectPath, u64>>,
     /// Bounds concurrent uploads (and so their memory) to [`FETCH_UPLOADS`].
     uploads: tokio::sync::Semaphore,
 }
 
-impl StoreRun<'_> {
-    /// One file: skip it if its object (of `present` bytes, if listed) verifies, else
-    /// download, verify, upload.
-    #[tracing::instrument(skip_all, fields(path = %entry.path))]
-    async fn fetch_one(
+impl<'a> StoreDestination<'a> {
+    /// The prefix `target` of `store`, uploading with `upload`.
+    pub(crate) fn new(
+        store: &'a dyn ObjectStore,
+        target: ObjectUrl,
+        upload: UploadOptions,
+    ) -> StoreDestination<'a> {
+        StoreDestination {
+            store,
+            target,
+            upload,
+            listing: std::sync::OnceLock::new(),
+            uploads: tokio::sync::Semaphore::new(FETCH_UPLOADS),
+        }
+    }
+
+    /// Lists the prefix (one LIST; a store that cannot be listed fails the run) and
+    /// writes `SHA256SUMS.txt` when it differs.
+    async fn open(&self, plan: &FetchPlan) -> crate::Result<()> {
+        let listing = list_sizes(self.store, &self.target).await?;
+        if let Some(text) = &plan.sums_text {
+            put_if_changed(
+                self.store,
+                &self.target,
+                SUMS_NAME,
+                text.as_bytes(),
+                &listing,
+            )
+            .await?;
+        }
+        // Set once per run; a second `prepare` keeps the first listing.
+        let _ = self.listing.set(listing);
+        Ok(())
+    }
+
+    /// True when the object of `entry`, if listed, verifies (size, then a HEAD for its
+    /// recorded SHA-256).
+    async fn check(&self, entry: &Entry) -> crate::Result<bool> {
+        enclosed_path(&entry.path)?;
+        let Some(listing) = self.listing.get() else {
+            return Ok(false);
+        };
+        let found = verified_in_listing(self.store, &self.target, listing, entry).await?;
+        Ok(found.is_some())
+    }
+
+    /// Uploads the verified file at `staged` as `entry`'s object, with `sha256` in its
+    /// metadata, as a multipart upload completed only once every byte is sent; then
+    /// removes the staged copy (uploaded or not).
+    async fn upload_staged(
         &self,
         entry: &Entry,
-        present: Option<u64>,
-    ) -> crate::Result<(Outcome, u64)> {
-        let (store, target) = (self.store, self.target);
-        let rel = enclosed_path(&entry.path)?;
-        let key = key_below(&target.key, &entry.path);
-        if let Some(size) = present
-            && object_verifies(store, target, &key, size, entry).await?
-        {
-            return Ok((Outcome::Skipped, 0));
-        }
-        self.reporter.on_file_start(&entry.path);
-        let expected = Expected {
-            size: entry.size,
-            sha256: entry.sha256,
-            md5: None,
-        };
-        let staged = self.plan.dir.join(rel);
-        let got = self
-            .downloader
-            .download(&self.plan.url_of(&entry.path), &staged, &expected, &|n| {
-                self.reporter.on_bytes(n)
-            })
-            .await?;
-        // Only verified bytes reach this point: `download` renames `.part` to `staged`
-        // after the size and digest checks, and leaves nothing at `staged` otherwise.
+        staged: &Path,
+        sha256: &[u8; 32],
+    ) -> crate::Result<()> {
+        let key = key_below(&self.target.key, &entry.path);
         let mut attributes = Attributes::new();
         attributes.insert(
             Attribute::Metadata(SHA256_METADATA.into()),
-            hex::encode(got.digests.sha256).into(),
+            hex::encode(sha256).into(),
         );
         let sent = match self.uploads.acquire().await {
-            Ok(_permit) => upload_file(store, &staged, &key, target, self.upload, attributes).await,
+            Ok(_permit) => {
+                upload_file(
+                    self.store,
+                    staged,
+                    &key,
+                    &self.target,
+                    &self.upload,
+                    attributes,
+                )
+                .await
+            }
             Err(e) => Err(ObjectStoreError::Io {
-                path: staged.clone(),
+                path: staged.to_path_buf(),
                 source: std::io::Error::other(e),
             }),
         };
-        if let Err(e) = tokio::fs::remove_file(&staged).await {
+        if let Err(e) = tokio::fs::remove_file(staged).await {
             tracing::warn!(file = %staged.display(), error = %e, "cannot remove staged file");
         }
         sent?;
-        Ok((Outcome::Fetched, got.transferred))
+        Ok(())
+    }
+
+    /// Reports (and with `delete` removes) the objects upstream no longer lists.
+    async fn close(&self, plan: &FetchPlan, delete: bool) -> Finished {
+        let empty = HashMap::new();
+        let listing = self.listing.get().unwrap_or(&empty);
+        let (removed_upstream, deleted) =
+            removed_upstream(self.store, &self.target, plan, listing, delete).await;
+        Finished {
+            removed_upstream,
+            deleted,
+            state_error: None,
+        }
+    }
+}
+
+impl Destination for StoreDestination<'_> {
+    fn describe(&self) -> String {
+        self.target.display_url()
+    }
+
+    fn prepare<'b>(&'b self, plan: &'b FetchPlan) -> BoxFuture<'b, crate::Result<()>> {
+        self.open(plan).boxed()
+    }
+
+    fn verified<'b>(&'b self, entry: &'b Entry) -> BoxFuture<'b, crate::Result<bool>> {
+        self.check(entry).boxed()
+    }
+
+    fn staging_path(&self, plan: &FetchPlan, entry: &Entry) -> crate::Result<PathBuf> {
+        Ok(plan.dir.join(enclosed_path(&entry.path)?))
+    }
+
+    fn commit<'b>(
+        &'b self,
+        entry: &'b Entry,
+        staged: &'b Path,
+        got: &'b Downloaded,
+    ) -> BoxFuture<'b, crate::Result<()>> {
+        self.upload_staged(entry, staged, &got.digests.sha256)
+            .boxed()
+    }
+
+    fn finish<'b>(&'b self, plan: &'b FetchPlan, delete: bool) -> BoxFuture<'b, Finished> {
+        self.close(plan, delete).boxed()
+    }
+
+    fn already_present<'b>(
+        &'b self,
+        entries: &'b [Entry],
+        jobs: usize,
+    ) -> BoxFuture<'b, crate::Result<HashSet<String>>> {
+        async move { Ok(already_in_store(self.store, &self.target, entries, jobs).await?) }.boxed()
     }
 }
 

@@ -30,11 +30,13 @@
 //!
 //! Split by job (issue 12): this file holds object URLs, errors and the store builder;
 //! `upload` the Parquet upload and the read-back of a previous output, `fetch` the
-//! fetch into a store, `verify` the re-hash of a stored version.
+//! store as a destination of the one fetch loop (`fetch::run`: listing, HEAD of the
+//! digest metadata, upload of each verified staged file), `verify` the re-hash of a
+//! stored version.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, TryStreamExt};
@@ -54,13 +56,14 @@ use crate::convert::writer::is_part_file;
 use crate::error::{EXIT_AUTH, EXIT_PARTIAL, EXIT_USAGE};
 use crate::fetch::Entry;
 use crate::fetch::verify::VerifyReport;
-use crate::fetch::{Downloader, Expected, FetchOptions, FetchPlan, FetchReport, Outcome, Reporter};
+use crate::fetch::{Downloader, FetchOptions, FetchPlan, FetchReport, Reporter};
 use crate::fsutil::enclosed_path;
 
 mod fetch;
 mod upload;
 mod verify;
 
+pub(crate) use fetch::StoreDestination;
 pub use fetch::{already_in_store, fetch_to_store};
 pub use upload::{
     UploadOptions, UploadReport, download_previous, download_previous_from, has_output, preflight,

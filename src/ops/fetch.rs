@@ -41,11 +41,12 @@ use crate::error::{EXIT_OK, EXIT_PARTIAL, Error, Result};
 use crate::extract::{DEFAULT_MAX_RATIO, ExtractLimits};
 use crate::fetch::plan::Selection;
 use crate::fetch::retry::RetryPolicy;
+use crate::fetch::{Destination, LocalDir};
 use crate::fetch::{
     Downloader, DownloaderOptions, FetchOptions, FetchPlan, FetchReport, HttpClient, Reporter,
 };
 use crate::fetch::{Entry, Manifest};
-use crate::objstore::{self, ObjectUrl, UploadOptions};
+use crate::objstore::{self, ObjectUrl, StoreDestination, UploadOptions};
 use crate::shard::Shard;
 use crate::source::kaggle::{self, KaggleFetchOptions, KaggleRef, KaggleReport};
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
@@ -503,19 +504,10 @@ pub async fn fetch_plan(req: &FetchRequest) -> Result<PlanOutcome> {
     }
     // Files the state cache (or, in a store, the objects' recorded digests) already
     // vouch for would not be transferred.
-    let (present, dest) = match &store {
-        Some((store, t)) => {
-            let prefix = t.join(&format!("{}/{}", r.slug, r.version));
-            let jobs = req.jobs.unwrap_or(DEFAULT_JOBS);
-            let present =
-                objstore::already_in_store(store.as_ref(), &prefix, &entries, jobs).await?;
-            (present, prefix.display_url())
-        }
-        None => (
-            crate::fetch::already_verified(&version_dir, &entries),
-            version_dir.display().to_string(),
-        ),
-    };
+    let dest = destination(&store, &r, &version_dir, &FetchOptions::default());
+    let jobs = req.jobs.unwrap_or(DEFAULT_JOBS);
+    let present = dest.already_present(&entries, jobs).await?;
+    let dest = dest.describe();
     entries.retain(|e| !present.contains(&e.path));
     Ok(PlanOutcome::PhysioNet(DryRun {
         total_bytes: entries.iter().filter_map(|e| e.size).sum(),
@@ -559,7 +551,6 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
     let (selection, where_report) =
         where_selection(req, &r, &version_dir, selection, reporter).await?;
     let entries = selection.apply(&r.manifest.entries);
-    let total_files;
     let plan_of = |dir: PathBuf, entries: Vec<Entry>| FetchPlan {
         dir,
         base: r.source.version_url(&r.slug, &r.version),
@@ -573,93 +564,76 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         shard_tag: shard_tag.clone(),
         wait_for_lock: false,
     };
-    let (report, dest, local) = match &store {
-        Some((store, t)) => {
-            let prefix = t.join(&format!("{}/{}", r.slug, r.version));
-            let mut entries = entries;
-            if let Some(shard) = req.shard {
-                entries.retain(|e| is_index_file(&e.path) || shard.contains(record_stem(&e.path)));
-            }
-            total_files = entries.len();
-            // Files are staged (and verified) one by one in a private temporary
-            // directory before upload; it is removed when the run ends.
-            let staging = tempfile::Builder::new()
+    // Into a store, files are staged (and verified) one by one in a private temporary
+    // directory before upload; it is removed when the run ends.
+    let staging = match &store {
+        Some(_) => Some(
+            tempfile::Builder::new()
                 .prefix("physio-fetch-")
                 .tempdir()
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-            let plan = plan_of(staging.path().to_path_buf(), entries);
-            let upload = UploadOptions {
-                pause_before_complete: objstore::pause_from_env(),
-                ..UploadOptions::default()
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?,
+        ),
+        None => None,
+    };
+    let dest = destination(&store, &r, &version_dir, &fopts);
+    let (entries, first) = match (store.is_some(), req.shard) {
+        (true, Some(shard)) => {
+            let mut entries = entries;
+            entries.retain(|e| is_index_file(&e.path) || shard.contains(record_stem(&e.path)));
+            (entries, None)
+        }
+        (false, Some(shard)) if shard.count > 1 => {
+            // Phase 1: the index files, one shard at a time.
+            let (index, rest): (Vec<Entry>, Vec<Entry>) =
+                entries.into_iter().partition(|e| is_index_file(&e.path));
+            let shared = FetchOptions {
+                delete: false,
+                shard_tag: Some("shared".into()),
+                wait_for_lock: true,
             };
-            let dest = prefix.display_url();
-            let report = objstore::fetch_to_store(
-                store.as_ref(),
-                &prefix,
+            let plan = plan_of(version_dir.clone(), index);
+            let report = crate::fetch::run(
                 &plan,
+                destination(&store, &r, &version_dir, &shared).as_ref(),
                 &r.downloader,
-                &fopts,
-                &upload,
+                &shared,
                 reporter,
             )
             .await
-            .map_err(|e| {
-                Error::during(format!("fetching {}@{} into {dest}", r.slug, r.version), e)
-            })?;
-            (report, dest, None)
+            .map_err(during)?;
+            // Phase 2: this shard's records' files, by record name.
+            let keys = file_keys(&version_dir, &rest);
+            let mine: Vec<Entry> = rest
+                .into_iter()
+                .filter(|e| shard.contains(key_of(&keys, &e.path)))
+                .collect();
+            (mine, Some((plan.entries.len(), report)))
         }
-        None => {
-            let report = match req.shard.filter(|s| s.count > 1) {
-                None => {
-                    total_files = entries.len();
-                    crate::fetch::fetch(
-                        &plan_of(version_dir.clone(), entries),
-                        &r.downloader,
-                        &fopts,
-                        reporter,
-                    )
-                    .await
-                    .map_err(during)?
-                }
-                Some(shard) => {
-                    // Phase 1: the index files, one shard at a time.
-                    let (index, rest): (Vec<Entry>, Vec<Entry>) =
-                        entries.into_iter().partition(|e| is_index_file(&e.path));
-                    let shared = FetchOptions {
-                        delete: false,
-                        shard_tag: Some("shared".into()),
-                        wait_for_lock: true,
-                    };
-                    let mut report = crate::fetch::fetch(
-                        &plan_of(version_dir.clone(), index.clone()),
-                        &r.downloader,
-                        &shared,
-                        reporter,
-                    )
-                    .await
-                    .map_err(during)?;
-                    // Phase 2: this shard's records' files, by record name.
-                    let keys = file_keys(&version_dir, &rest);
-                    let mine: Vec<Entry> = rest
-                        .into_iter()
-                        .filter(|e| shard.contains(key_of(&keys, &e.path)))
-                        .collect();
-                    total_files = index.len() + mine.len();
-                    let own = crate::fetch::fetch(
-                        &plan_of(version_dir.clone(), mine),
-                        &r.downloader,
-                        &fopts,
-                        reporter,
-                    )
-                    .await
-                    .map_err(during)?;
-                    report.merge(own);
-                    report
-                }
-            };
-            (report, version_dir.display().to_string(), Some(version_dir))
-        }
+        _ => (entries, None),
     };
+    let total_files = entries.len() + first.as_ref().map_or(0, |(n, _)| *n);
+    let plan = plan_of(
+        staging
+            .as_ref()
+            .map_or(version_dir.clone(), |s| s.path().to_path_buf()),
+        entries,
+    );
+    let shown = dest.describe();
+    let own = crate::fetch::run(&plan, dest.as_ref(), &r.downloader, &fopts, reporter)
+        .await
+        .map_err(|e| match store.is_some() {
+            true => Error::during(format!("fetching {}@{} into {shown}", r.slug, r.version), e),
+            false => during(e),
+        })?;
+    let report = match first {
+        Some((_, mut report)) => {
+            report.merge(own);
+            report
+        }
+        None => own,
+    };
+    let local = store.is_none().then_some(version_dir);
+    let dest = shown;
     Ok(FetchOutcome::PhysioNet(Fetched {
         dataset: r.slug,
         version: r.version,
@@ -674,6 +648,28 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
 
 /// A store for `target`, with the target.
 type StoreTarget<'a> = (Box<dyn object_store::ObjectStore>, &'a ObjectUrl);
+
+/// Where a fetch of `r` puts its files: the version prefix `<target>/<slug>/<version>`
+/// in `store`, else the local version directory `version_dir` (locked and recorded as
+/// `fopts` says). The one fetch loop, `fetch::run`, drives either.
+fn destination<'a>(
+    store: &'a Option<StoreTarget<'_>>,
+    r: &Resolved,
+    version_dir: &Path,
+    fopts: &FetchOptions,
+) -> Box<dyn Destination + 'a> {
+    match store {
+        Some((store, t)) => {
+            let upload = UploadOptions {
+                pause_before_complete: objstore::pause_from_env(),
+                ..UploadOptions::default()
+            };
+            let prefix = t.join(&format!("{}/{}", r.slug, r.version));
+            Box::new(StoreDestination::new(store.as_ref(), prefix, upload))
+        }
+        None => Box::new(LocalDir::new(version_dir, fopts)),
+    }
+}
 
 /// The checked downloader options, the selection, and the destination store of a
 /// PhysioNet request: every usage error before any network traffic.
