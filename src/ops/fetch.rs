@@ -558,11 +558,9 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
         upstream: r.manifest.entries.iter().map(|e| e.path.clone()).collect(),
         sums_text: r.manifest.sums_text.clone(),
     };
-    let shard_tag = req.shard.map(|s| format!("{}-of-{}", s.index, s.count));
     let fopts = FetchOptions {
         delete: req.delete,
-        shard_tag: shard_tag.clone(),
-        wait_for_lock: false,
+        ..FetchOptions::for_shard(req.shard)
     };
     // Into a store, files are staged (and verified) one by one in a private temporary
     // directory before upload; it is removed when the run ends.
@@ -586,11 +584,7 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
             // Phase 1: the index files, one shard at a time.
             let (index, rest): (Vec<Entry>, Vec<Entry>) =
                 entries.into_iter().partition(|e| is_index_file(&e.path));
-            let shared = FetchOptions {
-                delete: false,
-                shard_tag: Some("shared".into()),
-                wait_for_lock: true,
-            };
+            let shared = FetchOptions::shared();
             let plan = plan_of(version_dir.clone(), index);
             let report = crate::fetch::run(
                 &plan,
