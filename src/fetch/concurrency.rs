@@ -5,7 +5,7 @@
 //! number is the server's, not ours. Without `--jobs` the budget *searches* for it:
 //! it starts at a safe [`START`] and, once per measurement window in which every slot
 //! was wanted, grows by half while the run's aggregate throughput grows with it (each
-//! added connection still brings at least [`GAIN`] of the per-connection rate). It
+//! added connection still brings at least `GAIN` of the per-connection rate). It
 //! settles when adding connections stops paying, and on a refusal (503/429, connect
 //! timeouts, resets) it drops to the number of transfers the server was serving at that
 //! moment and never grows past that again. With `--jobs N` the budget starts at N, never
