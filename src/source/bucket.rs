@@ -371,13 +371,7 @@ impl ObservingService {
                 Ok(resp)
             }
             Err(e) => {
-                let mut message = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    message.push_str(": ");
-                    message.push_str(&s.to_string());
-                    src = s.source();
-                }
+                let mut message = crate::error::chain_message(&e);
                 if e.kind() == HttpErrorKind::Timeout && !message.contains("timed out") {
                     message.push_str(" (timed out)");
                 }

@@ -15,13 +15,9 @@ use reqwest::StatusCode;
 use reqwest::header;
 use url::Url;
 
-use super::{
-    KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, error_chain,
-    redacted, retry_after_of, transient_status,
-};
+use super::{KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, redacted};
 use crate::auth::kaggle::KaggleCredentials;
 use crate::extract::ExtractLimits;
-use crate::fetch::retry::RetryState;
 use crate::fetch::{Downloader, DownloaderOptions, Expected, HttpClient, Outcome, Reporter};
 
 /// The name of the checksum file physio writes in every Kaggle version directory, in
@@ -347,7 +343,7 @@ async fn fetch_one(
     }
     let url = api.download_url(r, version, Some(name));
     let what = format!("{r}@{version}: {name}");
-    let storage = with_retries(dl, &what, || storage_url(api, &url, &what, r)).await?;
+    let storage = storage_url(api, &url, &what, r).await?;
     let progress = |n| reporter.on_bytes(n);
     let base = name.rsplit('/').next().unwrap_or(name);
     let zipped_name = format!("{base}.zip");
@@ -358,13 +354,13 @@ async fn fetch_one(
         && storage.path_segments().and_then(|mut s| s.next_back()) == Some(zipped_name.as_str());
     let n = if auto_zipped {
         let tmp = dest.with_file_name(format!(".physio-zip-{base}"));
-        let n = download_storage(api, dl, &storage, &tmp, &what, &progress).await?;
+        let n = download_storage(api, dl, &storage, &tmp, &progress).await?;
         let unpacked = unzip_single(&tmp, &dest, base, limits).await;
         let _ = std::fs::remove_file(&tmp);
         unpacked?;
         n
     } else {
-        download_storage(api, dl, &storage, &dest, &what, &progress).await?
+        download_storage(api, dl, &storage, &dest, &progress).await?
     };
     let p = dest.clone();
     let sha = blocking(move || crate::fetch::hash::sha256_hex(&p))
@@ -416,8 +412,8 @@ async fn download(
     r: &KaggleRef,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, crate::Error> {
-    let storage = with_retries(dl, what, || storage_url(api, api_url, what, r)).await?;
-    download_storage(api, dl, &storage, dest, what, progress).await
+    let storage = storage_url(api, api_url, what, r).await?;
+    download_storage(api, dl, &storage, dest, progress).await
 }
 
 /// The second half of [`download`]: the engine fetches the storage URL `storage`.
@@ -426,11 +422,9 @@ async fn download_storage(
     dl: &Downloader,
     storage: &Url,
     dest: &Path,
-    what: &str,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, crate::Error> {
-    let storage = storage.clone();
-    let (hashes, size) = with_retries(dl, what, || probe(api, &storage)).await?;
+    let (hashes, size) = probe(api, storage).await?;
     let expected = Expected {
         size,
         sha256: None,
@@ -446,7 +440,7 @@ async fn download_storage(
         dest.to_path_buf()
     };
     let got = dl
-        .download(&storage, &landing, &expected, progress)
+        .download(storage, &landing, &expected, progress)
         .await
         .map_err(|e| match e {
             // The storage host takes no credentials: a refusal there is an expired or
@@ -471,49 +465,6 @@ async fn download_storage(
     Ok(got.transferred)
 }
 
-/// A retryable failure: how long the server asked us to wait, and why.
-struct Transient {
-    retry_after: Option<Duration>,
-    reason: String,
-}
-
-/// Runs `step` until it succeeds, fails for good, or the engine's retry policy (and
-/// run-wide budget) is spent (the one policy of `fetch::retry`).
-async fn with_retries<T, F, Fut>(
-    dl: &Downloader,
-    what: &str,
-    mut step: F,
-) -> Result<T, crate::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<T, Transient>, crate::Error>>,
-{
-    let (policy, budget) = dl.retry();
-    let mut retry = RetryState::new(policy, budget);
-    loop {
-        match step().await? {
-            Ok(v) => return Ok(v),
-            Err(t) => match retry.next_delay(true, t.retry_after) {
-                Some(delay) => {
-                    tracing::warn!(%what, attempt = retry.attempts(), ?delay, reason = %t.reason, "retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(KaggleError::Api {
-                        url: what.to_string(),
-                        message: format!(
-                            "gave up after {} attempts: {}",
-                            retry.attempts(),
-                            t.reason
-                        ),
-                    }
-                    .into());
-                }
-            },
-        }
-    }
-}
-
 /// Asks the API for the download and returns the storage URL it redirects to (or the
 /// API URL itself when a mirror serves the bytes directly).
 async fn storage_url(
@@ -521,26 +472,12 @@ async fn storage_url(
     url: &Url,
     what: &str,
     r: &KaggleRef,
-) -> Result<Result<Url, Transient>, crate::Error> {
-    let resp = match api.get(url).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            return Ok(Err(Transient {
-                retry_after: None,
-                reason: e.to_string(),
-            }));
-        }
-    };
+) -> Result<Url, crate::Error> {
+    let resp = api.send(url).await?;
     let status = resp.status();
-    if transient_status(status) {
-        return Ok(Err(Transient {
-            retry_after: retry_after_of(&resp),
-            reason: format!("HTTP {status} from the Kaggle API"),
-        }));
-    }
     let resp = api.check_status(resp, what, r).await?;
     if !resp.status().is_redirection() {
-        return Ok(Ok(url.clone()));
+        return Ok(url.clone());
     }
     let location = resp
         .headers()
@@ -553,37 +490,26 @@ async fn storage_url(
             message: format!("HTTP {status} without a usable Location"),
         })?;
     tracing::debug!(storage = %redacted(&location), "download redirects to storage");
-    Ok(Ok(location))
+    Ok(location)
 }
 
 /// `GET` with `Range: bytes=0-0` and no credentials: the storage object's reported hashes
-/// and total size, without downloading it.
-async fn probe(
-    api: &KaggleApi,
-    url: &Url,
-) -> Result<Result<(StorageHashes, Option<u64>), Transient>, crate::Error> {
-    let sent = api
-        .http()
-        .get(url.clone())
-        .header(header::RANGE, "bytes=0-0")
-        .send()
-        .await;
-    let resp = match sent {
-        Ok(resp) => resp,
-        Err(e) => {
-            return Ok(Err(Transient {
-                retry_after: None,
-                reason: error_chain(&e),
-            }));
-        }
-    };
+/// and total size, without downloading it. Retried like every request of the run.
+async fn probe(api: &KaggleApi, url: &Url) -> Result<(StorageHashes, Option<u64>), crate::Error> {
+    let resp = api
+        .retried(&redacted(url), || async {
+            api.http()
+                .get(url.clone())
+                .header(header::RANGE, "bytes=0-0")
+                .send()
+                .await
+                .map_err(|e| KaggleError::Api {
+                    url: redacted(url),
+                    message: crate::error::chain_message(&e),
+                })
+        })
+        .await?;
     let status = resp.status();
-    if transient_status(status) {
-        return Ok(Err(Transient {
-            retry_after: retry_after_of(&resp),
-            reason: format!("HTTP {status} from storage"),
-        }));
-    }
     let hashes = StorageHashes::from_headers(resp.headers());
     let size = match status {
         StatusCode::PARTIAL_CONTENT => resp
@@ -603,7 +529,7 @@ async fn probe(
             .into());
         }
     };
-    Ok(Ok((hashes, size)))
+    Ok((hashes, size))
 }
 
 /// `--include`/`--exclude` over dataset paths: `*` stays within one path component,
