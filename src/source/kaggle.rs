@@ -43,7 +43,8 @@ use crate::fetch::retry::{RetryBudget, RetryPolicy, retry};
 mod fetch;
 
 pub use fetch::{
-    COMPLETE_MARK, FetchMode, KaggleFetchOptions, KaggleReport, SUMS_FILE, fetch, list, write_sums,
+    COMPLETE_MARK, FetchMode, KaggleFetchOptions, KagglePlan, KaggleReport, KaggleStep,
+    KaggleTransfer, Landed, SUMS_FILE, TransferResult, list, plan, write_sums,
 };
 
 /// Kaggle's public API base (replaced by `PHYSIO_KAGGLE_URL`).
@@ -478,8 +479,10 @@ impl KaggleApi {
         self
     }
 
-    /// [`KaggleApi::get`], retried like every HTTP call of a run (see
-    /// [`KaggleApi::retried`]).
+    /// [`KaggleApi::get`], retried like every HTTP call of a run through
+    /// [`crate::fetch::retry::retry`]: failures to send, 408, 429 and 5xx back off
+    /// (honouring `Retry-After`) until the policy's attempts or the run's budget run
+    /// out; then the last answer (or error) is returned.
     pub async fn send(&self, url: &Url) -> Result<reqwest::Response, KaggleError> {
         self.retried(&redacted(url), || self.get(url)).await
     }
