@@ -364,7 +364,9 @@ async fn respond(
     auth: Option<&str>,
 ) -> Response<Body> {
     let mut s = st.lock().unwrap();
-    if path == "/"
+    // `ListObjectsV2` on the bucket: virtual-hosted (`/?list-type=2…`, the server is
+    // the bucket) or path style (`/<bucket>?list-type=2…`, keys under `/<bucket>/`).
+    if !path[1..].contains('/')
         && let Some(q) = query
         && q.contains("list-type=2")
     {
@@ -379,7 +381,7 @@ async fn respond(
             }
             _ => {}
         }
-        return s3_list(&s, q);
+        return s3_list(&s, q, &format!("{}/", path.trim_end_matches('/')));
     }
     if let Some(loc) = s.redirects.get(path) {
         let mut r = empty(StatusCode::FOUND);
@@ -530,9 +532,10 @@ async fn respond(
     r
 }
 
-/// A `ListObjectsV2` page (two keys or prefixes per page, to exercise pagination; the
-/// continuation token is the last key returned).
-fn s3_list(s: &State, query: &str) -> Response<Body> {
+/// A `ListObjectsV2` page of the keys under `root` (`/` for a virtual-hosted bucket,
+/// `/<bucket>/` in path style); two keys or prefixes per page, to exercise
+/// pagination; the continuation token is the last key returned.
+fn s3_list(s: &State, query: &str, root: &str) -> Response<Body> {
     // Decoded as S3 decodes a query string (any parameter order, `%XX` and `+`).
     let param = |name: &str| {
         url::form_urlencoded::parse(query.as_bytes())
@@ -543,7 +546,9 @@ fn s3_list(s: &State, query: &str) -> Response<Body> {
     let after = param("continuation-token");
     let mut items: Vec<(String, Option<usize>)> = Vec::new();
     for (p, b) in &s.files {
-        let key = &p[1..];
+        let Some(key) = p.strip_prefix(root) else {
+            continue;
+        };
         let Some(rest) = key.strip_prefix(&prefix) else {
             continue;
         };
