@@ -21,6 +21,26 @@ pub const EXIT_INTEGRITY: u8 = 4;
 /// such as the planned row-group count did not hold), not a problem with the input.
 pub const EXIT_INTERNAL: u8 = 5;
 
+/// `err` and each of its `source()`s on one line, `error: cause: cause`, each text once:
+/// most errors already put their cause in their own message and also expose it as
+/// `source()`, so a cause whose text the line already holds is left out. The crate's one
+/// error-chain printer (CLI messages, transfer errors, Kaggle and bucket requests).
+pub(crate) fn chain_message(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
 /// Any error the physio library returns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

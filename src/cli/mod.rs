@@ -80,19 +80,7 @@ pub fn error_message(err: &anyhow::Error) -> String {
 
 /// [`error_message`] for a library error: the error and each of its `source()`s.
 pub fn error_chain_message(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    let mut cause = Some(err);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
+    crate::error::chain_message(err)
 }
 
 /// The exit code an error maps to: the library's own mapping where the chain holds a

@@ -161,13 +161,7 @@ impl HttpClient {
 /// A reqwest error as a [`FetchError::Transfer`], with the URL redacted (reqwest's own
 /// message would include the URL as given).
 pub(crate) fn transfer(url: &Url, e: &reqwest::Error) -> FetchError {
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
-    }
+    let message = crate::error::chain_message(e);
     FetchError::Transfer {
         url: SafeUrl::from(url).to_string(),
         message: redact_message(&message, url),

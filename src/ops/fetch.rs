@@ -43,12 +43,13 @@ use crate::fetch::plan::Selection;
 use crate::fetch::retry::RetryPolicy;
 use crate::fetch::{Destination, LocalDir};
 use crate::fetch::{
-    Downloader, DownloaderOptions, FetchOptions, FetchPlan, FetchReport, HttpClient, Reporter,
+    Downloader, DownloaderOptions, FetchOptions, FetchPlan, FetchReport, HttpClient, Outcome,
+    Reporter,
 };
 use crate::fetch::{Entry, Manifest};
 use crate::objstore::{self, ObjectUrl, StoreDestination, UploadOptions};
 use crate::shard::Shard;
-use crate::source::kaggle::{self, KaggleFetchOptions, KaggleRef, KaggleReport};
+use crate::source::kaggle::{self, KaggleFetchOptions, KaggleRef, KaggleReport, KaggleTransfer};
 use crate::source::physionet::{AWS_BASE, DEFAULT_BASE};
 use crate::source::{DatasetSpec, Layout, PhysioNet, SourceError};
 
@@ -477,9 +478,8 @@ pub async fn fetch_plan(req: &FetchRequest) -> Result<PlanOutcome> {
     let target = req.target()?;
     if req.is_kaggle() {
         refuse_for_kaggle(req, target.is_some())?;
-        let opts = kaggle_options(req, true)?;
         return Ok(PlanOutcome::Kaggle(
-            kaggle::fetch(&opts, &crate::fetch::NoReporter).await?,
+            fetch_kaggle(req, true, &crate::fetch::NoReporter).await?,
         ));
     }
     let (opts, selection, store) = prepare(req, target.as_ref())?;
@@ -541,8 +541,9 @@ pub async fn fetch(req: &FetchRequest, reporter: &dyn Reporter) -> Result<FetchO
     let target = req.target()?;
     if req.is_kaggle() {
         refuse_for_kaggle(req, target.is_some())?;
-        let opts = kaggle_options(req, false)?;
-        return Ok(FetchOutcome::Kaggle(kaggle::fetch(&opts, reporter).await?));
+        return Ok(FetchOutcome::Kaggle(
+            fetch_kaggle(req, false, reporter).await?,
+        ));
     }
     let (opts, selection, store) = prepare(req, target.as_ref())?;
     let r = with_mirror(req, resolve(req, opts).await?).await;
@@ -722,6 +723,54 @@ async fn where_selection(
     // `Selection` treats a given records list as the whole allow-list.
     let selection = Selection::new(&req.include, &req.exclude, Some(&names.join("\n")), None)?;
     Ok((selection, Some(report)))
+}
+
+/// A Kaggle fetch as plan → download → extract. The plan (`source::kaggle::plan`) is
+/// made with the API client, the only one holding Kaggle's credentials (it follows no
+/// redirects); its transfers are downloaded through the shared [`Downloader`], whose
+/// client has no credentials at all, so they can never reach the storage host; the
+/// extraction step installs the result (safe extraction into staging, then rename).
+async fn fetch_kaggle(
+    req: &FetchRequest,
+    dry_run: bool,
+    reporter: &dyn Reporter,
+) -> Result<KaggleReport> {
+    let opts = kaggle_options(req, dry_run)?;
+    let dl = Downloader::new(
+        HttpClient::new(None, Duration::from_secs(30))?,
+        opts.downloader.clone(),
+    );
+    // API calls retry like the downloads, from the same run-wide budget.
+    let api = kaggle::KaggleApi::new(&opts.api_base, opts.credentials.clone())?
+        .with_retry(opts.downloader.retry.clone(), dl.retry_budget());
+    let plan = kaggle::plan(&opts, &api).await?;
+    let transfers = plan.transfers();
+    if transfers.is_empty() {
+        return plan.extract(Vec::new()).await;
+    }
+    reporter.on_plan(transfers.len(), plan.planned_bytes());
+    let progress = |n| reporter.on_bytes(n);
+    use futures_util::StreamExt as _;
+    let results: Vec<(KaggleTransfer, kaggle::TransferResult)> =
+        futures_util::stream::iter(transfers.iter().map(|t| {
+            let (plan, api, dl, progress) = (&plan, &api, &dl, &progress);
+            async move {
+                reporter.on_file_start(&t.name);
+                let res = plan.download(api, dl, t, progress).await;
+                let outcome = match &res {
+                    Ok(Some(_)) => Outcome::Fetched,
+                    Ok(None) => Outcome::Skipped,
+                    Err(_) => Outcome::Failed,
+                };
+                reporter.on_file_done(&t.name, outcome);
+                (t.clone(), res)
+            }
+        }))
+        .buffer_unordered(dl.jobs())
+        .collect()
+        .await;
+    reporter.on_finish();
+    plan.extract(results).await
 }
 
 /// PhysioNet-only options given for a Kaggle dataset: refused rather than ignored.

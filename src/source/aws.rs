@@ -11,8 +11,8 @@
 
 use url::Url;
 
+use super::bucket::Bucket;
 use super::physionet::{AWS_BASE, Layout, PhysioNet};
-use super::s3;
 use crate::auth::SafeUrl;
 use crate::fetch::Downloader;
 use crate::fetch::download::Mirror;
@@ -48,27 +48,18 @@ pub async fn probe(
             return None;
         }
     };
-    let want = format!("{slug}/{version}/");
-    let mut prefixes = Vec::new();
-    let mut token: Option<String> = None;
-    // A project has a handful of versions: one page, rarely two.
-    for _ in 0..100 {
-        let url = s3::list_url(src.base(), &format!("{slug}/"), true, token.as_deref());
-        let page = match src.get_text(dl, &url).await {
-            Ok(Some(xml)) => s3::parse_list(&xml),
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::info!(error = %e, "cannot list the mirror; fetching from physionet.org");
-                return None;
-            }
-        };
-        prefixes.extend(page.prefixes);
-        match page.next {
-            Some(t) => token = Some(t),
-            None => break,
+    let versions = match Bucket::new(src.base()) {
+        Ok(b) => b.subdirs(dl, slug).await,
+        Err(e) => Err(e.into()),
+    };
+    let versions = match versions {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!(error = %e, "cannot list the mirror; fetching from physionet.org");
+            return None;
         }
-    }
-    if !prefixes.contains(&want) {
+    };
+    if !versions.iter().any(|v| v == version) {
         tracing::info!(slug, version, mirror = %SafeUrl::from(src.base()), "the mirror does not hold this version");
         return None;
     }

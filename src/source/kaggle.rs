@@ -38,12 +38,13 @@ use url::Url;
 
 use crate::auth::kaggle::{CredentialsError, KaggleCredentials};
 use crate::error::{EXIT_AUTH, EXIT_INTEGRITY, EXIT_PARTIAL, EXIT_USAGE};
-use crate::fetch::retry::{RetryBudget, RetryPolicy, RetryState};
+use crate::fetch::retry::{RetryBudget, RetryPolicy, retry};
 
 mod fetch;
 
 pub use fetch::{
-    COMPLETE_MARK, FetchMode, KaggleFetchOptions, KaggleReport, SUMS_FILE, fetch, list, write_sums,
+    COMPLETE_MARK, FetchMode, KaggleFetchOptions, KagglePlan, KaggleReport, KaggleStep,
+    KaggleTransfer, Landed, SUMS_FILE, TransferResult, list, plan, write_sums,
 };
 
 /// Kaggle's public API base (replaced by `PHYSIO_KAGGLE_URL`).
@@ -478,32 +479,44 @@ impl KaggleApi {
         self
     }
 
-    /// [`KaggleApi::get`], retried like every HTTP call of a run: connection failures,
-    /// 408, 429 and 5xx back off (honouring `Retry-After`) until the policy's attempts
-    /// or the run's budget run out; then the last answer (or error) is returned.
+    /// [`KaggleApi::get`], retried like every HTTP call of a run through
+    /// [`crate::fetch::retry::retry`]: failures to send, 408, 429 and 5xx back off
+    /// (honouring `Retry-After`) until the policy's attempts or the run's budget run
+    /// out; then the last answer (or error) is returned.
     pub async fn send(&self, url: &Url) -> Result<reqwest::Response, KaggleError> {
-        let mut retry = RetryState::new(&self.retry, &self.budget);
-        loop {
-            let sent = self.get(url).await;
-            let hint = match &sent {
-                Ok(resp) if transient_status(resp.status()) => Some(retry_after_of(resp)),
-                Ok(_) => None,
-                Err(_) => Some(None),
-            };
-            let Some(retry_after) = hint else {
-                return sent;
-            };
-            match retry.next_delay(true, retry_after) {
-                Some(delay) => {
-                    let why = match &sent {
-                        Ok(resp) => format!("HTTP {}", resp.status()),
-                        Err(e) => e.to_string(),
-                    };
-                    tracing::info!(url = %redacted(url), attempt = retry.attempts(), ?delay, %why, "retrying");
-                    tokio::time::sleep(delay).await;
+        self.retried(&redacted(url), || self.get(url)).await
+    }
+
+    /// Runs `request` under the run's one retry policy ([`crate::fetch::retry::retry`]):
+    /// failures to send, 408, 429 and 5xx back off (honouring `Retry-After`) until the
+    /// policy's attempts or the run's budget run out; then the last answer (or error)
+    /// is returned for the caller to judge. `what` names the request in logs.
+    pub(crate) async fn retried<F, Fut>(
+        &self,
+        what: &str,
+        request: F,
+    ) -> Result<reqwest::Response, KaggleError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<reqwest::Response, KaggleError>>,
+    {
+        let answer = retry(
+            &self.retry,
+            &self.budget,
+            what,
+            Attempt::classify,
+            || async {
+                match request().await {
+                    Ok(resp) if transient_status(resp.status()) => Err(Attempt::Retryable(resp)),
+                    Ok(resp) => Ok(resp),
+                    Err(e) => Err(Attempt::Failed(e)),
                 }
-                None => return sent,
-            }
+            },
+        )
+        .await;
+        match answer {
+            Ok(resp) | Err(Attempt::Retryable(resp)) => Ok(resp),
+            Err(Attempt::Failed(e)) => Err(e),
         }
     }
 
@@ -564,7 +577,7 @@ impl KaggleApi {
         }
         req.send().await.map_err(|e| KaggleError::Api {
             url: redacted(url),
-            message: error_chain(&e),
+            message: crate::error::chain_message(&e),
         })
     }
 
@@ -582,7 +595,7 @@ impl KaggleApi {
             .map_err(|e| KaggleError::Api {
                 url: redacted(url),
                 message: match e {
-                    crate::fetch::body::BodyError::Transfer(e) => error_chain(&e),
+                    crate::fetch::body::BodyError::Transfer(e) => crate::error::chain_message(&e),
                     too_large => too_large.to_string(),
                 },
             })?;
@@ -751,6 +764,33 @@ impl KaggleApi {
     }
 }
 
+/// A failed attempt of a Kaggle request, as [`KaggleApi::retried`] retries it.
+enum Attempt {
+    /// An answer worth another attempt (408, 429, 5xx).
+    Retryable(reqwest::Response),
+    /// The request could not be sent or its answer not read.
+    Failed(KaggleError),
+}
+
+impl Attempt {
+    /// Both kinds are transient; an answer may carry `Retry-After`.
+    fn classify(&self) -> Option<Option<Duration>> {
+        Some(match self {
+            Attempt::Retryable(resp) => retry_after_of(resp),
+            Attempt::Failed(_) => None,
+        })
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attempt::Retryable(resp) => write!(f, "HTTP {}", resp.status()),
+            Attempt::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
 /// Statuses worth another attempt: 408, 429 and 5xx.
 pub(crate) fn transient_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS
@@ -805,18 +845,6 @@ pub fn is_loopback(url: &Url) -> bool {
 /// signed storage URLs carry a bearer credential in their query).
 pub fn redacted(url: &Url) -> String {
     crate::auth::SafeUrl::new(url.clone()).redacted()
-}
-
-/// An error with its sources, one line (reqwest's top-level message alone is vague).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

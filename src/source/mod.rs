@@ -1,14 +1,15 @@
 //! Dataset sources: where a dataset's files and checksums come from. A [`DatasetSpec`]
 //! names a dataset as the user typed it (`ptb-xl`, `mitdb@1.0.0`, `kaggle:o/d`);
 //! [`physionet`] resolves versions and manifests on physionet.org, a mirror, a local
-//! `file://` tree or the AWS open-data layout; [`manifest`] and [`listing`] parse what
-//! those servers publish.
+//! `file://` tree or the AWS open-data layout (whose bucket is listed through
+//! `object_store`); [`crate::fetch::manifest`] and [`listing`] parse what those servers
+//! publish; [`kaggle`] resolves and fetches Kaggle datasets.
 
 pub mod aws;
+mod bucket;
 pub mod kaggle;
 pub mod listing;
 pub mod physionet;
-pub mod s3;
 
 use crate::error::{EXIT_PARTIAL, EXIT_USAGE};
 
@@ -45,6 +46,14 @@ pub enum SourceError {
         /// The (redacted) URL that was searched.
         url: String,
     },
+    /// A bucket listing answered, but not with a usable `ListBucketResult`.
+    #[error("cannot read the listing of {url}: {message}")]
+    Listing {
+        /// The (redacted) bucket URL.
+        url: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
     /// The dataset or version does not exist at the source.
     #[error("{slug}{}: not found at {url}", version.as_deref().map(|v| format!("@{v}")).unwrap_or_default())]
     NotFound {
@@ -64,7 +73,9 @@ impl SourceError {
             SourceError::BadSpec { .. }
             | SourceError::Unsupported(_)
             | SourceError::BadBaseUrl { .. } => EXIT_USAGE,
-            SourceError::NoVersion { .. } | SourceError::NotFound { .. } => EXIT_PARTIAL,
+            SourceError::NoVersion { .. }
+            | SourceError::NotFound { .. }
+            | SourceError::Listing { .. } => EXIT_PARTIAL,
         }
     }
 }

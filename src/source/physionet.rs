@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use super::SourceError;
+use super::bucket::Bucket;
 use super::listing::{ListingEntry, cmp_versions, is_version, parse_listing};
 use crate::auth::SafeUrl;
 use crate::error::{Error, Result};
@@ -149,14 +150,11 @@ impl PhysioNet {
             }
         }
         if self.layout == Layout::Aws && !self.is_local() {
-            let page = self.s3_list(dl, &format!("{slug}/"), true).await?;
-            return page
-                .prefixes
-                .iter()
-                .filter_map(|p| p.strip_prefix(&format!("{slug}/"))?.strip_suffix('/'))
+            let versions = Bucket::new(&self.base)?.subdirs(dl, slug).await?;
+            return versions
+                .into_iter()
                 .filter(|v| is_version(v))
                 .max_by(|a, b| cmp_versions(a, b))
-                .map(str::to_string)
                 .ok_or_else(|| {
                     SourceError::NoVersion {
                         slug: slug.to_string(),
@@ -251,24 +249,18 @@ impl PhysioNet {
                 .strip_prefix(self.base.path())
                 .unwrap_or(root.path());
             let prefix = super::listing::percent_decode(prefix).unwrap_or_default();
-            let page = self.s3_list(dl, &prefix, false).await?;
-            if page.objects.is_empty() {
+            let objects = Bucket::new(&self.base)?.objects(dl, &prefix).await?;
+            if objects.is_empty() {
                 return Ok(None);
             }
             let mut out = Vec::new();
-            for (key, size) in page.objects {
-                let Some(path) = key.strip_prefix(&prefix) else {
-                    continue;
-                };
-                if path.is_empty() || path.ends_with('/') {
-                    continue;
-                }
-                if crate::fsutil::enclosed_path(path).is_err() {
+            for (path, size) in objects {
+                if crate::fsutil::enclosed_path(&path).is_err() {
                     warn!(path, "listing entry with an unsafe name skipped");
                     continue;
                 }
                 out.push(Entry {
-                    path: path.to_string(),
+                    path,
                     size: Some(size),
                     sha256: None,
                 });
@@ -335,32 +327,6 @@ impl PhysioNet {
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(out))
-    }
-
-    /// Every page of an S3 `ListObjectsV2` listing of `prefix`, merged.
-    async fn s3_list(
-        &self,
-        dl: &Downloader,
-        prefix: &str,
-        delimiter: bool,
-    ) -> Result<super::s3::ListPage> {
-        let mut all = super::s3::ListPage::default();
-        let mut token: Option<String> = None;
-        // 10,000 pages of 1,000 keys: far beyond any PhysioNet project.
-        for _ in 0..10_000 {
-            let url = super::s3::list_url(&self.base, prefix, delimiter, token.as_deref());
-            let Some(xml) = self.get_text(dl, &url).await? else {
-                break;
-            };
-            let page = super::s3::parse_list(&xml);
-            all.prefixes.extend(page.prefixes);
-            all.objects.extend(page.objects);
-            match page.next {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        Ok(all)
     }
 
     /// The entries of a directory: `read_dir` for `file://`, the parsed HTML listing

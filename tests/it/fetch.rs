@@ -843,6 +843,94 @@ fn aws_layout_lists_versions_and_sizes_with_list_objects_v2() {
     assert_identical(&tmp.path().join("demo/1.2.0"), &files);
 }
 
+/// Issue 12: a mirror URL that names the bucket in its path
+/// (`http://host/<bucket>/`) is listed path style (`GET /<bucket>?list-type=2…`), and
+/// its files are fetched from `/<bucket>/<slug>/<version>/`.
+#[test]
+fn aws_layout_with_the_bucket_in_the_path_is_listed_path_style() {
+    let s = TestServer::start();
+    let files = project(3);
+    for (p, b) in &files {
+        s.add(&format!("/physionet-open/demo/1.0.0/{p}"), b.clone());
+    }
+    // A key outside the bucket is not listed.
+    s.add("/other/demo/9.0.0/x.dat", vec![0u8; 4]);
+    let base = format!("{}/physionet-open/", s.url());
+    let o = physio()
+        .args([
+            "ls",
+            "demo",
+            "--source",
+            "aws",
+            "--json",
+            "--base-url",
+            &base,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], "1.0.0");
+    assert_eq!(v["files"].as_array().unwrap().len(), files.len(), "{v}");
+    assert!(
+        s.log()
+            .iter()
+            .any(|l| l.path == "/physionet-open" && l.status == 200),
+        "listed path style"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    fetch("demo", &base, tmp.path())
+        .args(["--source", "aws"])
+        .assert()
+        .success();
+    assert_identical(&tmp.path().join("demo/1.0.0"), &files);
+}
+
+/// Issue 12, one retry policy: a bucket listing that fails with a 503 and then a 429
+/// with `Retry-After: 1` is retried by physio's own policy (object_store's retries are
+/// off), honouring the server's delay, and then succeeds; a 403 is not retried.
+#[test]
+fn aws_listing_retries_like_downloads_and_honours_retry_after() {
+    let s = TestServer::start();
+    let files = project(2);
+    for (p, b) in &files {
+        s.add(&format!("/demo/1.0.0/{p}"), b.clone());
+    }
+    s.fault("/", &[Fault::Status(503), Fault::TooMany(1)]);
+    let started = std::time::Instant::now();
+    let o = physio()
+        .args(["ls", "demo", "--source", "aws", "--json", "--base-url"])
+        .arg(s.url())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], "1.0.0");
+    let statuses: Vec<u16> = s
+        .log()
+        .iter()
+        .filter(|l| l.path == "/")
+        .map(|l| l.status)
+        .collect();
+    assert_eq!(&statuses[..3], [503, 429, 200], "{statuses:?}");
+
+    let s = TestServer::start();
+    s.add("/demo/1.0.0/a.dat", vec![1u8; 10]);
+    s.fault("/", &[Fault::Status(403)]);
+    let o = physio()
+        .args(["ls", "demo", "--source", "aws", "--base-url"])
+        .arg(s.url())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("403"));
+    assert_eq!(s.log().iter().filter(|l| l.path == "/").count(), 1);
+}
+
 #[test]
 fn forbidden_with_credentials_blames_the_data_use_agreement() {
     let (s, _) = credentialed();

@@ -816,3 +816,70 @@ fn kaggle_credential_check_failure_is_advisory_but_401_is_not() {
     let tmp = tempfile::tempdir().unwrap();
     fetch(&s, tmp.path(), &["kaggle:o/ecg"]).code(3);
 }
+
+/// Issue 12: Kaggle resolution yields a typed plan before any byte is downloaded: the
+/// whole archive as one transfer to a staging file in the dataset directory or, with
+/// `--include`, one transfer per selected file landing inside the version directory,
+/// carrying the SHA-256 already recorded there; planning makes no storage request.
+#[test]
+fn kaggle_plan_is_typed_and_downloads_nothing() {
+    use physio::auth::kaggle::KaggleCredentials;
+    use physio::source::kaggle::{self, KaggleApi, KaggleFetchOptions, KaggleRef, KaggleStep};
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = |include: &[&str]| KaggleFetchOptions {
+        dataset: KaggleRef::parse("kaggle:o/ecg").unwrap(),
+        out: tmp.path().to_path_buf(),
+        api_base: s.api_base(),
+        credentials: Some(KaggleCredentials::bearer(TOKEN, "test")),
+        include: include.iter().map(|g| g.to_string()).collect(),
+        exclude: Vec::new(),
+        limits: Default::default(),
+        dry_run: false,
+        downloader: Default::default(),
+    };
+    let api = |o: &KaggleFetchOptions| KaggleApi::new(&o.api_base, o.credentials.clone()).unwrap();
+
+    let o = opts(&[]);
+    let plan = rt.block_on(kaggle::plan(&o, &api(&o))).unwrap();
+    assert_eq!(plan.version, 2);
+    let KaggleStep::Archive(t) = &plan.step else {
+        panic!("expected the archive: {:?}", plan.step)
+    };
+    assert!(t.dest.starts_with(tmp.path().join("kaggle/o/ecg")), "{t:?}");
+    assert!(
+        !t.dest.starts_with(&plan.dir),
+        "the archive is staged beside the version"
+    );
+    drop(plan);
+
+    let vdir = version_dir(tmp.path(), 2);
+    std::fs::create_dir_all(&vdir).unwrap();
+    std::fs::write(
+        vdir.join("SHA256SUMS.txt"),
+        format!("{}  RECORDS\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let o = opts(&["RECORDS", "mitdb/*.hea"]);
+    let plan = rt.block_on(kaggle::plan(&o, &api(&o))).unwrap();
+    let KaggleStep::Files(ts) = &plan.step else {
+        panic!("expected single files: {:?}", plan.step)
+    };
+    let mut names: Vec<_> = ts.iter().map(|t| t.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["RECORDS", "mitdb/100.hea"]);
+    for t in ts {
+        assert!(t.dest.starts_with(&vdir), "{t:?}");
+        assert_eq!(
+            t.known_sha256.is_some(),
+            t.name == "RECORDS",
+            "the recorded digest travels with the transfer"
+        );
+    }
+    assert_eq!(plan.transfers().len(), 2);
+    assert!(
+        s.log().iter().all(|l| l.host == "api"),
+        "planning asked storage for nothing"
+    );
+}

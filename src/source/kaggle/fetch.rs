@@ -1,6 +1,10 @@
-//! Fetching a Kaggle dataset version: the whole archive (downloaded through the shared
-//! engine, extracted safely into a staging directory, renamed into place with a
-//! `SHA256SUMS.txt`) or, with `--include`/`--exclude`, single files; plus listing.
+//! Fetching a Kaggle dataset version, as a plan plus an extraction step: [`plan`]
+//! resolves the version and yields a [`KagglePlan`] (the whole archive, or with
+//! `--include`/`--exclude` single files; where each lands; what is already there);
+//! `ops::fetch` downloads its transfers through the shared engine
+//! ([`KagglePlan::download`]); [`KagglePlan::extract`] extracts the archive safely into
+//! a staging directory and renames it into place with a `SHA256SUMS.txt`, or unpacks
+//! and records single files. Plus listing.
 //!
 //! The API request that carries credentials is made by [`super::KaggleApi`] without
 //! following redirects; the signed storage URL it redirects to goes to the engine
@@ -8,21 +12,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use reqwest::header;
 use url::Url;
 
-use super::{
-    KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, error_chain,
-    redacted, retry_after_of, transient_status,
-};
+use super::{KaggleApi, KaggleError, KaggleRef, RemoteFile, SPEC_PREFIX, StorageHashes, redacted};
 use crate::auth::kaggle::KaggleCredentials;
 use crate::extract::ExtractLimits;
-use crate::fetch::retry::RetryState;
-use crate::fetch::{Downloader, DownloaderOptions, Expected, HttpClient, Outcome, Reporter};
+use crate::fetch::{Downloader, DownloaderOptions, Expected};
 
 /// The name of the checksum file physio writes in every Kaggle version directory, in
 /// PhysioNet's format (`<sha256-hex>  <path>` per line), so `physio verify` and re-runs
@@ -72,7 +71,7 @@ pub enum FetchMode {
     DryRun,
 }
 
-/// The outcome of [`fetch`].
+/// The outcome of a Kaggle fetch ([`KagglePlan::extract`]).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KaggleReport {
     /// `kaggle:<owner>/<dataset>`.
@@ -100,29 +99,100 @@ pub struct KaggleReport {
     pub exit_code: u8,
 }
 
-/// Fetches a Kaggle dataset version into `DIR/kaggle/<owner>/<dataset>/<version>/`.
-///
-/// Without filters the whole version is downloaded as Kaggle's zip through the shared
-/// download engine (resumable, retried, checked against the storage host's MD5/CRC32C),
-/// extracted safely into a `.physio-tmp-*` staging directory next to the version
-/// directory, given a `SHA256SUMS.txt`, and renamed into place; the archive is then
-/// deleted. With `include`/`exclude`, matching files are downloaded one by one into the
-/// version directory and added to its `SHA256SUMS.txt`. A version directory whose files
-/// all match its `SHA256SUMS.txt` is not downloaded again.
-pub async fn fetch(
-    opts: &KaggleFetchOptions,
-    reporter: &dyn Reporter,
-) -> Result<KaggleReport, crate::Error> {
+/// A resolved Kaggle fetch: what to download and where each download goes, before any
+/// byte of the dataset is downloaded. [`plan`] makes it; the caller (`ops::fetch`)
+/// downloads each of [`KagglePlan::transfers`] with [`KagglePlan::download`] through
+/// the shared [`Downloader`], then hands the results to [`KagglePlan::extract`], which
+/// extracts the archive (or unpacks and hashes single files), writes `SHA256SUMS.txt`
+/// and renames into place. The plan holds the dataset's directory lock until then.
+#[derive(Debug)]
+pub struct KagglePlan {
+    /// The dataset.
+    pub dataset: KaggleRef,
+    /// The version resolved.
+    pub version: u32,
+    /// The version directory, `DIR/kaggle/<owner>/<dataset>/<version>`.
+    pub dir: PathBuf,
+    /// What the run does.
+    pub step: KaggleStep,
+    /// `DIR/kaggle/<owner>/<dataset>`, where staging happens.
+    dataset_dir: PathBuf,
+    limits: ExtractLimits,
+    /// The version directory's `SHA256SUMS.txt` before the run (files mode).
+    sums: BTreeMap<String, String>,
+    /// Listed files refused at planning (a name that would escape the version
+    /// directory): reported as failed, the rest fetched.
+    refused: Vec<(String, crate::Error)>,
+    /// One run at a time per dataset (held from planning to extraction).
+    _lock: Option<crate::fetch::DirLock>,
+}
+
+/// What a [`KagglePlan`] does.
+#[derive(Debug)]
+pub enum KaggleStep {
+    /// Nothing to download: the complete local copy matches its `SHA256SUMS.txt`.
+    UpToDate {
+        /// Files verified.
+        files: usize,
+        /// Their total size in bytes.
+        bytes: u64,
+    },
+    /// `--dry-run`: what would be fetched; nothing is downloaded.
+    DryRun {
+        /// Files listed.
+        files: usize,
+        /// Their total listed size in bytes.
+        bytes: u64,
+    },
+    /// The whole version as Kaggle's zip, extracted safely into place by
+    /// [`KagglePlan::extract`].
+    Archive(KaggleTransfer),
+    /// Selected files (`--include`/`--exclude`), each to its place in the version
+    /// directory.
+    Files(Vec<KaggleTransfer>),
+}
+
+/// One download of a [`KagglePlan`].
+#[derive(Debug, Clone)]
+pub struct KaggleTransfer {
+    /// The dataset path of the file (or `<dataset>-<version>.zip` for the archive).
+    pub name: String,
+    /// The API URL; the API answers it with a redirect to a signed storage URL.
+    pub api_url: Url,
+    /// Where the verified bytes land: the archive's staging file in the dataset
+    /// directory, or the file's final path in the version directory.
+    pub dest: PathBuf,
+    /// The size Kaggle lists, if any.
+    pub size: Option<u64>,
+    /// The SHA-256 the local `SHA256SUMS.txt` records: a file already at `dest` with it
+    /// is not downloaded again.
+    pub known_sha256: Option<String>,
+    /// The request, for messages (`kaggle:o/d@3: file.csv`).
+    what: String,
+}
+
+/// A transfer's verified bytes, waiting for [`KagglePlan::extract`].
+#[derive(Debug)]
+pub struct Landed {
+    /// Where they are: the transfer's `dest`, or a `.physio-zip-*` file beside it when
+    /// Kaggle served a single file as `<file>.zip`.
+    path: PathBuf,
+    /// Body bytes transferred over the network.
+    pub transferred: u64,
+    /// True when `path` is a one-entry zip still to be unpacked to `dest`.
+    zipped: bool,
+}
+
+/// A transfer's result: `Ok(None)` when the file was already intact.
+pub type TransferResult = Result<Option<Landed>, crate::Error>;
+
+/// Resolves a Kaggle fetch into a [`KagglePlan`]: checks the credentials, resolves
+/// the version, and either lists the files that pass `include`/`exclude` or plans the
+/// whole archive; a complete local copy that matches its `SHA256SUMS.txt` plans
+/// nothing. Takes the dataset's directory lock unless `opts.dry_run`. `api` carries
+/// the credentials; it is the only client that talks to the API host.
+pub async fn plan(opts: &KaggleFetchOptions, api: &KaggleApi) -> Result<KagglePlan, crate::Error> {
     let r = &opts.dataset;
-    // The engine's client carries no credentials at all: it only ever talks to the
-    // storage host, so Kaggle's cannot leak there by construction.
-    let dl = Downloader::new(
-        HttpClient::new(None, Duration::from_secs(30))?,
-        opts.downloader.clone(),
-    );
-    // API calls retry like the downloads, from the same run-wide budget.
-    let api = KaggleApi::new(&opts.api_base, opts.credentials.clone())?
-        .with_retry(opts.downloader.retry.clone(), dl.retry_budget());
     if api.credentials().is_some() {
         api.check_credentials(r).await?;
     }
@@ -131,30 +201,31 @@ pub async fn fetch(
     let ddir = r.dataset_dir(&opts.out);
     let filter = Filter::new(&opts.include, &opts.exclude)?;
     tracing::info!(dataset = %r, version, dir = %vdir.display(), "resolved Kaggle dataset");
-
-    let report = |mode, files: usize, bytes: u64, downloaded: u64| KaggleReport {
-        dataset: format!("{SPEC_PREFIX}{}/{}", r.owner, r.dataset),
+    let plan = |step, sums, lock| KagglePlan {
+        dataset: r.clone(),
         version,
         dir: vdir.clone(),
-        mode,
-        files,
-        bytes,
-        downloaded,
-        fetched: 0,
-        skipped: 0,
-        failed: Vec::new(),
-        exit_code: 0,
+        step,
+        dataset_dir: ddir.clone(),
+        limits: opts.limits,
+        sums,
+        refused: Vec::new(),
+        _lock: lock,
     };
 
     let Some(filter) = filter else {
         if opts.dry_run {
             let files = api.list_files(r, version).await?;
             let bytes = files.iter().filter_map(|f| f.total_bytes).sum();
-            return Ok(report(FetchMode::DryRun, files.len(), bytes, 0));
+            let step = KaggleStep::DryRun {
+                files: files.len(),
+                bytes,
+            };
+            return Ok(plan(step, BTreeMap::new(), None));
         }
         // One run at a time per dataset: a whole-archive run replaces the version dir.
         std::fs::create_dir_all(&ddir).map_err(|e| crate::Error::io(&ddir, e))?;
-        let _lock = crate::fetch::DirLock::acquire(&ddir, None)?;
+        let lock = crate::fetch::DirLock::acquire(&ddir, None)?;
         // Re-check the local copy first: a complete, intact version is not fetched again.
         let complete = vdir.join(SUMS_FILE).is_file() && vdir.join(COMPLETE_MARK).is_file();
         if complete {
@@ -163,9 +234,11 @@ pub async fn fetch(
             let v = blocking(move || crate::fetch::verify::verify_dir(&check, jobs)).await?;
             match v {
                 Ok(v) if v.exit_code() == 0 => {
-                    let mut rep = report(FetchMode::UpToDate, v.ok.len(), v.bytes, 0);
-                    rep.skipped = v.ok.len();
-                    return Ok(rep);
+                    let step = KaggleStep::UpToDate {
+                        files: v.ok.len(),
+                        bytes: v.bytes,
+                    };
+                    return Ok(plan(step, BTreeMap::new(), Some(lock)));
                 }
                 Ok(v) => tracing::warn!(
                     missing = v.missing.len(),
@@ -177,30 +250,19 @@ pub async fn fetch(
                 }
             }
         }
-        let archive = ddir.join(format!(".physio-archive-{version}.zip"));
-        let url = api.download_url(r, version, None);
-        let what = format!("{r}@{version}");
-        let name = format!("{}-{version}.zip", r.dataset);
-        reporter.on_plan(1, None);
-        reporter.on_file_start(&name);
-        let progress = |n| reporter.on_bytes(n);
-        let fetched = download(&api, &dl, &url, &archive, &what, r, &progress).await;
-        let outcome = if fetched.is_ok() {
-            Outcome::Fetched
-        } else {
-            Outcome::Failed
+        let archive = KaggleTransfer {
+            name: format!("{}-{version}.zip", r.dataset),
+            api_url: api.download_url(r, version, None),
+            dest: ddir.join(format!(".physio-archive-{version}.zip")),
+            size: None,
+            known_sha256: None,
+            what: format!("{r}@{version}"),
         };
-        reporter.on_file_done(&name, outcome);
-        reporter.on_finish();
-        let downloaded = fetched?;
-        let installed = install_archive(&archive, &ddir, &vdir, opts.limits).await;
-        // Verified or refused, the archive has served its purpose: a hostile one would
-        // only be refused again.
-        let _ = std::fs::remove_file(&archive);
-        let (files, bytes) = installed?;
-        let mut rep = report(FetchMode::Archive, files, bytes, downloaded);
-        rep.fetched = files;
-        return Ok(rep);
+        return Ok(plan(
+            KaggleStep::Archive(archive),
+            BTreeMap::new(),
+            Some(lock),
+        ));
     };
 
     // Selected files, one request each (`datasets/download/{o}/{d}/{file}`).
@@ -211,87 +273,235 @@ pub async fn fetch(
         .collect();
     if opts.dry_run {
         let bytes = selected.iter().filter_map(|f| f.total_bytes).sum();
-        return Ok(report(FetchMode::DryRun, selected.len(), bytes, 0));
+        let step = KaggleStep::DryRun {
+            files: selected.len(),
+            bytes,
+        };
+        return Ok(plan(step, BTreeMap::new(), None));
     }
     // The same lock as whole-archive runs, which replace the version directory.
-    let _lock = crate::fetch::DirLock::acquire(&ddir, None)?;
+    let lock = crate::fetch::DirLock::acquire(&ddir, None)?;
     std::fs::create_dir_all(&vdir).map_err(|e| crate::Error::io(&vdir, e))?;
-    let mut sums = read_sums(&vdir)?;
-    let jobs = dl.jobs();
-    reporter.on_plan(
-        selected.len(),
-        Some(selected.iter().filter_map(|f| f.total_bytes).sum()),
-    );
-    let cx = FileCtx {
-        reporter,
-        api: &api,
-        dl: &dl,
-        r,
-        version,
-        vdir: &vdir,
-        limits: opts.limits,
-    };
-    let results: Vec<(String, Result<FetchedOne, crate::Error>)> =
-        futures_util::stream::iter(selected.iter().map(|f| {
-            let (cx, known) = (&cx, sums.get(&f.name).cloned());
-            async move {
-                cx.reporter.on_file_start(&f.name);
-                let res = fetch_one(cx, &f.name, known).await;
-                let outcome = match &res {
-                    Ok(Some(_)) => Outcome::Fetched,
-                    Ok(None) => Outcome::Skipped,
-                    Err(_) => Outcome::Failed,
-                };
-                cx.reporter.on_file_done(&f.name, outcome);
-                (f.name.clone(), res)
-            }
-        }))
-        .buffer_unordered(jobs)
-        .collect()
-        .await;
-    reporter.on_finish();
-    let mut rep = report(FetchMode::Files, 0, 0, 0);
-    for (name, res) in results {
-        match res {
-            Ok(Some((n, sha))) => {
-                rep.downloaded += n;
-                rep.fetched += 1;
-                sums.insert(name, sha);
-            }
-            Ok(None) => rep.skipped += 1,
+    let sums = read_sums(&vdir)?;
+    let mut transfers = Vec::with_capacity(selected.len());
+    let mut refused = Vec::new();
+    for f in selected {
+        // A hostile listing cannot name a path outside the version directory.
+        let rel = match crate::fsutil::enclosed_path(&f.name) {
+            Ok(rel) => rel,
             Err(e) => {
-                rep.exit_code = rep.exit_code.max(e.exit_code());
-                rep.failed.push((name, e.to_string()));
+                refused.push((f.name, e));
+                continue;
+            }
+        };
+        transfers.push(KaggleTransfer {
+            api_url: api.download_url(r, version, Some(&f.name)),
+            dest: vdir.join(rel),
+            size: f.total_bytes,
+            known_sha256: sums.get(&f.name).cloned(),
+            what: format!("{r}@{version}: {}", f.name),
+            name: f.name,
+        });
+    }
+    let mut p = plan(KaggleStep::Files(transfers), sums, Some(lock));
+    p.refused = refused;
+    Ok(p)
+}
+
+impl KagglePlan {
+    /// The downloads this plan needs (none when up to date or a dry run).
+    pub fn transfers(&self) -> &[KaggleTransfer] {
+        match &self.step {
+            KaggleStep::Archive(t) => std::slice::from_ref(t),
+            KaggleStep::Files(t) => t,
+            KaggleStep::UpToDate { .. } | KaggleStep::DryRun { .. } => &[],
+        }
+    }
+
+    /// The total bytes of the downloads as listed, when Kaggle lists them (files mode).
+    pub fn planned_bytes(&self) -> Option<u64> {
+        match &self.step {
+            KaggleStep::Files(t) => Some(t.iter().filter_map(|t| t.size).sum()),
+            _ => None,
+        }
+    }
+
+    /// Downloads one transfer of this plan through `dl`, the engine whose client
+    /// carries no credentials: the API request (with `api`'s credentials, redirects
+    /// not followed) yields the signed storage URL, which goes to the engine
+    /// (resumable, retried, checked against the storage host's size and MD5/CRC32C,
+    /// renamed into place only once verified). `Ok(None)` when the file is already
+    /// at `dest` with its recorded SHA-256.
+    pub async fn download(
+        &self,
+        api: &KaggleApi,
+        dl: &Downloader,
+        t: &KaggleTransfer,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> TransferResult {
+        if let Some(expected) = &t.known_sha256
+            && t.dest.is_file()
+        {
+            let p = t.dest.clone();
+            if blocking(move || crate::fetch::hash::sha256_hex(&p))
+                .await?
+                .ok()
+                .as_deref()
+                == Some(expected.as_str())
+            {
+                return Ok(None);
+            }
+        }
+        let storage = storage_url(api, &t.api_url, &t.what, &self.dataset).await?;
+        // Kaggle may answer a single-file request with `<file>.zip` (large files are
+        // stored compressed); kagglehub then unpacks the one entry. Same here, in the
+        // extraction step, through the safe extractor and its limits.
+        let base = t.name.rsplit('/').next().unwrap_or(&t.name);
+        let zipped = matches!(self.step, KaggleStep::Files(_))
+            && !base.ends_with(".zip")
+            && storage.path_segments().and_then(|mut s| s.next_back())
+                == Some(format!("{base}.zip").as_str());
+        let path = if zipped {
+            t.dest.with_file_name(format!(".physio-zip-{base}"))
+        } else {
+            t.dest.clone()
+        };
+        let transferred = download_storage(api, dl, &storage, &path, progress).await?;
+        Ok(Some(Landed {
+            path,
+            transferred,
+            zipped,
+        }))
+    }
+
+    /// The extraction step: finishes the run from the downloads' `results` (one per
+    /// transfer, in any order). The archive is extracted safely (`crate::extract`:
+    /// no path escapes, no links, bounded expansion) into a `.physio-tmp-*` staging
+    /// directory, given a `SHA256SUMS.txt` and renamed into place, then deleted; single
+    /// files are unpacked when Kaggle served them zipped, hashed and added to the
+    /// version directory's `SHA256SUMS.txt`, a failed one reported and the rest kept.
+    pub async fn extract(
+        self,
+        results: Vec<(KaggleTransfer, TransferResult)>,
+    ) -> Result<KaggleReport, crate::Error> {
+        let mut rep = KaggleReport {
+            dataset: format!(
+                "{SPEC_PREFIX}{}/{}",
+                self.dataset.owner, self.dataset.dataset
+            ),
+            version: self.version,
+            dir: self.dir.clone(),
+            mode: FetchMode::DryRun,
+            files: 0,
+            bytes: 0,
+            downloaded: 0,
+            fetched: 0,
+            skipped: 0,
+            failed: Vec::new(),
+            exit_code: 0,
+        };
+        match self.step {
+            KaggleStep::UpToDate { files, bytes } => {
+                rep.mode = FetchMode::UpToDate;
+                (rep.files, rep.bytes, rep.skipped) = (files, bytes, files);
+                Ok(rep)
+            }
+            KaggleStep::DryRun { files, bytes } => {
+                (rep.files, rep.bytes) = (files, bytes);
+                Ok(rep)
+            }
+            KaggleStep::Archive(t) => {
+                let landed = match results.into_iter().next() {
+                    Some((_, r)) => r?,
+                    None => None,
+                };
+                let Some(landed) = landed else {
+                    return Err(crate::Error::Internal(format!(
+                        "{}: the archive was not downloaded",
+                        t.what
+                    )));
+                };
+                let installed =
+                    install_archive(&landed.path, &self.dataset_dir, &self.dir, self.limits).await;
+                // Verified or refused, the archive has served its purpose: a hostile one
+                // would only be refused again.
+                let _ = std::fs::remove_file(&landed.path);
+                let (files, bytes) = installed?;
+                rep.mode = FetchMode::Archive;
+                (rep.files, rep.bytes, rep.downloaded, rep.fetched) =
+                    (files, bytes, landed.transferred, files);
+                Ok(rep)
+            }
+            KaggleStep::Files(_) => {
+                rep.mode = FetchMode::Files;
+                let limits = self.limits;
+                let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let finished: Vec<(String, Result<FetchedOne, crate::Error>)> =
+                    futures_util::stream::iter(results.into_iter().map(|(t, r)| async move {
+                        let done = match r {
+                            Ok(Some(landed)) => finish_file(&t, landed, limits).await.map(Some),
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(e),
+                        };
+                        (t.name, done)
+                    }))
+                    .buffer_unordered(jobs)
+                    .collect()
+                    .await;
+                let mut sums = self.sums;
+                let refused = self.refused.into_iter().map(|(n, e)| (n, Err(e)));
+                for (name, res) in finished.into_iter().chain(refused) {
+                    match res {
+                        Ok(Some((n, sha))) => {
+                            rep.downloaded += n;
+                            rep.fetched += 1;
+                            sums.insert(name, sha);
+                        }
+                        Ok(None) => rep.skipped += 1,
+                        Err(e) => {
+                            rep.exit_code = rep.exit_code.max(e.exit_code());
+                            rep.failed.push((name, e.to_string()));
+                        }
+                    }
+                }
+                if !sums.is_empty() || self.dir.join(SUMS_FILE).exists() {
+                    write_sums(&self.dir, &sums)?;
+                }
+                rep.files = sums.len();
+                rep.bytes = sums
+                    .keys()
+                    .filter_map(|p| std::fs::metadata(self.dir.join(p)).ok())
+                    .map(|m| m.len())
+                    .sum();
+                Ok(rep)
             }
         }
     }
-    if !sums.is_empty() || vdir.join(SUMS_FILE).exists() {
-        write_sums(&vdir, &sums)?;
-    }
-    rep.files = sums.len();
-    rep.bytes = sums
-        .keys()
-        .filter_map(|p| std::fs::metadata(vdir.join(p)).ok())
-        .map(|m| m.len())
-        .sum();
-    Ok(rep)
 }
 
-/// What every [`fetch_one`] of one run shares.
-#[derive(Clone, Copy)]
-struct FileCtx<'a> {
-    reporter: &'a dyn Reporter,
-    api: &'a KaggleApi,
-    dl: &'a Downloader,
-    r: &'a KaggleRef,
-    version: u32,
-    vdir: &'a Path,
-    limits: ExtractLimits,
-}
-
-/// What [`fetch_one`] did: `Some((bytes transferred, hex SHA-256))`, or `None` when
-/// the file was already intact.
+/// What the extraction step did with one file: `(bytes transferred, hex SHA-256)`, or
+/// `None` when the file was already intact.
 type FetchedOne = Option<(u64, String)>;
+
+/// Finishes one downloaded file: unpacks it when Kaggle served it zipped, then hashes
+/// it for `SHA256SUMS.txt`.
+async fn finish_file(
+    t: &KaggleTransfer,
+    landed: Landed,
+    limits: ExtractLimits,
+) -> Result<(u64, String), crate::Error> {
+    if landed.zipped {
+        let base = t.name.rsplit('/').next().unwrap_or(&t.name);
+        let unpacked = unzip_single(&landed.path, &t.dest, base, limits).await;
+        let _ = std::fs::remove_file(&landed.path);
+        unpacked?;
+    }
+    let p = t.dest.clone();
+    let sha = blocking(move || crate::fetch::hash::sha256_hex(&p))
+        .await?
+        .map_err(|e| crate::Error::io(&t.dest, e))?;
+    Ok((landed.transferred, sha))
+}
 
 /// Lists the files of a dataset version that pass `include`/`exclude`, without
 /// downloading (`physio ls kaggle:...`). Returns the resolved version and the files.
@@ -312,65 +522,6 @@ pub async fn list(
         .filter(|f| filter.as_ref().is_none_or(|flt| flt.matches(&f.name)))
         .collect();
     Ok((version, files))
-}
-
-/// Fetches one file of a version into `vdir` unless it is already there with the
-/// SHA-256 `known` from the local `SHA256SUMS.txt`. Returns the bytes transferred and
-/// the file's SHA-256, or `None` when it was already intact.
-async fn fetch_one(
-    cx: &FileCtx<'_>,
-    name: &str,
-    known: Option<String>,
-) -> Result<FetchedOne, crate::Error> {
-    let FileCtx {
-        reporter,
-        api,
-        dl,
-        r,
-        version,
-        vdir,
-        limits,
-    } = *cx;
-    let dest = vdir.join(crate::fsutil::enclosed_path(name)?);
-    if let Some(expected) = known
-        && dest.is_file()
-    {
-        let p = dest.clone();
-        if blocking(move || crate::fetch::hash::sha256_hex(&p))
-            .await?
-            .ok()
-            .as_deref()
-            == Some(expected.as_str())
-        {
-            return Ok(None);
-        }
-    }
-    let url = api.download_url(r, version, Some(name));
-    let what = format!("{r}@{version}: {name}");
-    let storage = with_retries(dl, &what, || storage_url(api, &url, &what, r)).await?;
-    let progress = |n| reporter.on_bytes(n);
-    let base = name.rsplit('/').next().unwrap_or(name);
-    let zipped_name = format!("{base}.zip");
-    // Kaggle may answer a single-file request with `<file>.zip` (large files are stored
-    // compressed); kagglehub then unpacks the one entry. Same here, through the safe
-    // extractor and its limits.
-    let auto_zipped = !base.ends_with(".zip")
-        && storage.path_segments().and_then(|mut s| s.next_back()) == Some(zipped_name.as_str());
-    let n = if auto_zipped {
-        let tmp = dest.with_file_name(format!(".physio-zip-{base}"));
-        let n = download_storage(api, dl, &storage, &tmp, &what, &progress).await?;
-        let unpacked = unzip_single(&tmp, &dest, base, limits).await;
-        let _ = std::fs::remove_file(&tmp);
-        unpacked?;
-        n
-    } else {
-        download_storage(api, dl, &storage, &dest, &what, &progress).await?
-    };
-    let p = dest.clone();
-    let sha = blocking(move || crate::fetch::hash::sha256_hex(&p))
-        .await?
-        .map_err(|e| crate::Error::io(&dest, e))?;
-    Ok(Some((n, sha)))
 }
 
 /// Unpacks the entry named `base` from the downloaded single-file zip `zip` to `dest`
@@ -398,39 +549,20 @@ async fn unzip_single(
     crate::fsutil::persist_path(&stage.path().join(base), dest)
 }
 
-/// Downloads what the API URL `api_url` points at to `dest` through the engine.
+/// Downloads the signed storage URL `storage` to `dest` through the engine.
 ///
-/// Kaggle answers a download request with a redirect to a signed storage URL. The API
-/// request (with credentials) is made here, by hand, so the `Location` can be handed to
-/// the engine, whose client has no credentials; a 429 or 5xx from the API is retried
-/// with the engine's policy, honouring `Retry-After`. A one-byte ranged probe of the
-/// storage URL reads its `x-goog-hash`/`Content-MD5` and size (storage reports the
-/// whole object's hashes on ranged reads), so the engine verifies size and MD5 while
-/// streaming, before its rename; a CRC32C-only object is checked after.
-async fn download(
-    api: &KaggleApi,
-    dl: &Downloader,
-    api_url: &Url,
-    dest: &Path,
-    what: &str,
-    r: &KaggleRef,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<u64, crate::Error> {
-    let storage = with_retries(dl, what, || storage_url(api, api_url, what, r)).await?;
-    download_storage(api, dl, &storage, dest, what, progress).await
-}
-
-/// The second half of [`download`]: the engine fetches the storage URL `storage`.
+/// A one-byte ranged probe of the storage URL reads its `x-goog-hash`/`Content-MD5`
+/// and size (storage reports the whole object's hashes on ranged reads), so the engine
+/// verifies size and MD5 while streaming, before its rename; a CRC32C-only object is
+/// checked after.
 async fn download_storage(
     api: &KaggleApi,
     dl: &Downloader,
     storage: &Url,
     dest: &Path,
-    what: &str,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, crate::Error> {
-    let storage = storage.clone();
-    let (hashes, size) = with_retries(dl, what, || probe(api, &storage)).await?;
+    let (hashes, size) = probe(api, storage).await?;
     let expected = Expected {
         size,
         sha256: None,
@@ -446,7 +578,7 @@ async fn download_storage(
         dest.to_path_buf()
     };
     let got = dl
-        .download(&storage, &landing, &expected, progress)
+        .download(storage, &landing, &expected, progress)
         .await
         .map_err(|e| match e {
             // The storage host takes no credentials: a refusal there is an expired or
@@ -471,49 +603,6 @@ async fn download_storage(
     Ok(got.transferred)
 }
 
-/// A retryable failure: how long the server asked us to wait, and why.
-struct Transient {
-    retry_after: Option<Duration>,
-    reason: String,
-}
-
-/// Runs `step` until it succeeds, fails for good, or the engine's retry policy (and
-/// run-wide budget) is spent (the one policy of `fetch::retry`).
-async fn with_retries<T, F, Fut>(
-    dl: &Downloader,
-    what: &str,
-    mut step: F,
-) -> Result<T, crate::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<T, Transient>, crate::Error>>,
-{
-    let (policy, budget) = dl.retry();
-    let mut retry = RetryState::new(policy, budget);
-    loop {
-        match step().await? {
-            Ok(v) => return Ok(v),
-            Err(t) => match retry.next_delay(true, t.retry_after) {
-                Some(delay) => {
-                    tracing::warn!(%what, attempt = retry.attempts(), ?delay, reason = %t.reason, "retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(KaggleError::Api {
-                        url: what.to_string(),
-                        message: format!(
-                            "gave up after {} attempts: {}",
-                            retry.attempts(),
-                            t.reason
-                        ),
-                    }
-                    .into());
-                }
-            },
-        }
-    }
-}
-
 /// Asks the API for the download and returns the storage URL it redirects to (or the
 /// API URL itself when a mirror serves the bytes directly).
 async fn storage_url(
@@ -521,26 +610,12 @@ async fn storage_url(
     url: &Url,
     what: &str,
     r: &KaggleRef,
-) -> Result<Result<Url, Transient>, crate::Error> {
-    let resp = match api.get(url).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            return Ok(Err(Transient {
-                retry_after: None,
-                reason: e.to_string(),
-            }));
-        }
-    };
+) -> Result<Url, crate::Error> {
+    let resp = api.send(url).await?;
     let status = resp.status();
-    if transient_status(status) {
-        return Ok(Err(Transient {
-            retry_after: retry_after_of(&resp),
-            reason: format!("HTTP {status} from the Kaggle API"),
-        }));
-    }
     let resp = api.check_status(resp, what, r).await?;
     if !resp.status().is_redirection() {
-        return Ok(Ok(url.clone()));
+        return Ok(url.clone());
     }
     let location = resp
         .headers()
@@ -553,37 +628,26 @@ async fn storage_url(
             message: format!("HTTP {status} without a usable Location"),
         })?;
     tracing::debug!(storage = %redacted(&location), "download redirects to storage");
-    Ok(Ok(location))
+    Ok(location)
 }
 
 /// `GET` with `Range: bytes=0-0` and no credentials: the storage object's reported hashes
-/// and total size, without downloading it.
-async fn probe(
-    api: &KaggleApi,
-    url: &Url,
-) -> Result<Result<(StorageHashes, Option<u64>), Transient>, crate::Error> {
-    let sent = api
-        .http()
-        .get(url.clone())
-        .header(header::RANGE, "bytes=0-0")
-        .send()
-        .await;
-    let resp = match sent {
-        Ok(resp) => resp,
-        Err(e) => {
-            return Ok(Err(Transient {
-                retry_after: None,
-                reason: error_chain(&e),
-            }));
-        }
-    };
+/// and total size, without downloading it. Retried like every request of the run.
+async fn probe(api: &KaggleApi, url: &Url) -> Result<(StorageHashes, Option<u64>), crate::Error> {
+    let resp = api
+        .retried(&redacted(url), || async {
+            api.http()
+                .get(url.clone())
+                .header(header::RANGE, "bytes=0-0")
+                .send()
+                .await
+                .map_err(|e| KaggleError::Api {
+                    url: redacted(url),
+                    message: crate::error::chain_message(&e),
+                })
+        })
+        .await?;
     let status = resp.status();
-    if transient_status(status) {
-        return Ok(Err(Transient {
-            retry_after: retry_after_of(&resp),
-            reason: format!("HTTP {status} from storage"),
-        }));
-    }
     let hashes = StorageHashes::from_headers(resp.headers());
     let size = match status {
         StatusCode::PARTIAL_CONTENT => resp
@@ -603,7 +667,7 @@ async fn probe(
             .into());
         }
     };
-    Ok(Ok((hashes, size)))
+    Ok((hashes, size))
 }
 
 /// `--include`/`--exclude` over dataset paths: `*` stays within one path component,

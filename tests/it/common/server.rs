@@ -364,11 +364,24 @@ async fn respond(
     auth: Option<&str>,
 ) -> Response<Body> {
     let mut s = st.lock().unwrap();
-    if path == "/"
+    // `ListObjectsV2` on the bucket: virtual-hosted (`/?list-type=2…`, the server is
+    // the bucket) or path style (`/<bucket>?list-type=2…`, keys under `/<bucket>/`).
+    if !path[1..].contains('/')
         && let Some(q) = query
         && q.contains("list-type=2")
     {
-        return s3_list(&s, q);
+        // A listing takes the status faults queued on the bucket root (`/`).
+        match s.faults.get_mut(path).and_then(|q| q.pop_front()) {
+            Some(Fault::Status(code)) => return empty(StatusCode::from_u16(code).unwrap()),
+            Some(Fault::TooMany(secs)) => {
+                let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
+                r.headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
+                return r;
+            }
+            _ => {}
+        }
+        return s3_list(&s, q, &format!("{}/", path.trim_end_matches('/')));
     }
     if let Some(loc) = s.redirects.get(path) {
         let mut r = empty(StatusCode::FOUND);
@@ -519,21 +532,23 @@ async fn respond(
     r
 }
 
-/// A `ListObjectsV2` page (two keys or prefixes per page, to exercise pagination; the
-/// continuation token is the last key returned).
-fn s3_list(s: &State, query: &str) -> Response<Body> {
+/// A `ListObjectsV2` page of the keys under `root` (`/` for a virtual-hosted bucket,
+/// `/<bucket>/` in path style); two keys or prefixes per page, to exercise
+/// pagination; the continuation token is the last key returned.
+fn s3_list(s: &State, query: &str, root: &str) -> Response<Body> {
+    // Decoded as S3 decodes a query string (any parameter order, `%XX` and `+`).
     let param = |name: &str| {
-        query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == name).then(|| v.replace("%2F", "/").replace('+', " "))
-        })
+        url::form_urlencoded::parse(query.as_bytes())
+            .find_map(|(k, v)| (k == name).then(|| v.into_owned()))
     };
     let prefix = param("prefix").unwrap_or_default();
     let delimiter = param("delimiter").is_some();
     let after = param("continuation-token");
     let mut items: Vec<(String, Option<usize>)> = Vec::new();
     for (p, b) in &s.files {
-        let key = &p[1..];
+        let Some(key) = p.strip_prefix(root) else {
+            continue;
+        };
         let Some(rest) = key.strip_prefix(&prefix) else {
             continue;
         };
@@ -550,21 +565,40 @@ fn s3_list(s: &State, query: &str) -> Response<Body> {
         .unwrap_or(0);
     let page: Vec<_> = items.iter().skip(start).take(2).collect();
     let truncated = start + page.len() < items.len();
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>");
+    // As S3 answers: namespace, the request echoed, `Contents` with `LastModified`,
+    // `ETag` and `StorageClass`, XML-escaped keys.
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
+    xml.push_str(&format!(
+        "<Name>physionet-open</Name><Prefix>{}</Prefix><KeyCount>{}</KeyCount><MaxKeys>2</MaxKeys>",
+        esc(&prefix),
+        page.len()
+    ));
+    if delimiter {
+        xml.push_str("<Delimiter>/</Delimiter>");
+    }
     xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
     if truncated && let Some(last) = page.last() {
         xml.push_str(&format!(
             "<NextContinuationToken>{}</NextContinuationToken>",
-            last.0
+            esc(&last.0)
         ));
     }
     for (name, size) in &page {
         match size {
             Some(n) => xml.push_str(&format!(
-                "<Contents><Key>{name}</Key><Size>{n}</Size></Contents>"
+                "<Contents><Key>{}</Key><LastModified>2019-01-01T00:00:00.000Z</LastModified><ETag>&quot;0&quot;</ETag><Size>{n}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                esc(name)
             )),
             None => xml.push_str(&format!(
-                "<CommonPrefixes><Prefix>{name}</Prefix></CommonPrefixes>"
+                "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                esc(name)
             )),
         }
     }
