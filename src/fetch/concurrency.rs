@@ -4,8 +4,11 @@
 //! clients that hold more than a dozen or so connections (issue 13), so the right
 //! number is the server's, not ours. Without `--jobs` the budget *searches* for it:
 //! it starts at a safe [`START`] and, once per measurement window in which every slot
-//! was wanted, grows by half while the run's aggregate throughput grows with it (each
-//! added connection still brings at least `GAIN`, half, of the per-connection rate). It
+//! was wanted, grows while the run's aggregate throughput grows with it (each added
+//! connection still brings at least `GAIN`, half, of the per-connection rate): it
+//! doubles while growth is nearly linear (each added connection brings `LINEAR` of
+//! the per-connection rate, as TCP's slow start doubles), by half after that, never by
+//! more than `MAX_STEP` at once. It
 //! settles when adding connections stops paying, and on a refusal (503/429, connect
 //! timeouts, resets) it drops to the number of transfers the server was serving at that
 //! moment and never grows past that again. With `--jobs N` the budget starts at N, never
@@ -32,6 +35,16 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// Growth pays when the aggregate rate rises by at least this fraction of the
 /// per-connection rate for each connection added.
 const GAIN: f64 = 0.5;
+
+/// Growth doubles the budget while each added connection brings at least this
+/// fraction of the per-connection rate (nearly linear scaling: the server is far from
+/// its limit), and adds half after that.
+const LINEAR: f64 = 0.9;
+
+/// The most connections one growth step adds: a server's limit is found by overstepping
+/// it, and each connection over it is a refused request (or, on physionet.org, a
+/// connect timeout).
+const MAX_STEP: usize = 8;
 
 /// Refusals closer together than this count as one burst (one cut).
 const BURST: Duration = Duration::from_millis(500);
@@ -297,21 +310,29 @@ impl State {
         let rate = self.window.bytes as f64 / elapsed.as_secs_f64();
         let (busy, limit) = (self.window.busy, self.window.limit);
         if busy && limit == self.limit {
-            let grows = match self.last_busy {
-                // The first full window: try more.
-                None => true,
+            // (grows at all, grows nearly linearly)
+            let (grows, linear) = match self.last_busy {
+                // The first full window: try more, fast.
+                None => (true, true),
                 Some((prev_n, prev_rate)) if limit > prev_n => {
                     let per_conn = prev_rate / prev_n as f64;
-                    rate >= prev_rate + GAIN * per_conn * (limit - prev_n) as f64
+                    let added = (limit - prev_n) as f64;
+                    (
+                        rate >= prev_rate + GAIN * per_conn * added,
+                        rate >= prev_rate + LINEAR * per_conn * added,
+                    )
                 }
                 // Measured again at the same (or a lower) limit: keep the better figure.
-                Some((_, prev_rate)) => rate > prev_rate,
+                Some((_, prev_rate)) => (rate > prev_rate, false),
             };
             if self.searching && !self.settled {
                 if grows {
-                    let next = (self.limit + self.limit.div_ceil(2))
-                        .min(self.cap)
-                        .min(self.ceiling);
+                    let step = match linear {
+                        true => self.limit,
+                        false => self.limit.div_ceil(2),
+                    }
+                    .min(MAX_STEP);
+                    let next = (self.limit + step).min(self.cap).min(self.ceiling);
                     if next > self.limit {
                         tracing::debug!(limit = next, rate, "more connections pay; growing");
                         self.limit = next;
@@ -390,18 +411,26 @@ mod tests {
     #[test]
     fn search_grows_while_throughput_grows_and_settles_when_flat() {
         let mut s = ConnectionBudget::searching(32).lock_owned_for_test();
-        // Window 1 at 4 connections, busy, 400 B/s: grow to 6.
+        // Window 1 at 4 connections, busy, 400 B/s: the first window doubles, to 8.
         s.fake_window(4, 400.0);
-        assert_eq!(s.limit, 6);
-        // 6 connections bring 600 B/s (+100 per added connection): grow to 9.
-        s.fake_window(6, 600.0);
-        assert_eq!(s.limit, 9);
-        // 9 connections bring no more (bandwidth-bound): back to 6, settled.
-        s.fake_window(9, 610.0);
-        assert_eq!(s.limit, 6);
+        assert_eq!(s.limit, 8);
+        // 8 connections bring 800 B/s (linear: +100 per added connection): double, 16.
+        s.fake_window(8, 800.0);
+        assert_eq!(s.limit, 16);
+        // 16 bring 1,600 B/s (linear again): doubling would overstep by 16 at once; a
+        // step adds at most 8, to 24.
+        s.fake_window(16, 1600.0);
+        assert_eq!(s.limit, 24);
+        // 24 bring 2,100 B/s (+62 per added connection: pays, not linear): +half of 24,
+        // capped at 8: 32, the cap.
+        s.fake_window(24, 2100.0);
+        assert_eq!(s.limit, 32);
+        // 32 bring no more (bandwidth-bound): back to 24, settled.
+        s.fake_window(32, 2110.0);
+        assert_eq!(s.limit, 24);
         assert!(s.settled);
-        s.fake_window(6, 900.0);
-        assert_eq!(s.limit, 6, "settled: no more growth");
+        s.fake_window(24, 3000.0);
+        assert_eq!(s.limit, 24, "settled: no more growth");
     }
 
     impl ConnectionBudget {
