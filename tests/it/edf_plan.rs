@@ -398,3 +398,26 @@ fn convert_edf_dataset_equals_fetch_then_convert() {
         .collect();
     assert_eq!(whole, ["chb01/chb01_01.edf", "chb01/chb01_02.edf"]);
 }
+
+#[test]
+fn edf_plan_without_server_range_support_reads_the_header_from_the_whole_body() {
+    let files = chbmit_like();
+    let s = serve(SLUG, &files);
+    let tmp = tempfile::tempdir().unwrap();
+    let ranged = ls(&s, SLUG, &tmp.path().join("a"), &[]);
+    s.disable_ranges();
+    s.clear_log();
+    let mirror = tmp.path().join("b");
+    let whole = ls(&s, SLUG, &mirror, &[]);
+    assert_eq!(whole["records"], ranged["records"]);
+    // The server answered 200 with whole files; still nothing but RECORDS is stored.
+    assert!(
+        s.log()
+            .iter()
+            .filter(|l| l.path.ends_with(".edf"))
+            .all(|l| l.status == 200)
+    );
+    let version_dir = mirror.join(SLUG).join(VERSION);
+    assert!(version_dir.join("RECORDS").is_file());
+    assert!(!version_dir.join("chb01").exists());
+}
