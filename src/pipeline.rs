@@ -26,7 +26,7 @@
 //! finished part file instead of decoding them again.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use crate::catalog::{self, CatalogOptions, Filter, RecordInfo, Remote};
@@ -235,6 +235,10 @@ impl Staging<'_> {
     /// The [`RecordMeta`] the WFDB reader would give, from the header alone, for a
     /// single-segment record with a signal length (the common case); `None` otherwise.
     fn meta_from_header(&self, name: &str) -> Option<RecordMeta> {
+        // An EDF record's header is inside its (not yet fetched) file.
+        if crate::edf::is_edf_path(Path::new(name)) {
+            return None;
+        }
         let h = crate::wfdb::read_header(&self.dir.join(name)).ok()?;
         if h.segments.is_some() || h.signals.is_empty() {
             return None;

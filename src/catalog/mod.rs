@@ -8,10 +8,17 @@
 //! file, so a later `fetch` or `convert` of the same mirror finds them verified and does
 //! not download them again. Multi-segment records bring their segment and layout headers.
 //! [`filter`] is the `--where` language over [`RecordInfo`].
+//!
+//! EDF records (a `.edf` file listed in RECORDS, or without RECORDS every `.edf` of the
+//! manifest; named with their extension, as `convert` names them) are planned from
+//! their header bytes alone: `bytes=0-255`, then the rest of the header, fetched with
+//! Range requests and kept in memory, never written to the mirror (they are not the
+//! verified file). Their `files` are the `.edf` file alone.
 
+mod edf;
 pub mod filter;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::convert::discover::{self, RecordFilter};
@@ -219,8 +226,10 @@ impl Catalog {
 }
 
 /// Plans the records of `remote`: fetches the RECORDS files (or, when the version has no
-/// top-level RECORDS, every `*.hea`), lists the records as `convert` would, fetches the
-/// headers of those `opts` selects (and their segment headers), and parses them.
+/// top-level RECORDS, every `*.hea`), lists the records as `convert` would (plus, without
+/// RECORDS, every `*.edf` of the manifest), fetches the headers of those `opts` selects
+/// (and their segment headers), and parses them. EDF records are described from their
+/// header bytes, fetched with Range requests into memory (see the module docs).
 pub async fn plan(
     remote: &Remote<'_>,
     opts: &CatalogOptions,
@@ -252,14 +261,27 @@ pub async fn plan(
         .fetch_paths(&index_files, &FetchOptions::shared(), reporter)
         .await?;
     take(report, &mut catalog);
-    let found = discover::discover(remote.dir).map_err(Error::Convert)?;
+    let mut all_names: BTreeSet<String> = BTreeSet::new();
+    if remote.dir.is_dir() {
+        let found = discover::discover(remote.dir).map_err(Error::Convert)?;
+        all_names.extend(found.records.into_iter().map(|r| r.name));
+    }
+    if !remote.has("RECORDS") {
+        // EDF files are records of their own; their headers are not separate files.
+        all_names.extend(
+            manifest
+                .entries
+                .iter()
+                .filter(|e| crate::edf::is_edf_path(Path::new(&e.path)))
+                .map(|e| e.path.clone()),
+        );
+    }
     let filter = RecordFilter::new(&opts.records, opts.shard).map_err(Error::Convert)?;
-    let names: Vec<String> = found
-        .records
+    let (edf_names, names): (Vec<String>, Vec<String>) = all_names
         .into_iter()
-        .map(|r| r.name)
         .filter(|n| filter.matches(n))
-        .collect();
+        .partition(|n| crate::edf::is_edf_path(Path::new(n)));
+    let mut edf_records = plan_edf(remote, &edf_names, &mut catalog).await;
 
     let headers: Vec<String> = names
         .iter()
@@ -310,7 +332,36 @@ pub async fn plan(
         };
         catalog.records.push(info);
     }
+    if !edf_records.is_empty() {
+        catalog.records.append(&mut edf_records);
+        catalog.records.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     Ok(catalog)
+}
+
+/// Plans the EDF records `names` from their header bytes ([`edf::describe`]), a few at
+/// a time; records missing from the manifest fail.
+async fn plan_edf(remote: &Remote<'_>, names: &[String], catalog: &mut Catalog) -> Vec<RecordInfo> {
+    use futures_util::StreamExt;
+    let results: Vec<(RecordInfo, u64)> = futures_util::stream::iter(names)
+        .map(|name| async move {
+            if remote.has(name) {
+                edf::describe(remote, name).await
+            } else {
+                let why = format!("{name} is not in the version's file list");
+                (RecordInfo::failed(name, why), 0)
+            }
+        })
+        .buffered(remote.downloader.jobs().max(1))
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .map(|(info, bytes)| {
+            catalog.bytes += bytes;
+            info
+        })
+        .collect()
 }
 
 /// `dir/` of a record name (`records100/00000/`), or `""`.

@@ -135,6 +135,41 @@ impl EdfHeader {
     pub fn record_bytes(&self) -> u64 {
         self.signals.iter().map(|s| s.samples_per_record * 2).sum()
     }
+
+    /// Frames per data record: the greatest common divisor of the ordinary
+    /// (non-annotation) signals' samples per data record (0 without such signals).
+    pub fn frames_per_record(&self) -> u64 {
+        self.signals
+            .iter()
+            .filter(|s| !s.is_annotation())
+            .fold(0, |g, s| gcd(g, s.samples_per_record))
+    }
+
+    /// Frame rate in Hz, `frames_per_record / record_duration`, as [`super::EdfReader::fs`]
+    /// reports it (0 for an annotation-only file or a zero duration).
+    pub fn frame_rate(&self) -> f64 {
+        let g = self.frames_per_record();
+        if g == 0 || self.record_duration <= 0.0 {
+            0.0
+        } else {
+            g as f64 / self.record_duration
+        }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The header size the fixed part `fixed` (its first [`FIXED_BYTES`] bytes) declares by
+/// its signal count: `256 × (ns + 1)`; `None` when the count is not a non-negative
+/// integer (the 4-character field bounds it at 9999 signals, a 2.5 MB header).
+pub fn declared_header_len(fixed: &[u8]) -> Option<u64> {
+    let ns = String::from_utf8_lossy(fixed.get(252..FIXED_BYTES)?)
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(FIXED_BYTES as u64 + ns * SIGNAL_BYTES as u64)
 }
 
 /// An ASCII field trimmed of its padding (bytes outside ASCII kept as Latin-1, which is
@@ -467,6 +502,29 @@ pub(crate) mod tests {
         assert_eq!(h.patient_id, "X M 01-JAN-1970 Anon");
         let (gain, offset) = h.signals[0].scale();
         assert!((gain - 0.1).abs() < 1e-12 && offset.abs() < 0.1);
+    }
+
+    #[test]
+    fn frame_rate_and_declared_length_come_from_the_header_alone() {
+        let f = build(
+            "EDF+C",
+            "0",
+            "2",
+            &[
+                sig("EEG", "256"),
+                sig("ECG", "64"),
+                sig(ANNOTATION_LABEL, "30"),
+            ],
+        );
+        assert_eq!(declared_header_len(&f[..FIXED_BYTES]), Some(256 * 4));
+        let h = parse_header(&f, f.len() as u64, Path::new("x.edf")).unwrap();
+        // gcd(256, 64) frames per 2 s data record; the annotation signal is no channel.
+        assert_eq!(h.frames_per_record(), 64);
+        assert_eq!(h.frame_rate(), 32.0);
+        let mut bad = f.clone();
+        bad[252..256].copy_from_slice(b"-1  ");
+        assert_eq!(declared_header_len(&bad), None);
+        assert_eq!(declared_header_len(&f[..100]), None);
     }
 
     #[test]

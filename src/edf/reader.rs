@@ -74,10 +74,6 @@ pub struct EdfReader {
     scales: Vec<(f64, f64)>,
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
 impl EdfReader {
     /// Opens `path`: reads and checks the header and, for EDF+, the time-keeping
     /// annotation of the first data record (of every data record for EDF+D). No
@@ -139,9 +135,7 @@ impl EdfReader {
                 "0 samples per data record".to_string(),
             ));
         }
-        let frames_per_record = data
-            .iter()
-            .fold(0, |g, &i| gcd(g, header.signals[i].samples_per_record));
+        let frames_per_record = header.frames_per_record();
         if !data.is_empty() && header.record_duration <= 0.0 {
             return Err(bad(
                 "data record duration",

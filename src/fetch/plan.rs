@@ -110,15 +110,16 @@ impl Selection {
     }
 }
 
-/// True when `path` is one of record `rec`'s files: `rec.<ext>` (header, signals,
-/// annotations), `rec_<n>.<ext>` segment files of a multi-segment record, or anything
-/// under `rec/` when the record names a directory.
+/// True when `path` is one of record `rec`'s files: `rec` itself (an EDF record, named
+/// with its extension), `rec.<ext>` (header, signals, annotations), `rec_<n>.<ext>`
+/// segment files of a multi-segment record, or anything under `rec/` when the record
+/// names a directory.
 fn belongs_to_record(path: &str, rec: &str) -> bool {
     let rec = rec.trim_end_matches('/');
     let Some(rest) = path.strip_prefix(rec) else {
         return false;
     };
-    rest.starts_with('.') || rest.starts_with('/') || {
+    rest.is_empty() || rest.starts_with('.') || rest.starts_with('/') || {
         // Segments of a multi-segment record: `<rec>_0001.hea`, and its layout header.
         rest.starts_with('_')
             && !rest[1..].contains('/')
@@ -178,6 +179,13 @@ mod tests {
         ] {
             assert!(!s.selects(p), "{p}");
         }
+        // An EDF record is named with its extension: the file is the record (and
+        // CHB-MIT's `<name>.edf.seizures` annotations go with it).
+        let edf = Selection::new(&[], &[], Some("chb01/chb01_01.edf\n"), None).unwrap();
+        assert!(edf.selects("chb01/chb01_01.edf"));
+        assert!(edf.selects("chb01/chb01_01.edf.seizures"));
+        assert!(!edf.selects("chb01/chb01_01.edfx"));
+        assert!(!edf.selects("chb01/chb01_02.edf"));
     }
 
     #[test]

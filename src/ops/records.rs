@@ -1,8 +1,9 @@
 //! The records listing (`physio ls <dataset> --records`, issue 15): a version's records
 //! planned from their headers alone ([`crate::catalog::plan`]), optionally narrowed by a
-//! `--where` filter. The headers are fetched into the mirror (`FetchRequest::out`,
+//! `--where` filter. WFDB headers are fetched into the mirror (`FetchRequest::out`,
 //! `<out>/<slug>/<version>`), verified like any fetched file, so a later `fetch` or
-//! `convert <dataset>` of the same mirror does not download them again.
+//! `convert <dataset>` of the same mirror does not download them again; EDF records are
+//! described from their header bytes, fetched as ranges and kept in memory.
 
 use std::path::PathBuf;
 

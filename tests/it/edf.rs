@@ -352,7 +352,7 @@ fn write_multirate_edf(path: &Path) {
 }
 
 /// Every column of every row of a Parquet file, as strings (`None` for null), by name.
-fn read_columns(path: &Path) -> std::collections::BTreeMap<String, Vec<Option<String>>> {
+pub(crate) fn read_columns(path: &Path) -> std::collections::BTreeMap<String, Vec<Option<String>>> {
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()

@@ -10,6 +10,7 @@ mod common;
 mod convert;
 mod disk;
 mod edf;
+mod edf_plan;
 mod fetch;
 mod info;
 mod kaggle;

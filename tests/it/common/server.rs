@@ -2,8 +2,10 @@
 //! faults: latency, 5xx, 429 + Retry-After, connections reset mid-body, wrong bytes,
 //! slow (throttled) bodies, redirects, Basic-auth protection. It serves files from
 //! memory, generates nginx-style listings for paths ending in `/`, answers
-//! `/content/<slug>/` with a redirect to the latest version, supports `Range: bytes=N-`,
-//! and logs every request (path, Range, Authorization) so tests can assert on traffic.
+//! `/content/<slug>/` with a redirect to the latest version, supports `Range: bytes=N-`
+//! and `bytes=A-B` (206 + Content-Range; [`TestServer::disable_ranges`] turns ranges
+//! off), and logs every request (path, Range, Authorization) so tests can assert on
+//! traffic.
 //!
 //! It can also behave as physionet.org is reported to (issue 13), the way nginx's
 //! `limit_rate` and `limit_conn` do: every response body paced to a fixed number of bytes
@@ -78,6 +80,8 @@ struct State {
     peak_active: usize,
     /// Requests refused with 503 because of `max_active`.
     refusals: usize,
+    /// Answer every GET with the whole file (200), as a server without range support.
+    no_ranges: bool,
 }
 
 /// A running test server (stopped when dropped with the test process).
@@ -187,6 +191,12 @@ impl TestServer {
             .unwrap()
             .corrupt
             .insert(path.into(), bytes.into());
+    }
+
+    /// Ignores `Range` headers from now on: every file is answered whole with 200 and
+    /// no `Accept-Ranges`, as a server without range support does.
+    pub fn disable_ranges(&self) {
+        self.state.lock().unwrap().no_ranges = true;
     }
 
     /// Adds `latency` before every response.
@@ -478,6 +488,8 @@ async fn respond(
     let body = s.corrupt.get(path).cloned().unwrap_or(real);
     let throttle = s.throttle.get(path).copied();
     let conn_rate = s.conn_rate;
+    let range = if s.no_ranges { None } else { range };
+    let no_ranges = s.no_ranges;
     drop(s);
     let len = body.len();
     // `bytes=<a>-` or `bytes=<a>-<b>` (inclusive), RFC 9110 §14.1.2.
@@ -522,7 +534,9 @@ async fn respond(
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert("content-length", part_len.to_string().parse().unwrap());
-    h.insert("accept-ranges", "bytes".parse().unwrap());
+    if !no_ranges {
+        h.insert("accept-ranges", "bytes".parse().unwrap());
+    }
     if let Some(n) = start {
         h.insert(
             "content-range",
