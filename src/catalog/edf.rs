@@ -17,6 +17,7 @@ use crate::auth::SafeUrl;
 use crate::edf::header::{FIXED_BYTES, SIGNAL_BYTES, declared_header_len};
 use crate::edf::{EdfError, EdfVariant, parse_header};
 use crate::fetch::FetchError;
+use crate::fetch::download::content_range;
 use crate::fetch::retry::{classify, retry};
 
 /// The largest header an EDF file can declare: the signal count is a 4-character field
@@ -54,14 +55,6 @@ struct Fetched {
     received: u64,
 }
 
-/// `Content-Range: bytes <a>-<b>/<total>` → `(a, total)`.
-fn content_range(resp: &reqwest::Response) -> Option<(u64, Option<u64>)> {
-    let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
-    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
-    let start = range.split_once('-')?.0.trim().parse().ok()?;
-    Some((start, total.trim().parse().ok()))
-}
-
 /// Reads `len` bytes at `from` of the file at `url`: a `Range` request, or with a
 /// server that ignores it, the start of the whole body (read up to the bytes wanted,
 /// then dropped). Retried under the run's one policy.
@@ -83,7 +76,11 @@ async fn read_range(
         let (final_url, resp) = dl.client().get(url, Some((from, Some(last))), true).await?;
         let resp = dl.client().check(&final_url, resp)?;
         let (skip, total) = if resp.status() == StatusCode::PARTIAL_CONTENT {
-            match content_range(&resp) {
+            let range = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok());
+            match range.and_then(content_range) {
                 Some((start, total)) if start == from => (0, total),
                 _ => {
                     return Err(FetchError::Transfer {

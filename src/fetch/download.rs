@@ -443,7 +443,8 @@ impl Downloader {
                     .headers()
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(content_range_start)
+                    .and_then(content_range)
+                    .map(|(first, _)| first)
                     == Some(offset);
             if !ok_range {
                 // A 200 (or a different range) means the whole body follows.
@@ -697,10 +698,24 @@ impl Writeback {
     }
 }
 
-/// The first byte position of a `Content-Range: bytes <start>-<end>/<total>` header.
-pub(super) fn content_range_start(v: &str) -> Option<u64> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    rest.split('-').next()?.trim().parse().ok()
+/// `Content-Range: bytes <first>-<last>/<total>` → `(first, total)` (`total` is `None`
+/// for `*`); `None` for an unsatisfied range (`bytes */<total>`) or a malformed value.
+pub(crate) fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = v.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let first = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((first, total.trim().parse().ok()))
+}
+
+/// The complete length in `Content-Range: bytes <a>-<b>/<total>` or, in a 416 answer,
+/// `bytes */<total>` (`None` for `*` or a malformed value).
+pub(crate) fn content_range_total(v: &str) -> Option<u64> {
+    v.trim()
+        .strip_prefix("bytes ")?
+        .rsplit('/')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Compares digests with what was expected.
@@ -744,8 +759,11 @@ mod tests {
 
     #[test]
     fn parses_content_range() {
-        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(content_range_start("bytes */200"), None);
+        assert_eq!(content_range("bytes 100-199/200"), Some((100, Some(200))));
+        assert_eq!(content_range("bytes 0-9/*"), Some((0, None)));
+        assert_eq!(content_range("bytes */200"), None);
+        assert_eq!(content_range_total("bytes */200"), Some(200));
+        assert_eq!(content_range_total("bytes 0-9/*"), None);
     }
 
     #[tokio::test]

@@ -30,7 +30,9 @@ use url::Url;
 
 use super::FetchError;
 use super::concurrency::Slot;
-use super::download::{Downloaded, Downloader, Expected, check, content_range_start};
+use super::download::{
+    Downloaded, Downloader, Expected, check, content_range, content_range_total,
+};
 use super::hash::hash_file;
 use super::retry::{RetryState, is_congestion, is_transient, retry_after};
 use super::scheduler::SplitJob;
@@ -117,11 +119,6 @@ pub fn plan_ranges(total: u64, jobs: usize, min_range: u64) -> Vec<(u64, u64)> {
         .map(|i| (i * size, ((i + 1) * size).min(total) - 1))
         .filter(|(a, b)| a <= b)
         .collect()
-}
-
-/// The complete length in `Content-Range: bytes <a>-<b>/<total>` (`None` for `*`).
-fn content_range_total(v: &str) -> Option<u64> {
-    v.rsplit('/').next()?.trim().parse().ok()
 }
 
 /// Writes all of `buf` at `pos` (positioned write: ranges never share a file offset).
@@ -398,20 +395,20 @@ impl Downloader {
                 let end = job.lock().end(i);
                 let (final_url, resp) = self.client.get(url, Some((*pos, Some(end))), true).await?;
                 let resp = self.client.check(&final_url, resp)?;
-                let content_range = resp
+                let range_header = resp
                     .headers()
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_string();
                 // The file must still be the one the other ranges (and any record) came from.
-                if content_range_total(&content_range).is_some_and(|t| t != total) {
+                if content_range_total(&range_header).is_some_and(|t| t != total) {
                     return Err(FetchError::Integrity {
                         path: part.to_path_buf(),
-                        what: format!("the file changed size on the server ({content_range})"),
+                        what: format!("the file changed size on the server ({range_header})"),
                     });
                 }
-                let start_ok = content_range_start(&content_range) == Some(*pos);
+                let start_ok = content_range(&range_header).map(|(first, _)| first) == Some(*pos);
                 if resp.status() != StatusCode::PARTIAL_CONTENT || !start_ok {
                     return Err(FetchError::Transfer {
                         url: safe(),

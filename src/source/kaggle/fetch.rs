@@ -654,8 +654,7 @@ async fn probe(api: &KaggleApi, url: &Url) -> Result<(StorageHashes, Option<u64>
             .headers()
             .get(header::CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit('/').next())
-            .and_then(|t| t.parse::<u64>().ok()),
+            .and_then(crate::fetch::download::content_range_total),
         StatusCode::OK => resp.content_length(),
         // An empty object cannot satisfy `bytes=0-0`.
         StatusCode::RANGE_NOT_SATISFIABLE => Some(0),
