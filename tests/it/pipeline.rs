@@ -861,14 +861,7 @@ fn concurrent_where_shards_on_one_mirror_equal_one_unsharded_run() {
                 .unwrap()
         })
         .collect();
-    for (i, c) in children.into_iter().enumerate() {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "shard {i}/4: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    wait_all(children, "fetch shard");
     let rel = |root: &Path| -> Vec<PathBuf> {
         let base = root.join(SLUG).join(VERSION);
         let mut v: Vec<PathBuf> = dats(&base)
@@ -913,13 +906,19 @@ fn concurrent_where_shards_on_one_mirror_equal_one_unsharded_run() {
                 .unwrap()
         })
         .collect();
+    wait_all(children, "convert shard");
+    assert_eq!(dats(&mirror).len(), 60, "every record's signal file, once");
+}
+
+/// Waits for every child (started with piped stderr) and asserts each succeeded,
+/// naming the one that did not with its stderr.
+fn wait_all(children: Vec<std::process::Child>, what: &str) {
     for (i, c) in children.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "convert shard {i}/2: {}",
+            "{what} {i}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(dats(&mirror).len(), 60, "every record's signal file, once");
 }
